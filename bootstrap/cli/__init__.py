@@ -1,0 +1,14 @@
+"""The ``bootstrap`` command line: thin Typer wrappers over the library's functions.
+
+One module per command, as in spaCy's own ``cli/``; importing them registers them on ``app``.
+"""
+
+from ._util import app
+from . import check  # noqa: F401  (registers the command)
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,104 @@
+"""What every command shares: the Typer app, the default command, and how input errors are shown."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
+
+from ..errors import InputError
+
+DEFAULT_COMMAND = "annotate"
+
+console = Console(stderr=True)
+T = TypeVar("T")
+
+
+class DefaultCommandGroup(TyperGroup):
+    """Lets ``bootstrap patterns.jsonl texts.jsonl`` mean ``bootstrap annotate patterns.jsonl texts.jsonl``."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-") and DEFAULT_COMMAND in self.commands:
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=DefaultCommandGroup,
+    name="bootstrap",
+    help="Cold-start a spaCy NER model for a new entity type from rules and binary decisions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Cold-start a spaCy NER model for a new entity type from rules and binary decisions.
+
+    `bootstrap PATTERNS... TEXTS` starts an annotation session; the commands below do the rest.
+    """
+
+
+F = TypeVar("F", bound=Callable)
+
+
+def reports_input_errors(command: F) -> F:
+    """Print every problem of a bad input file as ``file:line: what`` and exit 1, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except InputError as error:
+            for problem in error.problems:
+                console.print(f"[bold red]error[/] {problem}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def split_patterns_and_texts(files: list[Path]) -> tuple[list[Path], Path | None]:
+    """``PATTERNS... TEXTS``: every file but the last holds patterns; a single file is patterns only."""
+    if len(files) == 1:
+        return files, None
+    return files[:-1], files[-1]
+
+
+def count_lines(path: Path) -> int:
+    """A quick upper bound of the texts in a file or folder, for the progress bar's total."""
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    total = 0
+    for file in files:
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                total += block.count(b"\n")
+    return max(total, 1)
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+        console=console, transient=True, disable=not sys.stderr.isatty(),
+    )
+
+
+def with_progress(items: Iterable[T], description: str, total: int | None) -> Iterator[T]:
+    """Yield ``items`` while a progress bar on stderr counts them (hidden when stderr is no terminal)."""
+    with progress_bar() as progress:
+        task = progress.add_task(description, total=total, rate="")
+        for count, item in enumerate(items, start=1):
+            yield item
+            if count % 64 == 0:
+                elapsed = progress.tasks[0].elapsed or 0
+                progress.update(task, completed=count, rate=f"{count / elapsed:,.0f}/s" if elapsed else "")
+        progress.update(task, completed=total)

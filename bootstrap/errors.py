@@ -1,0 +1,37 @@
+"""Errors about the user's input files.
+
+Every problem names the file, the line and what is wrong, so that the command line can print
+all of them at once and exit without a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one line of one input file (``line`` is None for the whole file)."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+class InputError(Exception):
+    """Raised with every problem found in a file, not just the first one."""
+
+    def __init__(self, problems: list[Problem]):
+        if not problems:
+            raise ValueError("InputError needs at least one problem")
+        self.problems = list(problems)
+        super().__init__("\n".join(str(problem) for problem in self.problems))
+
+    @classmethod
+    def single(cls, path: str | Path, line: int | None, message: str) -> "InputError":
+        return cls([Problem(str(path), line, message)])
