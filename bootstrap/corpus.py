@@ -7,27 +7,16 @@ every run and machine, and decisions stored against it can be found again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import InputError, Problem
+from .hashing import input_hash
 
 TEXT_SUFFIXES = (".txt",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
-
-
-def hash_text(text: str) -> int:
-    """A stable, signed 64-bit hash of a text.
-
-    Prodigy's ``_input_hash`` is a 32-bit murmurhash; at 100k texts 32 bits already give about
-    one collision, which would merge two texts' decisions. 64 bits of BLAKE2b make that
-    practically impossible, and the value is still a plain JSON integer where Prodigy expects one.
-    """
-    digest = hashlib.blake2b(text.encode("utf8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +85,7 @@ def _decoded_lines(path: Path, on_problem: OnProblem) -> Iterator[tuple[int, str
 def _read_lines(path: Path, on_problem: OnProblem) -> Iterator[Record]:
     for number, line in _decoded_lines(path, on_problem):
         source = f"{path}:{number}"
-        yield Record(line, hash_text(line), source, {"text": line, "meta": {"source": str(path), "line": number}})
+        yield Record(line, input_hash(line), source, {"text": line, "meta": {"source": str(path), "line": number}})
 
 
 def _read_jsonl(path: Path, on_problem: OnProblem) -> Iterator[Record]:
@@ -113,7 +102,7 @@ def _read_jsonl(path: Path, on_problem: OnProblem) -> Iterator[Record]:
         text = task["text"]
         if not text.strip():
             continue
-        yield Record(text, hash_text(text), f"{path}:{number}", task)
+        yield Record(text, input_hash(text), f"{path}:{number}", task)
 
 
 def _task_problem(task: Any) -> str | None:
@@ -135,8 +124,3 @@ def _task_problem(task: Any) -> str | None:
             if not 0 <= span["start"] < span["end"] <= len(task["text"]):
                 return f"span {i} ({span['start']}, {span['end']}) is outside the text of {len(task['text'])} characters"
     return None
-
-
-def iter_texts(records: Iterable[Record]) -> Iterator[str]:
-    for record in records:
-        yield record.text
