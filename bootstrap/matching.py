@@ -69,10 +69,7 @@ class RuleMatcher:
                     if span is not None:
                         spans.append((rule_id, span.start, span.end))
         for rule_id, start, end in spans:
-            while start < end and doc[start].is_space:
-                start += 1
-            while end > start and doc[end - 1].is_space:
-                end -= 1
+            start, end = trim_whitespace(doc, start, end)
             if start < end:
                 found.add((rule_id, start, end))
         matches = []
@@ -81,3 +78,21 @@ class RuleMatcher:
             matches.append(Match(rule_id, doc[start].idx, last.idx + len(last), start, end))
         matches.sort(key=lambda m: (m.start, -m.end, m.rule_id))
         return matches
+
+
+def trim_whitespace(doc: Doc, start: int, end: int) -> tuple[int, int]:
+    """Token offsets without whitespace tokens at either end (spaCy refuses such entities: E024)."""
+    while start < end and doc[start].is_space:
+        start += 1
+    while end > start and doc[end - 1].is_space:
+        end -= 1
+    return start, end
+
+
+def token_span(doc: Doc, start_char: int, end_char: int) -> tuple[int, int] | None:
+    """Token offsets of a character span, snapped outwards and trimmed as rule matches are; None if empty."""
+    span = doc.char_span(start_char, end_char, alignment_mode="expand") if end_char > start_char else None
+    if span is None:
+        return None
+    start, end = trim_whitespace(doc, span.start, span.end)
+    return (start, end) if start < end else None
