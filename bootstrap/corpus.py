@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import InputError, Problem
+from .errors import InputError, Problem, json_type
 from .hashing import input_hash
 
 TEXT_SUFFIXES = (".txt",)
@@ -107,20 +107,26 @@ def _read_jsonl(path: Path, on_problem: OnProblem) -> Iterator[Record]:
 
 def _task_problem(task: Any) -> str | None:
     if not isinstance(task, dict):
-        return f"expected a JSON object with a \"text\" key, got {type(task).__name__}"
+        return f"expected a JSON object with a \"text\" key, got {json_type(task)}"
     if "text" not in task:
         return 'missing "text"'
     if not isinstance(task["text"], str):
-        return f'"text" must be a string, got {type(task["text"]).__name__}'
+        return f'"text" must be a string, got {json_type(task["text"])}'
     if "meta" in task and not isinstance(task["meta"], dict):
-        return f'"meta" must be an object, got {type(task["meta"]).__name__}'
+        return f'"meta" must be an object, got {json_type(task["meta"])}'
     spans = task.get("spans")
     if spans is not None:
         if not isinstance(spans, list):
-            return f'"spans" must be a list, got {type(spans).__name__}'
+            return f'"spans" must be a list, got {json_type(spans)}'
         for i, span in enumerate(spans):
-            if not (isinstance(span, dict) and isinstance(span.get("start"), int) and isinstance(span.get("end"), int)):
+            if not isinstance(span, dict) or not all(_is_int(span.get(key)) for key in ("start", "end")):
                 return f'span {i} needs integer "start" and "end"'
+            if not isinstance(span.get("label"), str) or not span["label"]:
+                return f'span {i} needs a "label" string'
             if not 0 <= span["start"] < span["end"] <= len(task["text"]):
                 return f"span {i} ({span['start']}, {span['end']}) is outside the text of {len(task['text'])} characters"
     return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no offset

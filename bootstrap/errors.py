@@ -35,3 +35,16 @@ class InputError(Exception):
     @classmethod
     def single(cls, path: str | Path, line: int | None, message: str) -> "InputError":
         return cls([Problem(str(path), line, message)])
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type, for messages about a user's JSON ("got number")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

@@ -27,9 +27,10 @@ from typing import Any, Iterable, Literal, Sequence
 import regex
 from spacy.matcher import Matcher
 from spacy.schemas import validate_token_pattern
+from spacy.tokens import Token
 from spacy.vocab import Vocab
 
-from .errors import InputError, Problem
+from .errors import InputError, Problem, json_type
 
 PatternKind = Literal["phrase", "tokens", "regex"]
 ALLOWED_KEYS = {"label", "pattern", "regex", "negative", "id", "comment"}
@@ -136,7 +137,7 @@ def _read_pattern_file(path: Path, vocab: Vocab, problems: list[Problem]) -> Ite
 
 def _parse_entry(entry: Any, source: str, vocab: Vocab, report) -> tuple[str | None, str, bool, Pattern] | None:
     if not isinstance(entry, dict):
-        report(f"expected a JSON object, got {type(entry).__name__}")
+        report(f"expected a JSON object, got {json_type(entry)}")
         return None
     ok = True
     unknown = sorted(set(entry) - ALLOWED_KEYS)
@@ -194,7 +195,7 @@ def _parse_pattern(entry: dict, source: str, vocab: Vocab, report) -> Pattern | 
             report(message)
             return None
         return Pattern("tokens", value, source)
-    report(f'"pattern" must be a string (phrase) or a list of token objects, got {type(value).__name__}')
+    report(f'"pattern" must be a string (phrase) or a list of token objects, got {json_type(value)}')
     return None
 
 
@@ -205,6 +206,11 @@ def _token_pattern_problem(value: list, vocab: Vocab) -> str | None:
     errors = validate_token_pattern(value)
     if errors:
         return "invalid token pattern: " + "; ".join(_strip_schema_prefix(e) for e in errors)
+    # The Matcher only looks custom attributes up when it runs, and then fails on every text.
+    for i, token in enumerate(value):
+        unregistered = [name for name in token.get("_", {}) if not Token.has_extension(name)]
+        if unregistered:
+            return f"invalid token pattern: token {i}: no custom attribute {', '.join('_.' + n for n in unregistered)} is registered"
     try:
         Matcher(vocab).add("validate", [value])
     except (ValueError, re.error, regex.error) as error:
@@ -214,7 +220,7 @@ def _token_pattern_problem(value: list, vocab: Vocab) -> str | None:
 
 def _strip_schema_prefix(message: str) -> str:
     # "[pattern -> 0 -> LOWR] Extra inputs..." reads better as "token 0, LOWR: Extra inputs..."
-    match = re.match(r"\[pattern -> (\d+)(?: -> ([^\]]*))?\] (.*)", message)
+    match = re.match(r"\[pattern -> (\d+)(?: -> (.*?))?\] (.*)", message)
     if not match:
         return message
     token, where, what = match.groups()
@@ -252,7 +258,9 @@ def derive_rule_id(label: str, negative: bool, pattern: Pattern) -> str:
     """A readable id that depends only on the rule's content: ``DISEASE:heart-failure-1a2b3c``."""
     content = json.dumps([label, negative, pattern.kind, pattern.value], sort_keys=True, ensure_ascii=False)
     digest = hashlib.blake2b(content.encode("utf8"), digest_size=3).hexdigest()
-    slug = re.sub(r"[^\w]+", "-", pattern.describe().lower()).strip("-")[:32].strip("-") or pattern.kind
+    # The slug comes from the key-sorted content too: {"LOWER", "IS_ALPHA"} in either order is one rule.
+    canonical = Pattern(pattern.kind, json.loads(content)[3], pattern.source)
+    slug = re.sub(r"[^\w]+", "-", canonical.describe().lower()).strip("-")[:32].strip("-") or pattern.kind
     return f"{'not-' if negative else ''}{label}:{slug}-{digest}"
 
 

@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
+import spacy
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from spacy.language import Language
+from spacy.matcher import PhraseMatcher
+from spacy.vocab import Vocab
 from typer.core import TyperGroup
 
 from ..errors import InputError
@@ -73,8 +77,13 @@ def split_patterns_and_texts(files: list[Path]) -> tuple[list[Path], Path | None
     return files[:-1], files[-1]
 
 
-def count_lines(path: Path) -> int:
-    """A quick upper bound of the texts in a file or folder, for the progress bar's total."""
+def count_lines(path: Path) -> int | None:
+    """A quick upper bound of the texts in a file or folder, for the progress bar's total.
+
+    None when there is nothing to count: reading the path will then say what is wrong with it.
+    """
+    if not path.exists():
+        return None
     files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
     total = 0
     for file in files:
@@ -82,6 +91,23 @@ def count_lines(path: Path) -> int:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 total += block.count(b"\n")
     return max(total, 1)
+
+
+def blank_nlp(lang: str) -> Language:
+    """``spacy.blank(lang)``, with an unknown language code as a usage error, not a traceback."""
+    try:
+        return spacy.blank(lang)
+    except ImportError:
+        raise typer.BadParameter(f"spaCy has no language {lang!r}", param_hint="'--lang'") from None
+
+
+def validate_phrase_attr(attr: str) -> str:
+    """Typer callback: the attribute must be one spaCy's PhraseMatcher accepts."""
+    try:
+        PhraseMatcher(Vocab(), attr=attr)
+    except ValueError:
+        raise typer.BadParameter(f"{attr!r} is not a token attribute the PhraseMatcher can match on (ORTH, LOWER, NORM, SHAPE, ...)") from None
+    return attr
 
 
 def progress_bar() -> Progress:

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import spacy
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -18,7 +17,9 @@ from ..corpus import read_texts
 from ..errors import InputError, Problem
 from ..matching import RuleMatcher
 from ..rules import RuleSet, load_rules, polarity
-from ._util import app, count_lines, reports_input_errors, split_patterns_and_texts, with_progress
+from ._util import (
+    app, blank_nlp, count_lines, reports_input_errors, split_patterns_and_texts, validate_phrase_attr, with_progress,
+)
 
 
 @app.command("check")
@@ -26,13 +27,13 @@ from ._util import app, count_lines, reports_input_errors, split_patterns_and_te
 def check_cli(
     files: Annotated[list[Path], typer.Argument(help="Pattern files, then the texts (JSONL, .txt or a folder). One file: validate patterns only.")],
     lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = "en",
-    phrase_attr: Annotated[str, typer.Option(help="Token attribute phrase patterns match on (EntityRuler's phrase_matcher_attr).")] = "ORTH",
+    phrase_attr: Annotated[str, typer.Option(help="Token attribute phrase patterns match on (EntityRuler's phrase_matcher_attr).", callback=validate_phrase_attr)] = "ORTH",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per nlp.pipe batch.")] = 256,
 ) -> None:
     """Validate pattern files and report, per rule, matches, coverage, overlaps and conflicts."""
     pattern_files, texts_path = split_patterns_and_texts(files)
-    nlp = spacy.blank(lang)
+    nlp = blank_nlp(lang)
     rules = load_rules(pattern_files, nlp.vocab)
     if texts_path is None:
         _print_rules_only(rules, as_json)
