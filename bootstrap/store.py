@@ -1,0 +1,724 @@
+"""The durable store of decisions: datasets, texts, questions and answers, in SQL.
+
+Every answer is one transaction, committed before :meth:`Store.add_answer` returns, so a
+decision the page has acknowledged survives a killed process. Decisions are never deleted:
+undo marks an answer ``undone_at`` and a changed answer keeps its first value.
+
+SQLAlchemy Core (tables, not the ORM) keeps rows plain and lets the same code run on SQLite
+(a file, the default) and on a server database given by URL. On SQLite, writes start with
+``BEGIN IMMEDIATE``: the write lock is taken before anything is read, so two processes deciding
+"is this question free?" never both see "yes" (a deferred transaction would read, then fail to
+upgrade its lock).
+
+Token offsets: in the tables, as everywhere in bootstrap, ``token_end`` is exclusive (spaCy's
+``Span.end``). Prodigy's task format counts it inclusively (the last token), so
+:meth:`Store.export_tasks` and :meth:`Store.import_tasks` convert at the border.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from .corpus import JSONL_SUFFIXES, Record, read_texts
+from .errors import InputError, Problem
+from .hashing import input_hash as hash_text
+from .hashing import task_hash as hash_task
+
+DEFAULT_DB = "bootstrap.db"
+ANSWERS = ("accept", "reject", "ignore")
+BATCH_SIZE = 5000
+# Prodigy view ids of tasks that show every entity of a text at once: accepting one means the
+# annotator reviewed the whole text, so what is not marked is not an entity.
+MANUAL_VIEWS = ("ner_manual", "spans_manual")
+# Keys export_tasks adds to an example's meta; import_tasks takes them back out.
+ANSWER_META = ("probability", "exploration", "votes")
+
+metadata = sa.MetaData()
+
+datasets_table = sa.Table(
+    "datasets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+examples_table = sa.Table(
+    "examples", metadata,
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.id"), primary_key=True),
+    sa.Column("input_hash", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("meta", sa.JSON, nullable=False),
+)
+
+questions_table = sa.Table(
+    "questions", metadata,
+    sa.Column("dataset_id", sa.Integer, primary_key=True),
+    sa.Column("task_hash", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("input_hash", sa.BigInteger, nullable=False),
+    sa.Column("start", sa.Integer, nullable=False),
+    sa.Column("end", sa.Integer, nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("token_start", sa.Integer, nullable=False),
+    sa.Column("token_end", sa.Integer, nullable=False),  # exclusive, as spaCy's Span.end
+    sa.ForeignKeyConstraint(["dataset_id", "input_hash"], ["examples.dataset_id", "examples.input_hash"]),
+    sa.Index("ix_questions_input", "dataset_id", "input_hash"),
+)
+
+answers_table = sa.Table(
+    "answers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("task_hash", sa.BigInteger, nullable=False),
+    sa.Column("answer", sa.String(10), nullable=False),
+    sa.Column("annotator", sa.String(200), nullable=False),
+    sa.Column("session_id", sa.String(400)),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("shown_at", sa.Float),
+    sa.Column("exploration", sa.Boolean, nullable=False, default=False),
+    sa.Column("probability", sa.Float),
+    sa.Column("votes", sa.JSON),
+    sa.Column("undone_at", sa.Float),
+    sa.Column("changed_at", sa.Float),
+    sa.Column("first_answer", sa.String(10)),  # the answer before the first change, kept
+    sa.ForeignKeyConstraint(["dataset_id", "task_hash"], ["questions.dataset_id", "questions.task_hash"]),
+    sa.CheckConstraint("answer IN ('accept', 'reject', 'ignore')", name="ck_answer"),
+    sa.Index("ix_answers_task", "dataset_id", "task_hash"),
+    sa.Index("ix_answers_annotator", "dataset_id", "annotator", "id"),
+)
+
+leases_table = sa.Table(
+    "leases", metadata,
+    sa.Column("dataset_id", sa.Integer, primary_key=True),
+    sa.Column("task_hash", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("annotator", sa.String(200), nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+)
+
+
+class UnknownDataset(ValueError):
+    """Raised when a command names a dataset the database does not have."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One stored decision on one question (``created`` in Unix seconds)."""
+
+    id: int
+    task_hash: int
+    input_hash: int
+    start: int
+    end: int
+    label: str
+    answer: str
+    annotator: str
+    created: float
+    exploration: bool
+    probability: float | None
+    votes: Any
+    token_start: int | None = None
+    token_end: int | None = None  # exclusive
+    changed_at: float | None = None
+    undone_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetStats:
+    name: str
+    created: float
+    examples: int
+    questions: int
+    accept: int
+    reject: int
+    ignore: int
+    annotators: tuple[str, ...]
+
+    @property
+    def answers(self) -> int:
+        return self.accept + self.reject + self.ignore
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "created": self.created, "examples": self.examples, "questions": self.questions,
+            "answers": self.answers, "accept": self.accept, "reject": self.reject, "ignore": self.ignore,
+            "annotators": list(self.annotators),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    tasks: int  # lines read
+    answers: int  # answers added
+    duplicates: int  # the same annotator's same answer to the same question was already stored
+    reviewed: int  # texts of manual tasks, marked fully reviewed
+    skipped_manual: int  # manual tasks rejected or ignored: no span-level decision to take from them
+
+
+def engine_url(db: str | Path) -> str:
+    """A URL as given, or a path to a SQLite file."""
+    if isinstance(db, str) and "://" in db:
+        return db
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def is_sqlite_path(db: str | Path) -> bool:
+    return not (isinstance(db, str) and "://" in db)
+
+
+class Store:
+    """Decisions in a database: ``Store("bootstrap.db")``, ``Store("postgresql://...")``.
+
+    ``create=False`` refuses to create a missing SQLite file (commands that only read use it, so
+    a typo in ``--db`` is an error, not a new empty database).
+    """
+
+    def __init__(self, db: str | Path = DEFAULT_DB, *, create: bool = True):
+        if is_sqlite_path(db):
+            path = Path(db).expanduser()
+            if not create and not path.exists():
+                raise FileNotFoundError(f"no database at {path}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.url = engine_url(db)
+        self.engine: Engine = sa.create_engine(self.url, **_engine_options(self.url))
+        if self.engine.dialect.name == "sqlite":
+            _configure_sqlite(self.engine)
+        # Writes go through this view of the engine: on SQLite its transactions begin IMMEDIATE.
+        self._writer = self.engine.execution_options(bootstrap_write=True)
+        self._dataset_ids: dict[str, int] = {}  # ids never change, names never move
+        metadata.create_all(self._writer)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # Datasets -----------------------------------------------------------------------------
+
+    def dataset_id(self, name: str, create: bool = True) -> int:
+        """The dataset's id, created unless ``create=False`` (then :class:`UnknownDataset`)."""
+        if name in self._dataset_ids:
+            return self._dataset_ids[name]
+        with self.engine.connect() as conn:
+            found = conn.scalar(sa.select(datasets_table.c.id).where(datasets_table.c.name == name))
+        if found is not None:
+            self._dataset_ids[name] = found
+            return found
+        if not create:
+            raise UnknownDataset(f"no dataset {name!r} in {self.url} (datasets: {', '.join(self.dataset_names()) or 'none'})")
+        with self._writer.begin() as conn:
+            conn.execute(self._insert_ignore(datasets_table), {"name": name, "created": time.time()})
+            found = conn.scalar(sa.select(datasets_table.c.id).where(datasets_table.c.name == name))
+        self._dataset_ids[name] = found
+        return found
+
+    def dataset_names(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.scalars(sa.select(datasets_table.c.name).order_by(datasets_table.c.name)))
+
+    def datasets(self) -> list[DatasetStats]:
+        d, e, q, a = datasets_table, examples_table, questions_table, answers_table
+        with self.engine.connect() as conn:
+            examples = dict(conn.execute(sa.select(e.c.dataset_id, sa.func.count()).group_by(e.c.dataset_id)).all())
+            questions = dict(conn.execute(sa.select(q.c.dataset_id, sa.func.count()).group_by(q.c.dataset_id)).all())
+            answers: dict[int, Counter] = {}
+            annotators: dict[int, set[str]] = {}
+            live = a.c.undone_at.is_(None)
+            rows = conn.execute(
+                sa.select(a.c.dataset_id, a.c.answer, a.c.annotator, sa.func.count()).where(live)
+                .group_by(a.c.dataset_id, a.c.answer, a.c.annotator)
+            )
+            for dataset_id, answer, annotator, count in rows:
+                answers.setdefault(dataset_id, Counter())[answer] += count
+                annotators.setdefault(dataset_id, set()).add(annotator)
+            stats = []
+            for dataset_id, name, created in conn.execute(sa.select(d.c.id, d.c.name, d.c.created).order_by(d.c.name)):
+                counts = answers.get(dataset_id, Counter())
+                stats.append(DatasetStats(
+                    name, created, examples.get(dataset_id, 0), questions.get(dataset_id, 0),
+                    counts["accept"], counts["reject"], counts["ignore"], tuple(sorted(annotators.get(dataset_id, ()))),
+                ))
+        return stats
+
+    # Texts and questions ------------------------------------------------------------------
+
+    def add_examples(self, dataset: str, records: Iterable[Record | Mapping[str, Any]]) -> int:
+        """Insert texts not stored yet (by input hash); returns how many rows were offered."""
+        dataset_id = self.dataset_id(dataset)
+        rows = ({"dataset_id": dataset_id, **_example_row(record)} for record in records)
+        return self._insert_batches(examples_table, rows)
+
+    def add_questions(self, dataset: str, questions: Iterable[Any]) -> int:
+        """Register questions (candidates or dicts with ``input_hash, start, end, label, token_start,
+        token_end``), asked or not: the spans proposed for a text are what training treats as
+        "looked at". Their texts must have been added with :meth:`add_examples` first."""
+        dataset_id = self.dataset_id(dataset)
+        rows = ({"dataset_id": dataset_id, **_question_row(question)} for question in questions)
+        try:
+            return self._insert_batches(questions_table, rows)
+        except sa.exc.IntegrityError as error:
+            raise ValueError(f"questions of dataset {dataset!r} refer to texts not stored with add_examples: {error.orig}") from None
+
+    def _insert_batches(self, table: sa.Table, rows: Iterable[dict[str, Any]]) -> int:
+        """Insert-or-ignore in batches, one transaction: fast for 100k rows, all or nothing."""
+        statement = self._insert_ignore(table)
+        count = 0
+        with self._writer.begin() as conn:
+            for batch in _batches(rows, BATCH_SIZE):
+                conn.execute(statement, batch)
+                count += len(batch)
+        return count
+
+    def _insert_ignore(self, table: sa.Table):
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table).on_conflict_do_nothing()
+
+    def proposed_spans(self, dataset: str) -> dict[int, list[tuple[int, int, str]]]:
+        """Every question span of each text that has at least one live answer."""
+        dataset_id = self.dataset_id(dataset)
+        q, a = questions_table, answers_table
+        answered = (
+            sa.select(q.c.input_hash).join(a, (a.c.dataset_id == q.c.dataset_id) & (a.c.task_hash == q.c.task_hash))
+            .where(q.c.dataset_id == dataset_id, a.c.undone_at.is_(None))
+        )
+        query = (
+            sa.select(q.c.input_hash, q.c.start, q.c.end, q.c.label)
+            .where(q.c.dataset_id == dataset_id, q.c.input_hash.in_(answered))
+            .order_by(q.c.input_hash, q.c.start, q.c.end, q.c.label)
+        )
+        spans: dict[int, list[tuple[int, int, str]]] = {}
+        with self.engine.connect() as conn:
+            for input_hash, start, end, label in conn.execute(query):
+                spans.setdefault(input_hash, []).append((start, end, label))
+        return spans
+
+    # Answers ------------------------------------------------------------------------------
+
+    def add_answer(
+        self, dataset: str, task_hash: int, answer: str, annotator: str, *,
+        exploration: bool = False, probability: float | None = None, votes: Any = None,
+        shown_at: float | None = None, session_id: str | None = None,
+    ) -> int:
+        """Store one decision and commit it (durably: SQLite syncs its log) before returning its id.
+
+        The annotator's lease on the question ends with the answer.
+        """
+        _check_answer(answer)
+        dataset_id = self.dataset_id(dataset)
+        with self._writer.begin() as conn:
+            exists = conn.scalar(
+                sa.select(questions_table.c.task_hash)
+                .where(questions_table.c.dataset_id == dataset_id, questions_table.c.task_hash == task_hash)
+            )
+            if exists is None:
+                raise KeyError(f"no question with task hash {task_hash} in dataset {dataset!r}: add_questions first")
+            answer_id = conn.execute(sa.insert(answers_table).values(
+                dataset_id=dataset_id, task_hash=task_hash, answer=answer, annotator=annotator, session_id=session_id,
+                created=time.time(), shown_at=shown_at, exploration=bool(exploration),
+                probability=None if probability is None else float(probability), votes=votes,
+            )).inserted_primary_key[0]
+            conn.execute(sa.delete(leases_table).where(
+                leases_table.c.dataset_id == dataset_id, leases_table.c.task_hash == task_hash,
+                leases_table.c.annotator == annotator,
+            ))
+        return answer_id
+
+    def undo_last(self, dataset: str, annotator: str) -> Answer | None:
+        """Mark the annotator's newest live answer undone (the row stays) and return it."""
+        dataset_id = self.dataset_id(dataset)
+        a = answers_table
+        with self._writer.begin() as conn:
+            newest = conn.scalar(
+                sa.select(sa.func.max(a.c.id))
+                .where(a.c.dataset_id == dataset_id, a.c.annotator == annotator, a.c.undone_at.is_(None))
+            )
+            if newest is None:
+                return None
+            conn.execute(sa.update(a).where(a.c.id == newest).values(undone_at=time.time()))
+            return next(self._select_answers(conn, a.c.id == newest, live=False))
+
+    def change_answer(self, answer_id: int, answer: str) -> Answer:
+        """Change a live answer in place (the page's "last answers" list); the first value is kept."""
+        _check_answer(answer)
+        a = answers_table
+        with self._writer.begin() as conn:
+            row = conn.execute(sa.select(a.c.answer, a.c.first_answer, a.c.undone_at).where(a.c.id == answer_id)).first()
+            if row is None:
+                raise KeyError(f"no answer with id {answer_id}")
+            if row.undone_at is not None:
+                raise ValueError(f"answer {answer_id} was undone; it cannot be changed")
+            if row.answer != answer:
+                conn.execute(sa.update(a).where(a.c.id == answer_id).values(
+                    answer=answer, changed_at=time.time(), first_answer=row.first_answer or row.answer,
+                ))
+            return next(self._select_answers(conn, a.c.id == answer_id))
+
+    def recent_answers(self, dataset: str, annotator: str, n: int = 10) -> list[Answer]:
+        """The annotator's ``n`` newest live answers, newest first."""
+        a = answers_table
+        where = (a.c.dataset_id == self.dataset_id(dataset)) & (a.c.annotator == annotator)
+        with self.engine.connect() as conn:
+            return list(self._select_answers(conn, where, order=a.c.id.desc(), limit=n))
+
+    def answers(self, dataset: str) -> Iterator[Answer]:
+        """Every live answer of the dataset, oldest first."""
+        where = answers_table.c.dataset_id == self.dataset_id(dataset)
+        with self.engine.connect() as conn:
+            yield from self._select_answers(conn, where)
+
+    def answered_task_hashes(self, dataset: str) -> set[int]:
+        """Questions with a live answer by anyone: what a resumed session does not ask again."""
+        a = answers_table
+        with self.engine.connect() as conn:
+            return set(conn.scalars(
+                sa.select(a.c.task_hash).distinct()
+                .where(a.c.dataset_id == self.dataset_id(dataset), a.c.undone_at.is_(None))
+            ))
+
+    def counts(self, dataset: str) -> dict[str, Any]:
+        """Live answers: ``{"total", "accept", "reject", "ignore", "labels": {label: {answer: n}},
+        "annotators": {name: n}}``."""
+        a, q = answers_table, questions_table
+        dataset_id = self.dataset_id(dataset)
+        query = (
+            sa.select(a.c.answer, q.c.label, a.c.annotator, sa.func.count())
+            .join(q, (q.c.dataset_id == a.c.dataset_id) & (q.c.task_hash == a.c.task_hash))
+            .where(a.c.dataset_id == dataset_id, a.c.undone_at.is_(None))
+            .group_by(a.c.answer, q.c.label, a.c.annotator)
+        )
+        result: dict[str, Any] = {"total": 0, **{answer: 0 for answer in ANSWERS}, "labels": {}, "annotators": {}}
+        with self.engine.connect() as conn:
+            for answer, label, annotator, count in conn.execute(query):
+                result["total"] += count
+                result[answer] += count
+                per_label = result["labels"].setdefault(label, {answer: 0 for answer in ANSWERS})
+                per_label[answer] += count
+                result["annotators"][annotator] = result["annotators"].get(annotator, 0) + count
+        return result
+
+    def _select_answers(self, conn: Connection, where, *, live: bool = True, order=None, limit: int | None = None) -> Iterator[Answer]:
+        a, q = answers_table, questions_table
+        query = (
+            sa.select(
+                a.c.id, a.c.task_hash, q.c.input_hash, q.c.start, q.c.end, q.c.label, a.c.answer, a.c.annotator,
+                a.c.created, a.c.exploration, a.c.probability, a.c.votes, q.c.token_start, q.c.token_end,
+                a.c.changed_at, a.c.undone_at,
+            )
+            .join(q, (q.c.dataset_id == a.c.dataset_id) & (q.c.task_hash == a.c.task_hash))
+            .where(where)
+            .order_by(a.c.id if order is None else order)
+        )
+        if live:
+            query = query.where(a.c.undone_at.is_(None))
+        if limit is not None:
+            query = query.limit(limit)
+        for row in conn.execute(query):
+            yield Answer(*row)
+
+    # Leases -------------------------------------------------------------------------------
+
+    def lease(self, dataset: str, task_hash: int, annotator: str, seconds: float = 300) -> bool:
+        """Reserve a question for one annotator while it is on their screen.
+
+        True when no other annotator holds an unexpired lease on it and this annotator has not
+        answered it; then the lease is (re)taken for ``seconds``. Atomic across processes: the
+        update of an expired or own lease and the insert of a new one are decided by the
+        database (row lock, primary key), never by a read followed by a write.
+        """
+        dataset_id = self.dataset_id(dataset)
+        now = time.time()
+        a, l = answers_table, leases_table
+        with self._writer.begin() as conn:
+            answered = conn.scalar(sa.select(a.c.id).where(
+                a.c.dataset_id == dataset_id, a.c.task_hash == task_hash, a.c.annotator == annotator,
+                a.c.undone_at.is_(None),
+            ).limit(1))
+            if answered is not None:
+                return False
+            taken = conn.execute(
+                sa.update(l)
+                .where(l.c.dataset_id == dataset_id, l.c.task_hash == task_hash)
+                .where((l.c.annotator == annotator) | (l.c.expires < now))
+                .values(annotator=annotator, expires=now + seconds)
+            ).rowcount
+            if taken:
+                return True
+            inserted = conn.execute(
+                self._insert_ignore(l),
+                {"dataset_id": dataset_id, "task_hash": task_hash, "annotator": annotator, "expires": now + seconds},
+            ).rowcount
+            return inserted == 1
+
+    def release(self, dataset: str, task_hash: int, annotator: str) -> None:
+        l = leases_table
+        with self._writer.begin() as conn:
+            conn.execute(sa.delete(l).where(
+                l.c.dataset_id == self.dataset_id(dataset), l.c.task_hash == task_hash, l.c.annotator == annotator,
+            ))
+
+    def leased_by_others(self, dataset: str, annotator: str) -> set[int]:
+        """Questions someone else has on screen now: not to be offered to ``annotator``."""
+        l = leases_table
+        with self.engine.connect() as conn:
+            return set(conn.scalars(sa.select(l.c.task_hash).where(
+                l.c.dataset_id == self.dataset_id(dataset), l.c.annotator != annotator, l.c.expires >= time.time(),
+            )))
+
+    # Prodigy's task format ----------------------------------------------------------------
+
+    def export_tasks(self, dataset: str, answers: Iterable[str] = ANSWERS) -> Iterator[dict[str, Any]]:
+        """Every live answer as a Prodigy binary NER task, oldest first.
+
+        ``token_end`` is Prodigy's: the index of the span's last token (inclusive).
+        """
+        wanted = tuple(answers)
+        for answer in wanted:
+            _check_answer(answer)
+        dataset_id = self.dataset_id(dataset, create=False)
+        a, q, e = answers_table, questions_table, examples_table
+        query = (
+            sa.select(
+                e.c.text, e.c.meta, q.c.input_hash, q.c.task_hash, q.c.start, q.c.end, q.c.label, q.c.token_start,
+                q.c.token_end, a.c.answer, a.c.annotator, a.c.session_id, a.c.created, a.c.exploration,
+                a.c.probability, a.c.votes,
+            )
+            .join(q, (q.c.dataset_id == a.c.dataset_id) & (q.c.task_hash == a.c.task_hash))
+            .join(e, (e.c.dataset_id == q.c.dataset_id) & (e.c.input_hash == q.c.input_hash))
+            .where(a.c.dataset_id == dataset_id, a.c.undone_at.is_(None), a.c.answer.in_(wanted))
+            .order_by(a.c.id)
+        )
+        with self.engine.connect() as conn:
+            for row in conn.execute(query):
+                span = {"start": row.start, "end": row.end, "label": row.label,
+                        "token_start": row.token_start, "token_end": row.token_end - 1}
+                meta = {**(row.meta or {}), "probability": row.probability, "exploration": row.exploration}
+                if row.votes is not None:
+                    meta["votes"] = row.votes
+                annotator_id = f"{dataset}-{row.annotator}"
+                yield {
+                    "text": row.text, "spans": [span], "label": row.label, "answer": row.answer, "meta": meta,
+                    "_input_hash": row.input_hash, "_task_hash": row.task_hash, "_view_id": "ner",
+                    "_annotator_id": annotator_id, "_session_id": row.session_id or annotator_id,
+                    "_timestamp": int(row.created),
+                }
+
+    def import_tasks(self, dataset: str, path: str | Path, *, lang: str = "en", annotator: str | None = None) -> ImportResult:
+        """Read decisions in Prodigy's JSONL task format into ``dataset``, all or nothing.
+
+        ``_input_hash`` and ``_task_hash`` in the file are ignored and recomputed: Prodigy's are
+        32-bit murmurhashes of its own inputs, ours are 64-bit hashes of text and span, and the
+        store's keys must be ours so an imported decision and a new question on the same span meet.
+
+        A binary task has one span (its label on the span or the task). A task of a manual view
+        (``ner_manual``), or with zero or several spans, marks every entity of its text: when
+        accepted, each span becomes an accepted question and the text is marked
+        ``meta.reviewed = true`` (nothing unmarked in it is an entity); a rejected or ignored
+        manual task says nothing about single spans and is skipped (counted in the result).
+        Missing token offsets come from ``spacy.blank(lang)``'s tokenizer; a span that does not
+        fall on its token boundaries is an error. The annotator is ``annotator`` if given, else the
+        task's ``_annotator_id`` (without a ``"{dataset}-"`` prefix), else ``"import"``. The same
+        annotator's same answer to the same question is stored once, so importing twice is harmless.
+        """
+        path = Path(path)
+        if path.suffix.lower() not in JSONL_SUFFIXES:
+            raise InputError.single(path, None, f"expected a JSONL file of Prodigy tasks ({', '.join(JSONL_SUFFIXES)})")
+        parsed = _ParsedImport(dataset, lang, annotator)
+        problems: list[Problem] = []
+        for record in read_texts(path, on_problem=problems.append):
+            file, _, line = record.source.rpartition(":")
+            message = parsed.add(record)
+            if message:
+                problems.append(Problem(file, int(line), message))
+        if problems:
+            raise InputError(problems)
+        if parsed.tasks == 0:
+            raise InputError.single(path, None, "no tasks in the file")
+        return self._write_import(dataset, parsed)
+
+    def _write_import(self, dataset: str, parsed: "_ParsedImport") -> ImportResult:
+        dataset_id = self.dataset_id(dataset)
+        e, a = examples_table, answers_table
+        with self._writer.begin() as conn:
+            for table, rows in ((e, parsed.examples.values()), (questions_table, parsed.questions.values())):
+                for batch in _batches(({"dataset_id": dataset_id, **row} for row in rows), BATCH_SIZE):
+                    conn.execute(self._insert_ignore(table), batch)
+            for input_hash in parsed.reviewed:
+                meta = conn.scalar(sa.select(e.c.meta).where(e.c.dataset_id == dataset_id, e.c.input_hash == input_hash))
+                if not (meta or {}).get("reviewed"):
+                    conn.execute(sa.update(e).where(e.c.dataset_id == dataset_id, e.c.input_hash == input_hash)
+                                 .values(meta={**(meta or {}), "reviewed": True}))
+            stored = set(conn.execute(
+                sa.select(a.c.task_hash, a.c.annotator, a.c.answer).where(a.c.dataset_id == dataset_id, a.c.undone_at.is_(None))
+            ).tuples())
+            new = []
+            for row in parsed.answers:
+                key = (row["task_hash"], row["annotator"], row["answer"])
+                if key not in stored:
+                    stored.add(key)
+                    new.append({"dataset_id": dataset_id, **row})
+            for batch in _batches(new, BATCH_SIZE):
+                conn.execute(sa.insert(a), batch)
+        return ImportResult(parsed.tasks, len(new), len(parsed.answers) - len(new), len(parsed.reviewed), parsed.skipped_manual)
+
+
+class _ParsedImport:
+    """The rows of an import file, checked line by line before anything is written."""
+
+    def __init__(self, dataset: str, lang: str, annotator: str | None):
+        import spacy
+
+        self.dataset = dataset
+        self.annotator = annotator
+        self.nlp = spacy.blank(lang)
+        self.examples: dict[int, dict[str, Any]] = {}
+        self.questions: dict[int, dict[str, Any]] = {}
+        self.answers: list[dict[str, Any]] = []
+        self.reviewed: set[int] = set()
+        self.tasks = 0
+        self.skipped_manual = 0
+        self._doc = None
+
+    def add(self, record: Record) -> str | None:
+        """Take one task in; a message when it is not a decision bootstrap can store."""
+        task = record.task
+        self.tasks += 1
+        answer = task.get("answer")
+        if answer not in ANSWERS:
+            return f'"answer" must be one of {", ".join(ANSWERS)}, got {answer!r}'
+        spans = task.get("spans")
+        if spans is None:
+            return 'missing "spans": a binary NER task has one span'
+        manual = task.get("_view_id") in MANUAL_VIEWS or len(spans) != 1
+        if manual and answer != "accept":
+            self.skipped_manual += 1
+            return None
+        questions = []
+        for i, span in enumerate(spans):
+            label = span.get("label", task.get("label"))
+            if not isinstance(label, str) or not label:
+                return f'span {i} has no "label" (on the span or the task)'
+            tokens = self._token_offsets(record.text, span)
+            if isinstance(tokens, str):
+                return f"span {i} ({span['start']}, {span['end']}): {tokens}"
+            questions.append(_question_row({
+                "input_hash": record.input_hash, "start": span["start"], "end": span["end"], "label": label,
+                "token_start": tokens[0], "token_end": tokens[1],
+            }))
+        meta = dict(record.meta)
+        answer_meta = {key: meta.pop(key) for key in ANSWER_META if key in meta}
+        self.examples.setdefault(record.input_hash, {"input_hash": record.input_hash, "text": record.text, "meta": meta})
+        if manual:
+            self.reviewed.add(record.input_hash)
+        annotator = self.annotator or _annotator(task, self.dataset)
+        timestamp = task.get("_timestamp")
+        created = float(timestamp) if isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool) else time.time()
+        probability = answer_meta.get("probability")
+        for question in questions:
+            self.questions[question["task_hash"]] = question
+            self.answers.append({
+                "task_hash": question["task_hash"], "answer": answer, "annotator": annotator,
+                "session_id": task.get("_session_id") if isinstance(task.get("_session_id"), str) else None,
+                "created": created, "exploration": bool(answer_meta.get("exploration", False)),
+                "probability": float(probability) if isinstance(probability, (int, float)) else None,
+                "votes": None if manual else answer_meta.get("votes"),
+            })
+        return None
+
+    def _token_offsets(self, text: str, span: dict[str, Any]) -> tuple[int, int] | str:
+        """(token_start, exclusive token_end): the task's own (Prodigy's inclusive end), else spaCy's."""
+        start, end = span.get("token_start"), span.get("token_end")
+        if start is not None or end is not None:
+            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
+                return '"token_start" and "token_end" must be integers with token_start <= token_end'
+            return start, end + 1
+        if self._doc is None or self._doc.text != text:
+            self._doc = self.nlp.make_doc(text)
+        char_span = self._doc.char_span(span["start"], span["end"])
+        if char_span is None:
+            return (f"{text[span['start']:span['end']]!r} does not start and end on token boundaries of "
+                    f"spacy.blank({self.nlp.lang!r}); give token_start and token_end")
+        return char_span.start, char_span.end
+
+
+def _annotator(task: dict[str, Any], dataset: str) -> str:
+    annotator_id = task.get("_annotator_id") or task.get("_session_id")
+    if not isinstance(annotator_id, str) or not annotator_id:
+        return "import"
+    return annotator_id.removeprefix(f"{dataset}-") or annotator_id
+
+
+def _example_row(record: Record | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(record, Record):
+        return {"input_hash": record.input_hash, "text": record.text, "meta": record.meta}
+    text = record["text"]
+    meta = record.get("meta") or {}
+    return {"input_hash": record.get("input_hash", hash_text(text)), "text": text, "meta": dict(meta)}
+
+
+def _question_row(question: Any) -> dict[str, Any]:
+    get = question.get if isinstance(question, Mapping) else lambda key, default=None: getattr(question, key, default)
+    row = {key: get(key) for key in ("input_hash", "start", "end", "label", "token_start", "token_end")}
+    row["task_hash"] = hash_task(row["input_hash"], row["start"], row["end"], row["label"])
+    return row
+
+
+def _check_answer(answer: str) -> None:
+    if answer not in ANSWERS:
+        raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
+
+
+def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # A writer waits up to 30 s for another process's write lock instead of failing at once.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # We send BEGIN ourselves (SQLAlchemy's recipe for pysqlite), so writes can BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
+        cursor.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("bootstrap_write") else "BEGIN")
+
+
+def dumps_task(task: dict[str, Any]) -> str:
+    """One JSONL line of a task, as Prodigy writes them (UTF-8, not ASCII-escaped)."""
+    return json.dumps(task, ensure_ascii=False)
