@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, NoReturn, TypeVar
 
 import spacy
 import typer
@@ -17,10 +17,17 @@ from spacy.vocab import Vocab
 from typer.core import TyperGroup
 
 from ..errors import InputError
+from ..store import DEFAULT_DB
 
 DEFAULT_COMMAND = "annotate"
 
 console = Console(stderr=True)
+
+# Every command that reads or writes decisions takes the same --db (`db: Annotated[str, DB_OPTION] = DEFAULT_DB`).
+DB_OPTION = typer.Option(
+    "--db", envvar="BOOTSTRAP_DB",
+    help=f"Where decisions are stored: a SQLite file (default ./{DEFAULT_DB}) or a database URL (postgresql://...).",
+)
 T = TypeVar("T")
 
 
@@ -128,3 +135,9 @@ def with_progress(items: Iterable[T], description: str, total: int | None) -> It
                 elapsed = progress.tasks[0].elapsed or 0
                 progress.update(task, completed=count, rate=f"{count / elapsed:,.0f}/s" if elapsed else "")
         progress.update(task, completed=total)
+
+
+def fail(message: str) -> NoReturn:
+    """Print one error the user can fix (no traceback) and exit 1."""
+    console.print(f"[bold red]error[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
