@@ -62,8 +62,9 @@ class RuleMatcher:
         rule_of_key = self._rule_of_key
         spans = [(rule_of_key[key], start, end) for key, start, end in self.token_matcher(doc)]
         spans += [(rule_of_key[key], start, end) for key, start, end in self.phrase_matcher(doc)]
+        text = doc.text if self.regexes else ""  # Doc.text joins every token: build it once
         for rule_id, pattern in self.regexes:
-            for hit in pattern.finditer(doc.text):
+            for hit in pattern.finditer(text):
                 if hit.end() > hit.start():
                     span = doc.char_span(hit.start(), hit.end(), alignment_mode="expand")
                     if span is not None:

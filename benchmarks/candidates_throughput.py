@@ -1,0 +1,221 @@
+"""How much slower is ``bootstrap check`` than the bare spaCy matching it is built on?
+
+The goal (issue 2): candidate generation runs at 0.9 or more of the texts per second of
+``nlp.pipe`` plus a ``Matcher``/``PhraseMatcher`` holding the same patterns and doing nothing
+else. Both paths read the same JSONL file, tokenize with the same blank pipeline and match the
+same rules; they run interleaved, several times, so a busy neighbour on the machine slows both
+alike, and the median of each is compared.
+
+* **baseline**: ``json.loads`` each line, ``nlp.pipe``, the two spaCy matchers and the rules'
+  regexes (``regex.finditer`` snapped to tokens with ``Doc.char_span``), one set of
+  ``(rule, start, end)`` a text. That is the least anyone can do to apply these rules.
+* **candidates**: ``read_texts`` → ``generate_candidates`` (what every later step consumes).
+* **check**: the same stream through ``check_rules`` as well (what ``bootstrap check`` runs,
+  minus printing the table).
+
+Both paths must find the same number of matches, or the comparison is void (the script says so).
+
+    python benchmarks/candidates_throughput.py                      # 20k sentences of NCBI train
+    python benchmarks/candidates_throughput.py --texts 2000 --unit abstracts --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import regex
+import spacy
+from spacy.language import Language
+from spacy.matcher import Matcher, PhraseMatcher
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from bootstrap.candidates import generate_candidates  # noqa: E402
+from bootstrap.check import check_rules  # noqa: E402
+from bootstrap.corpus import read_texts  # noqa: E402
+from bootstrap.matching import RuleMatcher  # noqa: E402
+from bootstrap.rules import RuleSet, load_rules  # noqa: E402
+
+DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "ncbi-disease" / "train.jsonl"
+DEFAULT_PATTERNS = ROOT / "examples" / "diseases" / "patterns.jsonl"
+GOAL = 0.9
+# A sentence ends at . ! or ? followed by a space and a capital, or at a line break (titles).
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(\[])|\n+")
+
+
+@dataclass
+class Run:
+    """One timed pass of one path over the whole corpus."""
+
+    path: str
+    texts: int
+    matches: int
+    seconds: float
+
+    @property
+    def texts_per_second(self) -> float:
+        return self.texts / self.seconds
+
+
+def build_corpus(source: Path, n_texts: int, unit: str = "sentences", seed: int = 0) -> list[str]:
+    """``n_texts`` texts cut from ``source`` (a JSONL of ``{"text"}``), shuffled and repeated as needed."""
+    pool: list[str] = []
+    with source.open(encoding="utf8") as file:
+        for line in file:
+            text = json.loads(line)["text"]
+            if unit == "abstracts":
+                pool.append(text)
+            else:
+                pool.extend(s.strip() for s in SENTENCE_END.split(text) if len(s.strip()) >= 20)
+    if not pool:
+        raise SystemExit(f"{source}: no texts")
+    rng = random.Random(seed)
+    corpus: list[str] = []
+    while len(corpus) < n_texts:
+        rng.shuffle(pool)
+        corpus.extend(pool[: n_texts - len(corpus)])
+    return corpus
+
+
+def baseline_run(nlp: Language, rules: RuleSet, texts_path: Path, batch_size: int) -> Run:
+    """The bare spaCy way: the rules in one ``Matcher``, one ``PhraseMatcher`` and their regexes."""
+    matcher = Matcher(nlp.vocab)
+    phrase_matcher = PhraseMatcher(nlp.vocab)
+    regexes = []
+    for rule in rules:
+        tokens = [p.value for p in rule.patterns if p.kind == "tokens"]
+        phrases = [p.value for p in rule.patterns if p.kind == "phrase"]
+        if tokens:
+            matcher.add(rule.id, tokens, greedy="LONGEST")
+        if phrases:
+            phrase_matcher.add(rule.id, list(nlp.tokenizer.pipe(phrases)))
+        regexes.extend((rule.id, regex.compile(p.value)) for p in rule.patterns if p.kind == "regex")
+
+    def work() -> tuple[int, int]:
+        texts = matches = 0
+        with texts_path.open(encoding="utf8") as file:
+            stream = (json.loads(line)["text"] for line in file)
+            for doc in nlp.pipe(stream, batch_size=batch_size):
+                found = set(matcher(doc)) | set(phrase_matcher(doc))
+                text = doc.text
+                for rule_id, pattern in regexes:
+                    for hit in pattern.finditer(text):
+                        span = doc.char_span(hit.start(), hit.end(), alignment_mode="expand")
+                        if span is not None:
+                            found.add((rule_id, span.start, span.end))
+                texts += 1
+                matches += len(found)
+        return texts, matches
+
+    return _timed("baseline", work)
+
+
+def candidates_run(nlp: Language, rules: RuleSet, texts_path: Path, batch_size: int) -> Run:
+    """``read_texts`` → ``generate_candidates``: the stream every later step consumes."""
+    matcher = RuleMatcher(nlp, rules)
+
+    def work() -> tuple[int, int]:
+        texts = matches = 0
+        for result in generate_candidates(nlp, matcher, read_texts(texts_path), batch_size):
+            texts += 1
+            matches += len(result.matches)
+        return texts, matches
+
+    return _timed("candidates", work)
+
+
+def check_run(nlp: Language, rules: RuleSet, texts_path: Path, batch_size: int) -> Run:
+    """The same stream through ``check_rules``: what ``bootstrap check`` does before printing."""
+    matcher = RuleMatcher(nlp, rules)
+
+    def work() -> tuple[int, int]:
+        report = check_rules(rules, generate_candidates(nlp, matcher, read_texts(texts_path), batch_size))
+        return report.texts, sum(stats.matches for stats in report.rules)
+
+    return _timed("check", work)
+
+
+def _timed(path: str, work: Callable[[], tuple[int, int]]) -> Run:
+    start = time.perf_counter()
+    texts, matches = work()
+    return Run(path, texts, matches, time.perf_counter() - start)
+
+
+RUNNERS = {"baseline": baseline_run, "candidates": candidates_run, "check": check_run}
+
+
+def benchmark(
+    texts: list[str], pattern_paths: list[Path], repeats: int = 3, batch_size: int = 256, lang: str = "en"
+) -> dict:
+    """Run every path ``repeats`` times, interleaved, on the same file; return runs, medians and ratios."""
+    nlp = spacy.blank(lang)
+    rules = load_rules(pattern_paths, nlp.vocab)
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory() as folder:
+        texts_path = Path(folder) / "texts.jsonl"
+        with texts_path.open("w", encoding="utf8") as file:
+            file.writelines(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text in texts)
+        for runner in RUNNERS.values():  # warm-up: tokenizer cache, lexemes, lazy imports
+            runner(nlp, rules, texts_path, batch_size)
+        for _ in range(repeats):
+            runs.extend(runner(nlp, rules, texts_path, batch_size) for runner in RUNNERS.values())
+    median = {
+        path: statistics.median(run.texts_per_second for run in runs if run.path == path) for path in RUNNERS
+    }
+    matches = {path: {run.matches for run in runs if run.path == path} for path in RUNNERS}
+    return {
+        "texts": len(texts),
+        "rules": len(rules),
+        "repeats": repeats,
+        "runs": [asdict(run) | {"texts_per_second": run.texts_per_second} for run in runs],
+        "texts_per_second": median,
+        "matches": {path: sorted(found) for path, found in matches.items()},
+        "same_matches": len(set.union(*matches.values())) == 1,
+        "ratio": {path: median[path] / median["baseline"] for path in RUNNERS if path != "baseline"},
+        "goal": GOAL,
+    }
+
+
+def print_result(result: dict) -> None:
+    print(f"{result['texts']:,} texts, {result['rules']} rules, median of {result['repeats']} interleaved runs")
+    for path, rate in result["texts_per_second"].items():
+        ratio = result["ratio"].get(path)
+        shown = f"  ratio {ratio:.2f} {'ok' if ratio >= GOAL else f'below the {GOAL} goal'}" if ratio else ""
+        print(f"  {path:<11} {rate:>10,.0f} texts/s  matches {result['matches'][path]}{shown}")
+    if not result["same_matches"]:
+        print("  the paths found different numbers of matches: the comparison is void")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="JSONL of texts to sample from")
+    parser.add_argument("--patterns", type=Path, nargs="+", default=[DEFAULT_PATTERNS])
+    parser.add_argument("--texts", type=int, default=20_000, help="texts in the corpus (repeated as needed)")
+    parser.add_argument("--unit", choices=("sentences", "abstracts"), default="sentences")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    texts = build_corpus(args.source, args.texts, args.unit, args.seed)
+    result = benchmark(texts, args.patterns, args.repeats, args.batch_size)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_result(result)
+    return 0 if result["same_matches"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""The throughput benchmark's figures are well-formed and both paths match the same spans.
+
+Its speed is not tested here (that is what the script prints); its correctness is: a
+comparison between paths that found different matches would be meaningless.
+"""
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "candidates_throughput.py"
+
+
+@pytest.fixture(scope="module")
+def throughput():
+    spec = importlib.util.spec_from_file_location("candidates_throughput", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_corpus_is_cut_and_repeated_to_size(throughput, shared_data):
+    source = shared_data / "ncbi-disease" / "dev.jsonl"
+    sentences = throughput.build_corpus(source, 3000)
+    assert len(sentences) == 3000
+    assert all(len(text) >= 20 and "\n" not in text for text in sentences)
+    assert len(set(sentences)) < 3000  # dev has fewer sentences: the pool was repeated
+    abstracts = throughput.build_corpus(source, 50, unit="abstracts")
+    assert set(abstracts) <= {json.loads(line)["text"] for line in source.open(encoding="utf8")}
+    assert throughput.build_corpus(source, 50, seed=1) != throughput.build_corpus(source, 50, seed=2)
+
+
+def test_benchmark_figures_on_200_texts(throughput, shared_data, capsys):
+    source = shared_data / "ncbi-disease" / "train.jsonl"
+    code = throughput.main(["--source", str(source), "--texts", "200", "--repeats", "2", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert result["texts"] == 200 and result["repeats"] == 2
+    assert len(result["runs"]) == 2 * len(throughput.RUNNERS)
+    for run in result["runs"]:
+        assert run["texts"] == 200
+        assert run["seconds"] > 0 and math.isfinite(run["texts_per_second"]) and run["texts_per_second"] > 0
+    assert set(result["texts_per_second"]) == {"baseline", "candidates", "check"}
+    assert set(result["ratio"]) == {"candidates", "check"}
+    assert all(ratio > 0 and math.isfinite(ratio) for ratio in result["ratio"].values())
+    # Every path, every run, found the same number of (rule, span) matches, and some at all.
+    assert result["same_matches"]
+    (count,) = result["matches"]["baseline"]
+    assert count > 50
+    assert result["matches"] == {path: [count] for path in ("baseline", "candidates", "check")}
