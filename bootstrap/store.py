@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+import spacy
 import sqlalchemy as sa
+from spacy.language import Language
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
@@ -188,6 +190,8 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.url = engine_url(db)
         self.engine: Engine = sa.create_engine(self.url, **_engine_options(self.url))
+        # For messages: the file as the user named it, or the URL without its password.
+        self.location = str(db) if is_sqlite_path(db) else self.engine.url.render_as_string(hide_password=True)
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
         # Writes go through this view of the engine: on SQLite its transactions begin IMMEDIATE.
@@ -205,7 +209,7 @@ class Store:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+        return f"Store({self.location!r})"
 
     # Datasets -----------------------------------------------------------------------------
 
@@ -219,7 +223,7 @@ class Store:
             self._dataset_ids[name] = found
             return found
         if not create:
-            raise UnknownDataset(f"no dataset {name!r} in {self.url} (datasets: {', '.join(self.dataset_names()) or 'none'})")
+            raise UnknownDataset(f"no dataset {name!r} in {self.location} (datasets: {', '.join(self.dataset_names()) or 'none'})")
         with self._writer.begin() as conn:
             conn.execute(self._insert_ignore(datasets_table), {"name": name, "created": time.time()})
             found = conn.scalar(sa.select(datasets_table.c.id).where(datasets_table.c.name == name))
@@ -519,7 +523,9 @@ class Store:
                     "_timestamp": int(row.created),
                 }
 
-    def import_tasks(self, dataset: str, path: str | Path, *, lang: str = "en", annotator: str | None = None) -> ImportResult:
+    def import_tasks(
+        self, dataset: str, path: str | Path, *, lang: str = "en", nlp: Language | None = None, annotator: str | None = None,
+    ) -> ImportResult:
         """Read decisions in Prodigy's JSONL task format into ``dataset``, all or nothing.
 
         ``_input_hash`` and ``_task_hash`` in the file are ignored and recomputed: Prodigy's are
@@ -531,7 +537,7 @@ class Store:
         accepted, each span becomes an accepted question and the text is marked
         ``meta.reviewed = true`` (nothing unmarked in it is an entity); a rejected or ignored
         manual task says nothing about single spans and is skipped (counted in the result).
-        Missing token offsets come from ``spacy.blank(lang)``'s tokenizer; a span that does not
+        Missing token offsets come from the tokenizer of ``nlp`` (default ``spacy.blank(lang)``); a span that does not
         fall on its token boundaries is an error. The annotator is ``annotator`` if given, else the
         task's ``_annotator_id`` (without a ``"{dataset}-"`` prefix), else ``"import"``. The same
         annotator's same answer to the same question is stored once, so importing twice is harmless.
@@ -539,7 +545,7 @@ class Store:
         path = Path(path)
         if path.suffix.lower() not in JSONL_SUFFIXES:
             raise InputError.single(path, None, f"expected a JSONL file of Prodigy tasks ({', '.join(JSONL_SUFFIXES)})")
-        parsed = _ParsedImport(dataset, lang, annotator)
+        parsed = _ParsedImport(dataset, nlp if nlp is not None else spacy.blank(lang), annotator)
         problems: list[Problem] = []
         for record in read_texts(path, on_problem=problems.append):
             file, _, line = record.source.rpartition(":")
@@ -581,12 +587,10 @@ class Store:
 class _ParsedImport:
     """The rows of an import file, checked line by line before anything is written."""
 
-    def __init__(self, dataset: str, lang: str, annotator: str | None):
-        import spacy
-
+    def __init__(self, dataset: str, nlp: Language, annotator: str | None):
         self.dataset = dataset
         self.annotator = annotator
-        self.nlp = spacy.blank(lang)
+        self.nlp = nlp
         self.examples: dict[int, dict[str, Any]] = {}
         self.questions: dict[int, dict[str, Any]] = {}
         self.answers: list[dict[str, Any]] = []
@@ -645,7 +649,7 @@ class _ParsedImport:
         """(token_start, exclusive token_end): the task's own (Prodigy's inclusive end), else spaCy's."""
         start, end = span.get("token_start"), span.get("token_end")
         if start is not None or end is not None:
-            if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end):
+            if not (_is_int(start) and _is_int(end) and 0 <= start <= end):
                 return '"token_start" and "token_end" must be integers with token_start <= token_end'
             return start, end + 1
         if self._doc is None or self._doc.text != text:
@@ -677,6 +681,10 @@ def _question_row(question: Any) -> dict[str, Any]:
     row = {key: get(key) for key in ("input_hash", "start", "end", "label", "token_start", "token_end")}
     row["task_hash"] = hash_task(row["input_hash"], row["start"], row["end"], row["label"])
     return row
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_answer(answer: str) -> None:
