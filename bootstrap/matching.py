@@ -60,8 +60,10 @@ class RuleMatcher:
         """Every (rule, span) match in ``doc``, sorted by position, each (rule, span) once."""
         found: set[tuple[str, int, int]] = set()
         rule_of_key = self._rule_of_key
-        spans = [(rule_of_key[key], start, end) for key, start, end in self.token_matcher(doc)]
-        spans += [(rule_of_key[key], start, end) for key, start, end in self.phrase_matcher(doc)]
+        spans = []
+        for matcher in (self.token_matcher, self.phrase_matcher):
+            if len(matcher):  # an empty matcher warns (W036) on every Doc
+                spans += [(rule_of_key[key], start, end) for key, start, end in matcher(doc)]
         text = doc.text if self.regexes else ""  # Doc.text joins every token: build it once
         for rule_id, pattern in self.regexes:
             for hit in pattern.finditer(text):
