@@ -10,6 +10,7 @@ from typing import Callable, Iterable, Iterator, NoReturn, TypeVar
 import spacy
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
@@ -71,7 +72,7 @@ def reports_input_errors(command: F) -> F:
             return command(*args, **kwargs)
         except InputError as error:
             for problem in error.problems:
-                console.print(f"[bold red]error[/] {problem}", highlight=False, markup=True, soft_wrap=True)
+                console.print(f"[bold red]error[/] {escape(str(problem))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -139,5 +140,5 @@ def with_progress(items: Iterable[T], description: str, total: int | None) -> It
 
 def fail(message: str) -> NoReturn:
     """Print one error the user can fix (no traceback) and exit 1."""
-    console.print(f"[bold red]error[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error[/] {escape(message)}", highlight=False, soft_wrap=True)  # "[/x]" is user text
     raise typer.Exit(1)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -65,7 +66,7 @@ def _print_rules_only(rules: RuleSet, as_json: bool) -> None:
     for column in ("rule", "label", "pattern"):
         table.add_column(column)
     for rule in rules:
-        table.add_row(Text(rule.id), polarity(rule.label, rule.negative), Text(rule.describe()))
+        table.add_row(Text(rule.id), Text(polarity(rule.label, rule.negative)), Text(rule.describe()))
     Console().print(table)
 
 
@@ -81,14 +82,14 @@ def print_report(report: CheckReport, console: Console) -> None:
         table.add_column("pattern", no_wrap=True, overflow="ellipsis", max_width=console.width - 100)
     for stats in sorted(report.rules, key=lambda s: -s.matches):
         table.add_row(
-            Text(stats.rule_id), polarity(stats.label, stats.negative),
+            Text(stats.rule_id), Text(polarity(stats.label, stats.negative)),
             f"{stats.matches:,}", f"{stats.texts:,}", f"{stats.agreements:,}",
             _warn(stats.label_conflicts), _warn(stats.negative_conflicts), f"{stats.overlaps:,}",
             *([Text(stats.pattern)] if show_pattern else []),
             style="dim" if stats.matches == 0 else None,
         )
     console.print(table)
-    per_label = ", ".join(f"{label} {count:,}" for label, count in report.candidates_per_label.most_common())
+    per_label = escape(", ".join(f"{label} {count:,}" for label, count in report.candidates_per_label.most_common()))
     console.print(
         f"{report.candidates:,} candidates ({per_label or 'none'}) in {report.texts_with_candidates:,} "
         f"of {report.texts:,} texts.",
