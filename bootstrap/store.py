@@ -22,11 +22,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
-import spacy
 import sqlalchemy as sa
-from spacy.language import Language
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
@@ -34,6 +32,9 @@ from .corpus import JSONL_SUFFIXES, Record, read_texts
 from .errors import InputError, Problem
 from .hashing import input_hash as hash_text
 from .hashing import task_hash as hash_task
+
+if TYPE_CHECKING:  # spaCy is imported only by import_tasks: a server process starts faster without it
+    from spacy.language import Language
 
 DEFAULT_DB = "bootstrap.db"
 ANSWERS = ("accept", "reject", "ignore")
@@ -545,7 +546,11 @@ class Store:
         path = Path(path)
         if path.suffix.lower() not in JSONL_SUFFIXES:
             raise InputError.single(path, None, f"expected a JSONL file of Prodigy tasks ({', '.join(JSONL_SUFFIXES)})")
-        parsed = _ParsedImport(dataset, nlp if nlp is not None else spacy.blank(lang), annotator)
+        if nlp is None:
+            import spacy
+
+            nlp = spacy.blank(lang)
+        parsed = _ParsedImport(dataset, nlp, annotator)
         problems: list[Problem] = []
         for record in read_texts(path, on_problem=problems.append):
             file, _, line = record.source.rpartition(":")
@@ -570,9 +575,9 @@ class Store:
                 if not (meta or {}).get("reviewed"):
                     conn.execute(sa.update(e).where(e.c.dataset_id == dataset_id, e.c.input_hash == input_hash)
                                  .values(meta={**(meta or {}), "reviewed": True}))
-            stored = set(conn.execute(
+            stored = set(map(tuple, conn.execute(
                 sa.select(a.c.task_hash, a.c.annotator, a.c.answer).where(a.c.dataset_id == dataset_id, a.c.undone_at.is_(None))
-            ).tuples())
+            )))
             new = []
             for row in parsed.answers:
                 key = (row["task_hash"], row["annotator"], row["answer"])
