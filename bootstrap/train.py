@@ -1,0 +1,452 @@
+"""Binary decisions → spaCy training data → an NER pipeline, and how to score it.
+
+A binary decision says one thing about one span: it *is* (accept) or *is not* (reject) an entity
+of that label. Everything else about the text is unknown. spaCy can hold exactly that:
+
+* accepted spans become ``doc.ents``;
+* rejected spans go to ``doc.spans["incorrect_spans"]``, which the ``ner`` component reads
+  through its ``incorrect_spans_key`` and penalises as "not this start, end and label";
+* every other token is either *missing* (``ent_iob_ == ""``: no loss at all) or *outside*
+  (``"O"``: a known non-entity), and which one is what a :class:`Scheme` decides.
+
+Missing everywhere (the ``"missing"`` scheme) is the honest reading, and it does not learn:
+nothing ever tells the model what is *not* an entity, so precision collapses as training goes
+on (``benchmarks/training_schemes.py``; README, "Training"). The other schemes add what the
+annotation process knows implicitly: on a text whose proposals were answered, a token that no
+rule, labeling function or model proposed was, in effect, reviewed and found to be nothing.
+
+Conflicting answers on one question (two annotators, or a change of mind) are resolved by
+majority; a tie leaves the span out of both ``ents`` and ``incorrect_spans``. spaCy refuses a
+span that is both (E868), and a tie is no evidence either way.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+import spacy
+from spacy.language import Language
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc, DocBin, Span
+from spacy.training import Example
+from spacy.util import filter_spans, registry
+from thinc.api import Config
+
+from .corpus import read_texts
+from .errors import InputError, Problem
+from .hashing import input_hash as hash_text
+
+INCORRECT_SPANS_KEY = "incorrect_spans"
+ANSWERS = ("accept", "reject", "ignore")
+
+Outside = Literal["none", "unproposed", "rejected", "all"]
+SpanKey = tuple[int, int, str]  # (start_char, end_char, label)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """Which tokens of an answered text count as known non-entities ("O"), and how to train.
+
+    ``outside``:
+
+    * ``"none"``: no token is outside; only accepted and rejected spans carry a signal;
+    * ``"unproposed"``: tokens inside no proposed span (rule, LF or model) are outside;
+    * ``"rejected"``: as ``"unproposed"``, and tokens whose every proposal was rejected too;
+    * ``"all"``: every token outside an accepted span, as if each answered text were complete.
+    """
+
+    name: str
+    outside: Outside
+    beam: bool = False
+    description: str = ""
+
+
+SCHEMES: dict[str, Scheme] = {
+    scheme.name: scheme
+    for scheme in (
+        Scheme("missing", "none", description="accepts as entities, rejects as incorrect spans, every other token missing"),
+        Scheme("reviewed-outside", "unproposed", description="tokens of answered texts that nothing proposed are outside"),
+        Scheme("rejected-outside", "rejected", description="reviewed-outside, plus tokens whose every proposal was rejected"),
+        Scheme("all-outside", "all", description="every token of an answered text outside an accepted span is outside"),
+        Scheme("reviewed-outside-beam", "unproposed", beam=True, description="reviewed-outside, trained with beam_ner's global updates"),
+        Scheme("rejected-outside-beam", "rejected", beam=True, description="rejected-outside, trained with beam_ner's global updates"),
+    )
+}
+DEFAULT_SCHEME = "rejected-outside"
+
+
+def get_scheme(scheme: str | Scheme) -> Scheme:
+    if isinstance(scheme, Scheme):
+        return scheme
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown training scheme {scheme!r} (known: {', '.join(SCHEMES)})")
+    return SCHEMES[scheme]
+
+
+# --- decisions ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TextDecisions:
+    """Every decision about one text, resolved to one answer per question."""
+
+    text: str
+    input_hash: int
+    votes: dict[SpanKey, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    proposed: set[SpanKey] = field(default_factory=set)
+
+    def _resolved(self, answer: str) -> set[SpanKey]:
+        other = "reject" if answer == "accept" else "accept"
+        return {key for key, counts in self.votes.items() if counts[answer] > counts[other]}
+
+    @property
+    def accepted(self) -> set[SpanKey]:
+        return self._resolved("accept")
+
+    @property
+    def rejected(self) -> set[SpanKey]:
+        return self._resolved("reject")
+
+    @property
+    def answered(self) -> bool:
+        """A text counts as reviewed once one of its questions got an accept or a reject."""
+        return any(counts["accept"] or counts["reject"] for counts in self.votes.values())
+
+
+def task_input_hash(task: dict[str, Any]) -> int:
+    """The task's ``_input_hash`` (what the store keys ``proposed`` by), else the hash of its text."""
+    value = task.get("_input_hash")
+    return value if isinstance(value, int) else hash_text(task["text"])
+
+
+def task_problem(task: Any) -> str | None:
+    """What makes ``task`` unusable as a decision, or None. Used for file:line errors."""
+    if not isinstance(task, dict) or not isinstance(task.get("text"), str):
+        return 'a decision needs a "text" string'
+    answer = task.get("answer")
+    if answer not in ANSWERS:
+        return f'"answer" must be one of {", ".join(ANSWERS)}, got {answer!r}'
+    spans = task.get("spans", [])
+    if not isinstance(spans, list):
+        return f'"spans" must be a list, got {type(spans).__name__}'
+    for i, span in enumerate(spans):
+        if not isinstance(span, dict) or not isinstance(span.get("start"), int) or not isinstance(span.get("end"), int):
+            return f'span {i} needs integer "start" and "end"'
+        if not isinstance(span.get("label"), str) or not span["label"]:
+            return f'span {i} needs a "label"'
+        if not 0 <= span["start"] < span["end"] <= len(task["text"]):
+            return f"span {i} ({span['start']}, {span['end']}) is outside the text of {len(task['text'])} characters"
+    return None
+
+
+def group_decisions(
+    tasks: Iterable[dict[str, Any]], proposed: dict[int, Iterable[Sequence]] | None = None
+) -> dict[int, TextDecisions]:
+    """Collect the decisions per text (in first-seen order) with the spans proposed on it.
+
+    A task with several spans says the same answer about each of them. Without ``proposed``,
+    the spans asked about are the proposed ones.
+    """
+    texts: dict[int, TextDecisions] = {}
+    for number, task in enumerate(tasks, start=1):
+        problem = task_problem(task)
+        if problem:
+            raise ValueError(f"decision {number}: {problem}")
+        key = task_input_hash(task)
+        decisions = texts.get(key)
+        if decisions is None:
+            decisions = texts[key] = TextDecisions(task["text"], key)
+        for span in task.get("spans", []):
+            span_key = (span["start"], span["end"], span["label"])
+            decisions.votes[span_key][task["answer"]] += 1
+            decisions.proposed.add(span_key)
+    for key, decisions in texts.items():
+        for start, end, label, *_ in (proposed or {}).get(key, ()):
+            decisions.proposed.add((start, end, label))
+    return texts
+
+
+def read_decisions(path: str | Path) -> list[dict[str, Any]]:
+    """Read Prodigy JSONL decisions; every bad line is reported as ``file:line: what``."""
+    problems: list[Problem] = []
+    tasks = []
+    for record in read_texts(path, on_problem=problems.append):
+        problem = task_problem(record.task)
+        if problem:
+            file, _, line = record.source.rpartition(":")
+            problems.append(Problem(file, int(line), problem))
+        else:
+            tasks.append(record.task)
+    if problems:
+        raise InputError(problems)
+    if not tasks:
+        raise InputError.single(path, None, "no decisions in the file")
+    return tasks
+
+
+def split_decisions(tasks: Iterable[dict[str, Any]], dev_share: float = 0.2) -> tuple[list[dict], list[dict]]:
+    """Split decisions into (train, dev) by text, the same way on every run and machine.
+
+    A text's bucket comes from the hash of its text, so all its decisions land on one side, and
+    a text keeps its side when the dataset grows. With two texts or more, dev gets at least one.
+    """
+    tasks = list(tasks)
+    bucket = {}
+    for task in tasks:
+        bucket.setdefault(task_input_hash(task), hash_text(task["text"]) % 10_000 / 10_000)
+    dev_keys = {key for key, value in bucket.items() if value < dev_share}
+    if not dev_keys and dev_share > 0 and len(bucket) >= 2:
+        dev_keys = {min(bucket, key=bucket.get)}
+    train = [task for task in tasks if task_input_hash(task) not in dev_keys]
+    dev = [task for task in tasks if task_input_hash(task) in dev_keys]
+    return train, dev
+
+
+# --- decisions → Docs --------------------------------------------------------------------------
+
+
+def token_span(doc: Doc, start: int, end: int, label: str = "") -> Span | None:
+    """The whole tokens covering characters ``start:end``, without whitespace tokens at the ends.
+
+    Expanding to token boundaries matches what the rule matcher asks about; trimming whitespace
+    avoids spaCy's E024 (an entity may not start or end on whitespace).
+    """
+    span = doc.char_span(start, end, alignment_mode="expand")
+    if span is None:
+        return None
+    first, last = span.start, span.end
+    while first < last and doc[first].is_space:
+        first += 1
+    while last > first and doc[last - 1].is_space:
+        last -= 1
+    return Span(doc, first, last, label=label) if first < last else None
+
+
+def doc_from_decisions(nlp: Language, decisions: TextDecisions, scheme: str | Scheme = DEFAULT_SCHEME) -> Doc:
+    """One reference Doc: accepted spans as ents, rejected as incorrect spans, the rest by scheme."""
+    scheme = get_scheme(scheme)
+    doc = nlp.make_doc(decisions.text)
+    accepted = filter_spans(_spans(doc, decisions.accepted))
+    accepted_keys = {(span.start, span.end, span.label_) for span in accepted}
+    rejected = [
+        span for span in _unique(_spans(doc, decisions.rejected))
+        if (span.start, span.end, span.label_) not in accepted_keys  # E868 after snapping to tokens
+    ]
+    outside = _outside_tokens(doc, decisions, scheme.outside) if decisions.answered else set()
+    for span in accepted:
+        outside.difference_update(range(span.start, span.end))
+    doc.set_ents(accepted, outside=_runs(doc, outside), default="missing")
+    doc.spans[INCORRECT_SPANS_KEY] = rejected
+    return doc
+
+
+def docs_from_decisions(
+    nlp: Language,
+    tasks: Iterable[dict[str, Any]],
+    proposed: dict[int, Iterable[Sequence]] | None = None,
+    scheme: str | Scheme = DEFAULT_SCHEME,
+) -> list[Doc]:
+    """Training Docs from binary decisions, one per text that has any (see the module docstring).
+
+    ``proposed`` maps an input hash to every span any rule, labeling function or model proposed
+    on that text (the store's ``proposed_spans``); without it, the spans asked about are taken
+    as the proposed ones. Texts whose only answers are "ignore" still yield a Doc (so their
+    decisions are kept), but none of their tokens is taken as outside.
+    """
+    scheme = get_scheme(scheme)
+    return [doc_from_decisions(nlp, decisions, scheme) for decisions in group_decisions(tasks, proposed).values()]
+
+
+def _spans(doc: Doc, keys: Iterable[SpanKey]) -> list[Span]:
+    spans = (token_span(doc, start, end, label) for start, end, label in sorted(keys))
+    return [span for span in spans if span is not None]
+
+
+def _unique(spans: list[Span]) -> list[Span]:
+    seen = {}
+    for span in spans:
+        seen.setdefault((span.start, span.end, span.label_), span)
+    return list(seen.values())
+
+
+def _outside_tokens(doc: Doc, decisions: TextDecisions, outside: Outside) -> set[int]:
+    if outside == "none":
+        return set()
+    everything = set(range(len(doc)))
+    if outside == "all":
+        return everything
+    rejected = decisions.rejected
+    # "rejected": a token only counts as proposed while some proposal on it was not rejected.
+    still_open = decisions.proposed - rejected if outside == "rejected" else decisions.proposed
+    for span in _spans(doc, still_open):
+        everything.difference_update(range(span.start, span.end))
+    return everything
+
+
+def _runs(doc: Doc, tokens: set[int]) -> list[Span]:
+    """Contiguous runs of token indices as Spans (what ``Doc.set_ents(outside=...)`` takes)."""
+    runs, start, previous = [], None, None
+    for i in sorted(tokens):
+        if start is None:
+            start = previous = i
+        elif i == previous + 1:
+            previous = i
+        else:
+            runs.append(Span(doc, start, previous + 1))
+            start = previous = i
+    if start is not None:
+        runs.append(Span(doc, start, previous + 1))
+    return runs
+
+
+# --- training ----------------------------------------------------------------------------------
+
+
+def ner_config(
+    lang: str = "en", *, seed: int = 0, max_epochs: int = 10, patience: int = 3, eval_frequency: int = 200,
+    beam: bool = False, progress: bool = False,
+) -> Config:
+    """spaCy's own default config for ``spacy.blank(lang)`` + ``ner`` (or ``beam_ner``), trained
+    from ``${paths.train}`` / ``${paths.dev}`` with incorrect spans switched on.
+
+    ``patience`` counts evaluations without improvement (spaCy counts steps: it is
+    ``patience * eval_frequency`` in the written config).
+    """
+    nlp = spacy.blank(lang)
+    nlp.add_pipe("beam_ner" if beam else "ner", name="ner", config={"incorrect_spans_key": INCORRECT_SPANS_KEY})
+    config = nlp.config.copy()
+    training = config["training"]
+    training.update(
+        seed=seed, max_epochs=max_epochs, max_steps=0, eval_frequency=eval_frequency,
+        patience=patience * eval_frequency,
+    )
+    config["system"]["seed"] = seed
+    training["seed"] = "${system.seed}"
+    training["logger"] = {"@loggers": "spacy.ConsoleLogger.v3", "progress_bar": "eval" if progress else None,
+                          "console_output": True, "output_file": None}
+    return config
+
+
+def steps_per_epoch(config: Config, docs: Sequence[Doc]) -> int:
+    """Batches in one pass over ``docs``, with the config's own batcher (its first epoch)."""
+    batcher = registry.resolve({"batcher": config["training"]["batcher"]})["batcher"]
+    return max(1, sum(1 for _ in batcher(docs)))
+
+
+def train_ner(
+    train_docs: Sequence[Doc],
+    dev_docs: Sequence[Doc],
+    output_dir: str | Path,
+    *,
+    lang: str = "en",
+    labels: Iterable[str] | None = None,
+    seed: int = 0,
+    max_epochs: int = 10,
+    patience: int = 3,
+    eval_frequency: int | None = None,
+    beam: bool = False,
+    progress: bool = False,
+) -> Path:
+    """Train a blank ``lang`` pipeline with an ``ner`` as ``spacy train`` would, and return the
+    best pipeline's path, ``output_dir/model-best`` (``model-last`` beside it).
+
+    ``output_dir`` also gets ``config.cfg``, ``train.spacy`` and ``dev.spacy``:
+    ``spacy train output_dir/config.cfg --output DIR`` repeats the run. Without
+    ``eval_frequency`` the dev set is scored about once an epoch. With ``progress`` spaCy's
+    console logger prints its table and a progress bar; otherwise training is silent.
+    """
+    from spacy.training.initialize import init_nlp
+    from spacy.training.loop import train as train_loop
+
+    if not train_docs:
+        raise ValueError("no training documents: no decisions on the training side of the split")
+    if not dev_docs:
+        raise ValueError("no development documents: too few texts with decisions to hold any out")
+    found = {span.label_ for doc in train_docs for span in doc.ents}
+    missing = sorted(set(labels or ()) - found)
+    if missing:
+        raise ValueError(f"no accepted span of {', '.join(missing)} in the training decisions: nothing to learn from")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    train_path, dev_path = output_dir / "train.spacy", output_dir / "dev.spacy"
+    DocBin(docs=train_docs, store_user_data=False).to_disk(train_path)
+    DocBin(docs=dev_docs, store_user_data=False).to_disk(dev_path)
+
+    config = ner_config(lang, seed=seed, max_epochs=max_epochs, patience=patience, beam=beam, progress=progress)
+    if eval_frequency is None:
+        eval_frequency = steps_per_epoch(config, train_docs)
+    config["training"].update(eval_frequency=eval_frequency, patience=patience * eval_frequency)
+    config["paths"]["train"] = str(train_path.resolve())
+    config["paths"]["dev"] = str(dev_path.resolve())
+    config.to_disk(output_dir / "config.cfg")
+
+    out = sys.stdout if progress else io.StringIO()
+    nlp = init_nlp(config)
+    train_loop(nlp, output_dir, stdout=out, stderr=out)
+    return output_dir / "model-best"
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def evaluate_decisions(nlp: Language, tasks: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """How often the model agrees with held-out decisions.
+
+    The model "accepts" a span when it predicts exactly that entity (tokens and label).
+    ``accept_accuracy`` is the share of accepted spans it predicts, ``reject_accuracy`` the
+    share of rejected spans it does not, ``accuracy`` both together.
+    """
+    texts = list(group_decisions(tasks).values())
+    right = Counter()
+    total = Counter()
+    for doc, decisions in zip(nlp.pipe(d.text for d in texts), texts):
+        predicted = {(ent.start, ent.end, ent.label_) for ent in doc.ents}
+        for answer, keys in (("accept", decisions.accepted), ("reject", decisions.rejected)):
+            for span in _unique(_spans(doc, keys)):
+                total[answer] += 1
+                right[answer] += ((span.start, span.end, span.label_) in predicted) == (answer == "accept")
+
+    def share(n: int, of: int) -> float | None:
+        return n / of if of else None
+
+    return {
+        "accepted": total["accept"], "rejected": total["reject"],
+        "accept_accuracy": share(right["accept"], total["accept"]),
+        "reject_accuracy": share(right["reject"], total["reject"]),
+        "accuracy": share(right["accept"] + right["reject"], total["accept"] + total["reject"]),
+    }
+
+
+def gold_docs(nlp: Language, path: str | Path) -> list[Doc]:
+    """Completely annotated reference Docs from ``{"text", "spans"}`` JSONL: every token not in
+    a span is outside. Spans are snapped to whole tokens; overlapping ones keep the longest."""
+    docs = []
+    for record in read_texts(path):
+        doc = nlp.make_doc(record.text)
+        spans = [token_span(doc, s["start"], s["end"], s.get("label", "")) for s in record.task.get("spans", [])]
+        doc.set_ents(filter_spans([span for span in spans if span is not None]), default="outside")
+        docs.append(doc)
+    return docs
+
+
+def score_ents(predicted: Sequence[Doc], reference: Sequence[Doc]) -> dict[str, Any]:
+    """Entity P/R/F, micro and per label, with the scorer of spaCy's ``ner`` (missing reference
+    tokens are neither right nor wrong)."""
+    scores = get_ner_prf([Example(pred, ref) for pred, ref in zip(predicted, reference)])
+    return {
+        "precision": scores["ents_p"], "recall": scores["ents_r"], "f": scores["ents_f"],
+        "per_label": {label: {"precision": s["p"], "recall": s["r"], "f": s["f"]}
+                      for label, s in (scores["ents_per_type"] or {}).items()},
+    }
+
+
+def evaluate_gold(nlp: Language, gold: str | Path | Sequence[Doc]) -> dict[str, Any]:
+    """P/R/F per label and micro against complete annotations (a JSONL path or reference Docs)."""
+    reference = gold_docs(nlp, gold) if isinstance(gold, (str, Path)) else list(gold)
+    predicted = list(nlp.pipe(doc.text for doc in reference))
+    return {"texts": len(reference), **score_ents(predicted, reference)}
