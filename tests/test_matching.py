@@ -54,6 +54,7 @@ def test_phrase_token_and_regex_matches_at_the_right_offsets(run):
     assert found[(text.index("BRCA1"), text.index("BRCA1") + 5, "GENE")].votes_for == ("gene",)
 
 
+@pytest.mark.filterwarnings("error")  # no W036 from the Matcher and PhraseMatcher left empty by regex-only rules
 def test_regex_offsets_expand_to_whole_tokens(run):
     text = "Hereditary ovarian cancer and heart failure."
     [result] = run([

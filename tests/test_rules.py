@@ -168,7 +168,7 @@ def test_duplicate_identical_lines_are_reported(write, nlp):
     [problem] = problems_of(path, nlp)
     assert (problem.line, problem.message) == (3, f"same pattern as {path}:1")
     # A token dict with its keys in another order is the same pattern.
-    path = write("q.jsonl", [{"label": "X", "pattern": [{"LOWER": "a", "OP": "+"}]}, {"label": "X", "pattern": [{"OP": "+", "LOWER": "a"}]}])
+    path = write("q.jsonl", [{"label": "X", "pattern": [{"LOWER": "a", "IS_ALPHA": True}]}, {"label": "X", "pattern": [{"IS_ALPHA": True, "LOWER": "a"}]}])
     [problem] = problems_of(path, nlp)
     assert (problem.line, problem.message) == (2, f"same pattern as {path}:1")
 
