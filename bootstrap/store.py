@@ -326,6 +326,7 @@ class Store:
         The annotator's lease on the question ends with the answer.
         """
         _check_answer(answer)
+        task_hash = int(task_hash)
         dataset_id = self.dataset_id(dataset)
         with self._writer.begin() as conn:
             exists = conn.scalar(
@@ -447,7 +448,7 @@ class Store:
         update of an expired or own lease and the insert of a new one are decided by the
         database (row lock, primary key), never by a read followed by a write.
         """
-        dataset_id = self.dataset_id(dataset)
+        dataset_id, task_hash = self.dataset_id(dataset), int(task_hash)
         now = time.time()
         a, l = answers_table, leases_table
         with self._writer.begin() as conn:
@@ -475,7 +476,7 @@ class Store:
         l = leases_table
         with self._writer.begin() as conn:
             conn.execute(sa.delete(l).where(
-                l.c.dataset_id == self.dataset_id(dataset), l.c.task_hash == task_hash, l.c.annotator == annotator,
+                l.c.dataset_id == self.dataset_id(dataset), l.c.task_hash == int(task_hash), l.c.annotator == annotator,
             ))
 
     def leased_by_others(self, dataset: str, annotator: str) -> set[int]:
@@ -678,12 +679,14 @@ def _example_row(record: Record | Mapping[str, Any]) -> dict[str, Any]:
         return {"input_hash": record.input_hash, "text": record.text, "meta": record.meta}
     text = record["text"]
     meta = record.get("meta") or {}
-    return {"input_hash": record.get("input_hash", hash_text(text)), "text": text, "meta": dict(meta)}
+    return {"input_hash": int(record.get("input_hash", hash_text(text))), "text": text, "meta": dict(meta)}
 
 
 def _question_row(question: Any) -> dict[str, Any]:
     get = question.get if isinstance(question, Mapping) else lambda key, default=None: getattr(question, key, default)
-    row = {key: get(key) for key in ("input_hash", "start", "end", "label", "token_start", "token_end")}
+    # int(): the label matrix holds offsets and hashes in numpy arrays, which database drivers refuse.
+    row = {key: int(get(key)) for key in ("input_hash", "start", "end", "token_start", "token_end")}
+    row["label"] = str(get("label"))
     row["task_hash"] = hash_task(row["input_hash"], row["start"], row["end"], row["label"])
     return row
 
@@ -709,10 +712,22 @@ def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[st
 
 
 def _engine_options(url: str) -> dict[str, Any]:
+    options: dict[str, Any] = {"json_serializer": _dumps_json}
     if url.startswith("sqlite"):
         # A writer waits up to 30 s for another process's write lock instead of failing at once.
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+        return {**options, "connect_args": {"timeout": 30}}
+    return {**options, "pool_pre_ping": True}
+
+
+def _dumps_json(value: Any) -> str:
+    """JSON columns (meta, votes) accept numpy numbers and arrays too, as the label model returns them."""
+    return json.dumps(value, ensure_ascii=False, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _configure_sqlite(engine: Engine) -> None:
