@@ -357,3 +357,17 @@ def test_a_store_for_reading_does_not_create_a_database(tmp_path):
     with pytest.raises(FileNotFoundError, match="no database"):
         Store(tmp_path / "missing.db", create=False)
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_numpy_values_from_the_label_matrix_are_stored_as_plain_numbers(store, abstracts):
+    import numpy as np
+
+    store.add_examples(DATASET, abstracts[:1])
+    questions = [{key: (np.int64(v) if isinstance(v, int) else v) for key, v in q.items()} for q in questions_of(abstracts[:1])]
+    store.add_questions(DATASET, questions)
+    first = hash_of(questions_of(abstracts[:1])[0])
+    store.add_answer(DATASET, np.int64(first), "accept", "alice", probability=np.float32(0.25),
+                     votes={"rule": np.int64(1), "all": np.array([1, -1])})
+    (answer,) = store.answers(DATASET)
+    assert (answer.task_hash, answer.probability, answer.votes) == (first, 0.25, {"rule": 1, "all": [1, -1]})
+    assert type(answer.start) is int
