@@ -181,7 +181,7 @@ def test_cli_input_errors_about_whole_paths(tmp_path, files):
     assert missing_patterns.exit_code == 1 and "nope.jsonl: no such file" in missing_patterns.stderr
 
 
-@pytest.mark.parametrize("option", [["--lang", "zz"], ["--phrase-attr", "BOGUS"]])
+@pytest.mark.parametrize("option", [["--lang", "zz"], ["--phrase-attr", "BOGUS"], ["--phrase-attr", "POS"]])
 def test_cli_bad_options_are_usage_errors(files, option):
     result = invoke(*files, *option)
     assert result.exit_code == 2

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
+from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from typer.core import TyperGroup
 
@@ -110,11 +111,16 @@ def blank_nlp(lang: str) -> Language:
 
 
 def validate_phrase_attr(attr: str) -> str:
-    """Typer callback: the attribute must be one spaCy's PhraseMatcher accepts."""
+    """Typer callback: an attribute spaCy's PhraseMatcher accepts on a blank pipeline's Docs.
+
+    Adding a tokenized phrase is spaCy's own check: it refuses POS, LEMMA, DEP ... (E155),
+    which only a trained pipeline sets.
+    """
+    vocab = Vocab()
     try:
-        PhraseMatcher(Vocab(), attr=attr)
+        PhraseMatcher(vocab, attr=attr).add("check", [Doc(vocab, words=["phrase"])])
     except ValueError:
-        raise typer.BadParameter(f"{attr!r} is not a token attribute the PhraseMatcher can match on (ORTH, LOWER, NORM, SHAPE, ...)") from None
+        raise typer.BadParameter(f"{attr!r} is not a token attribute the PhraseMatcher can match on in a blank pipeline (ORTH, LOWER, NORM, SHAPE, ...)") from None
     return attr
 
 
