@@ -27,7 +27,7 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence
 
 import spacy
 from spacy.language import Language
@@ -389,6 +389,46 @@ def train_ner(
     nlp = init_nlp(config)
     train_loop(nlp, output_dir, stdout=out, stderr=out)
     return output_dir / "model-best"
+
+
+def train_from_decisions(
+    nlp: Language,
+    tasks: Iterable[dict[str, Any]],
+    output_dir: str | Path,
+    *,
+    proposed: dict[int, Iterable[Sequence]] | None = None,
+    scheme: str | Scheme = DEFAULT_SCHEME,
+    gold: str | Path | Sequence[Doc] | None = None,
+    dev_share: float = 0.2,
+    seed: int = 0,
+    max_epochs: int = 20,
+    patience: int = 3,
+    progress: bool = False,
+    log: Callable[[str], Any] = lambda message: None,
+) -> dict[str, Any]:
+    """The whole job: split the decisions by text, convert them by ``scheme``, train, and score
+    the best model on the held-out decisions (and on ``gold``, complete annotations, if given).
+
+    Returns ``{"model": path of model-best, "scores": {...}}``.
+    """
+    tasks = list(tasks)
+    chosen = get_scheme(scheme)
+    train_tasks, dev_tasks = split_decisions(tasks, dev_share)
+    if not train_tasks or not dev_tasks:
+        texts = len({task_input_hash(task) for task in tasks})
+        raise ValueError(f"{texts} text(s) with decisions: training needs at least two, to hold one out")
+    train_docs = docs_from_decisions(nlp, train_tasks, proposed, chosen)
+    dev_docs = docs_from_decisions(nlp, dev_tasks, proposed, chosen)
+    labels = sorted({span["label"] for task in tasks if task["answer"] == "accept" for span in task.get("spans", [])})
+    log(f"Training on {len(train_tasks):,} decisions ({len(train_docs):,} texts), holding out {len(dev_tasks):,} "
+        f"({len(dev_docs):,} texts); scheme {chosen.name}, labels {', '.join(labels) or '(none)'}")
+    best = train_ner(train_docs, dev_docs, output_dir, lang=nlp.lang, labels=labels, seed=seed,
+                     max_epochs=max_epochs, patience=patience, beam=chosen.beam, progress=progress)
+    model = spacy.load(best)
+    scores: dict[str, Any] = {"scheme": chosen.name, "held_out_decisions": evaluate_decisions(model, dev_tasks)}
+    if gold is not None:
+        scores["gold"] = evaluate_gold(model, gold)
+    return {"model": best, "scores": scores}
 
 
 # --- evaluation --------------------------------------------------------------------------------

@@ -222,3 +222,29 @@ class _Replay:
 
     def pipe(self, texts):
         return (self.docs[text] for text in texts)
+
+
+def test_cli_trains_from_a_prodigy_jsonl_file(decisions, shared_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from bootstrap.cli import app
+
+    tasks, _ = decisions
+    path = tmp_path / "decisions.jsonl"
+    path.write_text("".join(json.dumps(task) + "\n" for task in tasks[:150]))
+    gold = tmp_path / "gold.jsonl"
+    with (shared_data / "ncbi-disease" / "test.jsonl").open() as lines:
+        gold.write_text("".join(islice(lines, 5)))
+    output = tmp_path / "out"
+    result = CliRunner().invoke(app, ["train", "--from-jsonl", str(path), "--output", str(output),
+                                      "--max-epochs", "1", "--eval", str(gold)])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.stdout[result.stdout.index("{"):])
+    assert scores["scheme"] == DEFAULT_SCHEME and scores["gold"]["texts"] == 5
+    assert scores["held_out_decisions"]["accepted"] + scores["held_out_decisions"]["rejected"] > 0
+    assert spacy.load(output / "model-best").pipe_names == ["ner"]
+
+    path.write_text(json.dumps(tasks[0]) + "\n" + json.dumps({**tasks[1], "answer": "yes"}) + "\n")
+    result = CliRunner().invoke(app, ["train", "--from-jsonl", str(path), "--output", str(output)])
+    assert result.exit_code == 1 and f"{path}:2: \"answer\" must be one of" in result.output
+    assert "Traceback" not in result.output

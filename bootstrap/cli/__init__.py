@@ -8,6 +8,7 @@ from . import check  # noqa: F401  (registers the command)
 from . import export  # noqa: F401
 from . import import_  # noqa: F401
 from . import stats  # noqa: F401
+from . import train  # noqa: F401
 
 
 def main() -> None:
