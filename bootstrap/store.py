@@ -467,10 +467,10 @@ class Store:
             if taken:
                 return True
             inserted = conn.execute(
-                self._insert_ignore(l),
+                self._insert_ignore(l).returning(l.c.task_hash),  # rowcount of an INSERT is not portable
                 {"dataset_id": dataset_id, "task_hash": task_hash, "annotator": annotator, "expires": now + seconds},
-            ).rowcount
-            return inserted == 1
+            ).first()
+            return inserted is not None
 
     def release(self, dataset: str, task_hash: int, annotator: str) -> None:
         l = leases_table

@@ -26,9 +26,24 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASET = "ncbi"
 
 
-@pytest.fixture
-def store_url(tmp_path) -> str:
-    return str(tmp_path / "decisions" / "bootstrap.db")
+# BOOTSTRAP_TEST_POSTGRES=postgresql+psycopg://user@host:port runs every test on PostgreSQL too.
+POSTGRES = os.environ.get("BOOTSTRAP_TEST_POSTGRES")
+
+
+@pytest.fixture(params=["sqlite"] + (["postgresql"] if POSTGRES else []))
+def store_url(request, tmp_path) -> str:
+    """A fresh, empty database: a SQLite file (in a folder that does not exist yet), or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "decisions" / "bootstrap.db")
+        return
+    name = f"bootstrap_test_{os.getpid()}_{time.time_ns()}"
+    server = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield sa.make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    server.dispose()
 
 
 @pytest.fixture
@@ -80,6 +95,8 @@ def test_answer_is_committed_before_add_answer_returns(store, store_url, seeded)
 
 
 def test_sqlite_is_in_wal_mode_with_full_sync(store, seeded):
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's settings")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
@@ -258,13 +275,12 @@ def test_export_import_round_trip(store, tmp_path, seeded):
         store.add_answer(DATASET, task_hash, answer, annotator, probability=0.5)
     exported = tmp_path / "exported.jsonl"
     exported.write_text("".join(json.dumps(t) + "\n" for t in store.export_tasks(DATASET)), encoding="utf8")
-    with Store(tmp_path / "other.db") as other:
-        result = other.import_tasks("copy", exported)
-        assert (result.tasks, result.answers, result.duplicates) == (6, 6, 0)
-        again = list(other.export_tasks("copy"))
-        # a second import of the same file adds nothing
-        assert other.import_tasks("copy", exported).answers == 0
-        assert len(list(other.answers("copy"))) == 6
+    result = store.import_tasks("copy", exported)
+    assert (result.tasks, result.answers, result.duplicates) == (6, 6, 0)
+    again = list(store.export_tasks("copy"))
+    # a second import of the same file adds nothing
+    assert store.import_tasks("copy", exported).answers == 0
+    assert len(list(store.answers("copy"))) == 6
     original = list(store.export_tasks(DATASET))
     keys = ("text", "spans", "answer", "label", "_input_hash", "_task_hash", "meta")
     assert [{k: t[k] for k in keys} for t in again] == [{k: t[k] for k in keys} for t in original]
