@@ -27,7 +27,7 @@ from typing import Any, Iterable, Literal, Sequence
 import regex
 from spacy.matcher import Matcher
 from spacy.schemas import validate_token_pattern
-from spacy.tokens import Token
+from spacy.tokens import Doc
 from spacy.vocab import Vocab
 
 from .errors import InputError, Problem, json_type
@@ -206,16 +206,27 @@ def _token_pattern_problem(value: list, vocab: Vocab) -> str | None:
     errors = validate_token_pattern(value)
     if errors:
         return "invalid token pattern: " + "; ".join(_strip_schema_prefix(e) for e in errors)
-    # The Matcher only looks custom attributes up when it runs, and then fails on every text.
-    for i, token in enumerate(value):
-        unregistered = [name for name in token.get("_", {}) if not Token.has_extension(name)]
-        if unregistered:
-            return f"invalid token pattern: token {i}: no custom attribute {', '.join('_.' + n for n in unregistered)} is registered"
+    matcher = Matcher(vocab)
     try:
-        Matcher(vocab).add("validate", [value])
+        matcher.add("validate", [value])
     except (ValueError, re.error, regex.error) as error:
         return f"invalid token pattern: {str(error).strip()}"
+    # Some problems only show when the Matcher runs, and would then stop every text: attributes
+    # only a trained component sets (POS, LEMMA, DEP: E155) and unregistered ``_`` ones (E046).
+    try:
+        matcher(Doc(vocab, words=["token"]))
+    except (ValueError, AttributeError) as error:
+        return f"invalid token pattern: {_runtime_problem(str(error))}"
     return None
+
+
+def _runtime_problem(message: str) -> str:
+    if match := re.search(r"needs to include (.+?) in order to use .* attribute (\w+)", message):
+        component, attr = match.groups()
+        return f"{attr} needs {component} in the pipeline, and bootstrap tokenizes with a blank one"
+    if match := re.search(r"unregistered extension attribute '(\w+)'", message):
+        return f"no custom attribute _.{match.group(1)} is registered"
+    return message
 
 
 def _strip_schema_prefix(message: str) -> str:

@@ -63,6 +63,8 @@ def test_spacy_token_attributes_and_operators_are_accepted(write, nlp):
         ('{"label": "X", "pattern": [{"LENGTH": {">=": "three"}}]}', "token 0, LENGTH"),
         ('{"label": "X", "pattern": [{"TEXT": {"REGEX": "[a-"}}]}', "invalid token pattern: unterminated character set"),
         ('{"label": "X", "pattern": [{"_": {"no_such_attr": true}}]}', "no custom attribute _.no_such_attr is registered"),
+        ('{"label": "X", "pattern": [{"ORTH": "a"}, {"POS": "NOUN"}]}', "POS needs a morphologizer or tagger+attribute_ruler in the pipeline"),
+        ('{"label": "X", "pattern": [{"LEMMA": "be"}]}', "LEMMA needs a lemmatizer in the pipeline"),
         ('{"label": "X", "regex": "[a-"}', 'invalid regex "[a-": unterminated character set'),
         ('{"label": "X", "regex": ""}', '"regex" must be a non-empty string'),
         ('{"label": "X", "regex": "a", "pattern": "a"}', 'give either "pattern" or "regex", not both'),
