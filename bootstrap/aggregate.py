@@ -1,0 +1,321 @@
+"""From votes to a probability per candidate, and from each decision to better probabilities.
+
+**Fit.** Snorkel's ``LabelModel`` is fit on the whole label matrix when it can learn something:
+at least three columns that vote and rows where two of them meet (it estimates each LF's
+accuracy from how LFs agree and disagree; with no overlap there is nothing to estimate from).
+Otherwise a *weighted vote* stands in: every LF is assumed right with probability
+``fallback_accuracy`` and votes are combined as below. :attr:`Aggregate.method` says which.
+
+**Learning from decisions without refitting.** The LabelModel's estimated accuracy of each LF
+is the prior of a Beta posterior over that LF's precision (``prior_strength`` pseudo-decisions).
+Every accept or reject is evidence about each LF that voted on the candidate: it was right or
+wrong. A probability is then the LabelModel's, corrected in log-odds by how far each voting LF's
+posterior moved from its prior::
+
+    logit P(row is c) = log P_LabelModel(c) + Σ_{LF j voting c} (w(posterior_j) − w(prior_j))
+    w(a) = log(a (k − 1) / (1 − a))
+
+``w`` is the weight of a vote in a conditionally independent model of ``k`` classes whose LF is
+right with probability ``a`` (the model the LabelModel fits). Before any decision the sum is
+zero and the probabilities are exactly the LabelModel's; after one, every candidate an affected
+LF voted on moves at once, in one sparse product over all rows (see ``benchmarks/``).
+
+**Identical strings.** Decisions on a string also move its other occurrences with the same
+label: a Beta(1, 1) over "accepted" per (lower-cased string, label) adds its log-odds, so one
+reject of "cancer" pushes every other "cancer" down instead of leaving them all at the top of
+the queue.
+
+**Refit.** Every ``refit_every`` decisions the LabelModel is fit again with the class balance
+seen in the decisions (exploration decisions when there are enough, as they are unbiased), and
+the posteriors keep their counts on top of the new priors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.stats import beta as beta_distribution
+
+from .labelmatrix import ABSTAIN, NOT_ENTITY, CandidateTable
+
+Answer = Literal["accept", "reject", "ignore"]
+ACCURACY_RANGE = (0.01, 0.99)
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float | None
+    low: float | None
+    high: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class LFStats:
+    """What the user sees per labeling function (``bootstrap stats`` and the page)."""
+
+    name: str
+    kind: str
+    label: str | None
+    negative: bool
+    coverage: int  # rows it votes on
+    overlaps: int  # of those, rows where another LF votes too
+    conflicts: int  # of those, rows where another LF votes another class
+    label_model_accuracy: float | None
+    precision: float  # posterior mean, what the ranking uses
+    from_decisions: Interval  # right / (right + wrong) over all decisions, Beta(1, 1) 95% interval
+    from_exploration: Interval  # the same over exploration decisions only: unbiased
+
+    def to_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["from_decisions"] = dict(self.from_decisions.__dict__)
+        data["from_exploration"] = dict(self.from_exploration.__dict__)
+        return data
+
+
+def vote_weight(accuracy: np.ndarray, cardinality: int) -> np.ndarray:
+    accuracy = np.clip(accuracy, *ACCURACY_RANGE)
+    return np.log(accuracy * (cardinality - 1) / (1 - accuracy))
+
+
+def beta_interval(successes: int, failures: int, level: float = 0.95) -> Interval:
+    """Posterior mean and equal-tailed interval of a rate under a Beta(1, 1) prior."""
+    n = successes + failures
+    if n == 0:
+        return Interval(None, None, None, 0)
+    a, b = successes + 1, failures + 1
+    tail = (1 - level) / 2
+    low, high = beta_distribution.ppf([tail, 1 - tail], a, b)
+    return Interval(a / (a + b), float(low), float(high), n)
+
+
+class Aggregate:
+    """Probabilities per candidate from the label matrix, updated by every decision."""
+
+    def __init__(
+        self,
+        table: CandidateTable,
+        *,
+        prior_strength: float = 10.0,
+        fallback_accuracy: float = 0.7,
+        refit_every: int = 100,
+        seed: int = 0,
+        epochs: int = 500,
+    ):
+        self.table = table
+        self.prior_strength = prior_strength
+        self.fallback_accuracy = fallback_accuracy
+        self.refit_every = refit_every
+        self.seed = seed
+        self.epochs = epochs
+        n_lfs = table.L.shape[1]
+        self.right = np.zeros(n_lfs)
+        self.wrong = np.zeros(n_lfs)
+        self.explore_right = np.zeros(n_lfs, dtype=np.int64)
+        self.explore_wrong = np.zeros(n_lfs, dtype=np.int64)
+        self.method = "weighted vote"
+        self.label_model_accuracy: np.ndarray | None = None
+        self.decisions: dict[tuple[int, int], tuple[Answer, bool]] = {}  # (row, class) -> (answer, exploration)
+        self._since_fit = 0
+        self._vote_rows, self._vote_columns = np.nonzero(table.L != ABSTAIN)
+        self._vote_classes = table.L[self._vote_rows, self._vote_columns].astype(np.int64)
+        self._surface_group, self._surface_keys = self._surface_groups()
+        self._surface_accepts = np.zeros(len(self._surface_keys))
+        self._surface_rejects = np.zeros(len(self._surface_keys))
+        self._cache: np.ndarray | None = None
+        self.fit()
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def can_fit_label_model(self) -> bool:
+        """Three voting columns and some rows where votes meet; else the LabelModel learns nothing."""
+        voting = np.count_nonzero((self.table.L != ABSTAIN).any(axis=0))
+        overlapping = np.count_nonzero((self.table.L != ABSTAIN).sum(axis=1) >= 2)
+        return voting >= 3 and overlapping >= max(10, 0.01 * self.table.n_rows)
+
+    def fit(self, class_balance: np.ndarray | None = None) -> None:
+        """Fit the LabelModel (or set up the weighted vote) and reset the priors to its estimates."""
+        k = self.table.cardinality
+        accuracy = np.full(self.table.L.shape[1], self.fallback_accuracy)
+        if self.table.n_rows and self.can_fit_label_model():
+            active = (self.table.L != ABSTAIN).any(axis=0)
+            accuracy[active], proba = self._fit_label_model(self.table.L[:, active], class_balance)
+            self.base_log_proba = np.log(np.clip(proba, 1e-9, 1.0))
+            self.method = "LabelModel"
+            self.label_model_accuracy = accuracy
+        else:
+            prior = np.full(k, -math.log(k)) if class_balance is None else np.log(np.clip(class_balance, 1e-9, 1))
+            self.base_log_proba = np.tile(prior, (self.table.n_rows, 1)) + self._vote_logits(vote_weight(accuracy, k))
+            self.method = "weighted vote"
+            self.label_model_accuracy = None
+        self.prior_accuracy = accuracy
+        self._since_fit = 0
+        self._cache = None
+
+    def _fit_label_model(self, L: np.ndarray, class_balance: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Snorkel's LabelModel on the voting columns: per-LF accuracies and per-row probabilities."""
+        import torch
+        from snorkel.labeling.model import LabelModel
+
+        # The LabelModel's matrices are tiny (LFs × classes): extra torch threads only add
+        # synchronisation. Measured here on 9k × 40, 7 classes: 2.4 s with one thread,
+        # 15-18 s with two on a busy 2-core machine.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            model = LabelModel(cardinality=self.table.cardinality, verbose=False)
+            L = L.astype(np.int64)
+            balance = None if class_balance is None else list(class_balance)
+            model.fit(L, class_balance=balance, n_epochs=self.epochs, seed=self.seed, progress_bar=False)
+            return np.clip(model.get_weights(), *ACCURACY_RANGE), model.predict_proba(L)
+        finally:
+            torch.set_num_threads(threads)
+
+    def refit(self) -> None:
+        """Fit again with the class balance the decisions show (exploration ones if there are 20)."""
+        answered = [(row, cls, answer, explored) for (row, cls), (answer, explored) in self.decisions.items() if answer != "ignore"]
+        explored = [item for item in answered if item[3]]
+        sample = explored if len(explored) >= 20 else answered
+        balance = None
+        if sample:
+            counts = np.ones(self.table.cardinality)  # add-one smoothing
+            for row, cls, answer, _ in sample:
+                counts[cls if answer == "accept" else NOT_ENTITY] += 1
+            balance = counts / counts.sum()
+        self.fit(balance)
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def observe(self, row: int, cls: int, answer: Answer, exploration: bool = False) -> None:
+        """Record a decision on (row, class): evidence about every LF that voted on the row."""
+        if (row, cls) in self.decisions:
+            self.forget(row, cls)
+        self.decisions[(row, cls)] = (answer, exploration)
+        self._count(row, cls, answer, exploration, +1)
+        self._since_fit += 1
+        if self.refit_every and self._since_fit >= self.refit_every:
+            self.refit()
+
+    def forget(self, row: int, cls: int) -> None:
+        """Take a decision back (undo, or a changed answer)."""
+        answer, exploration = self.decisions.pop((row, cls))
+        self._count(row, cls, answer, exploration, -1)
+
+    def _count(self, row: int, cls: int, answer: Answer, exploration: bool, sign: int) -> None:
+        self._cache = None
+        if answer == "ignore":
+            return
+        votes = self.table.L[row]
+        voting = np.flatnonzero(votes != ABSTAIN)
+        right, wrong = _judge(votes[voting], cls, answer, self._other_labels_proposed(row, cls))
+        self.right[voting[right]] += sign
+        self.wrong[voting[wrong]] += sign
+        if exploration:
+            self.explore_right[voting[right]] += sign
+            self.explore_wrong[voting[wrong]] += sign
+        group = self._surface_group_of(row, cls)
+        if group is not None:
+            (self._surface_accepts if answer == "accept" else self._surface_rejects)[group] += sign
+
+    def _other_labels_proposed(self, row: int, cls: int) -> bool:
+        votes = self.table.L[row]
+        return bool(np.any((votes > NOT_ENTITY) & (votes != cls)))
+
+    # -- probabilities -----------------------------------------------------------------------
+
+    def posterior_accuracy(self) -> np.ndarray:
+        a = self.prior_strength * self.prior_accuracy + self.right
+        b = self.prior_strength * (1 - self.prior_accuracy) + self.wrong
+        return a / (a + b)
+
+    def probabilities(self) -> np.ndarray:
+        """P(row is class c), rows × classes; decided (row, class) pairs are 1 or 0."""
+        if self._cache is None:
+            k = self.table.cardinality
+            shift = vote_weight(self.posterior_accuracy(), k) - vote_weight(self.prior_accuracy, k)
+            logits = self.base_log_proba + self._vote_logits(shift) + self._surface_logits()
+            logits -= logits.max(axis=1, keepdims=True)
+            proba = np.exp(logits)
+            proba /= proba.sum(axis=1, keepdims=True)
+            for (row, cls), (answer, _) in self.decisions.items():
+                if answer == "accept":
+                    proba[row] = 0.0
+                    proba[row, cls] = 1.0
+                elif answer == "reject":
+                    proba[row, cls] = 0.0
+                    total = proba[row].sum()
+                    proba[row] = proba[row] / total if total > 0 else np.eye(k)[NOT_ENTITY]
+            self._cache = proba
+        return self._cache
+
+    def question_probabilities(self) -> np.ndarray:
+        """P(yes) for every question (row, label) of the table."""
+        return self.probabilities()[self.table.question_row, self.table.question_class]
+
+    def _vote_logits(self, weight_per_lf: np.ndarray) -> np.ndarray:
+        """Σ over LFs voting class c of their weight, for every row and class, as one bincount."""
+        k = self.table.cardinality
+        flat = self._vote_rows * k + self._vote_classes
+        sums = np.bincount(flat, weights=weight_per_lf[self._vote_columns], minlength=self.table.n_rows * k)
+        return sums.reshape(self.table.n_rows, k)
+
+    def _surface_groups(self) -> tuple[np.ndarray, list[tuple[str, int]]]:
+        """Per question, the index of its (lower-cased string, class) group."""
+        keys: dict[tuple[str, int], int] = {}
+        text = self.table.text
+        groups = np.fromiter(
+            (keys.setdefault((text[row].lower(), int(cls)), len(keys))
+             for row, cls in zip(self.table.question_row, self.table.question_class)),
+            dtype=np.int64, count=self.table.n_questions,
+        )
+        self._group_of_question = {(int(r), int(c)): int(g) for r, c, g in zip(self.table.question_row, self.table.question_class, groups)}
+        return groups, list(keys)
+
+    def _surface_group_of(self, row: int, cls: int) -> int | None:
+        return self._group_of_question.get((row, cls))
+
+    def _surface_logits(self) -> np.ndarray:
+        k = self.table.cardinality
+        log_odds = np.log((self._surface_accepts + 1) / (self._surface_rejects + 1))
+        flat = self.table.question_row.astype(np.int64) * k + self.table.question_class
+        sums = np.bincount(flat, weights=log_odds[self._surface_group], minlength=self.table.n_rows * k)
+        return sums.reshape(self.table.n_rows, k)
+
+    # -- what the user sees ------------------------------------------------------------------
+
+    def lf_stats(self) -> list[LFStats]:
+        voted = self.table.L != ABSTAIN
+        n_votes = voted.sum(axis=1)
+        posterior = self.posterior_accuracy()
+        stats = []
+        for j, column in enumerate(self.table.columns):
+            mine = voted[:, j]
+            others = self.table.L[mine]
+            disagree = (others != ABSTAIN) & (others != others[:, [j]])
+            stats.append(LFStats(
+                name=column.name, kind=column.kind, label=column.label, negative=column.negative,
+                coverage=int(mine.sum()),
+                overlaps=int((n_votes[mine] >= 2).sum()),
+                conflicts=int(disagree.any(axis=1).sum()),
+                label_model_accuracy=None if self.label_model_accuracy is None else float(self.label_model_accuracy[j]),
+                precision=float(posterior[j]),
+                from_decisions=beta_interval(int(self.right[j]), int(self.wrong[j])),
+                from_exploration=beta_interval(int(self.explore_right[j]), int(self.explore_wrong[j])),
+            ))
+        return stats
+
+
+def _judge(votes: np.ndarray, cls: int, answer: Answer, other_labels: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Which votes a decision on (row, cls) proves right and which wrong (the rest stay unknown).
+
+    An accept makes the row's class ``cls``: votes for it are right, all others wrong. A reject
+    says only "not ``cls``": votes for ``cls`` are wrong, and "not an entity" votes are right when
+    no other label was proposed on the row (with one, the row may still be that other label).
+    """
+    if answer == "accept":
+        return votes == cls, votes != cls
+    right = (votes == NOT_ENTITY) if not other_labels else np.zeros(len(votes), dtype=bool)
+    return right, votes == cls

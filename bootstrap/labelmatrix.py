@@ -1,0 +1,253 @@
+"""The label matrix: one row per candidate span, one column per labeling function.
+
+Classes are ``0`` = not an entity and ``k`` = ``labels[k - 1]``; ``-1`` is an abstain, as in
+Snorkel. A row is a *span* (one text, one start, one end), not a (span, label) pair, so that
+rules proposing different labels for the same span are disagreeing LFs of one row, which is
+what Snorkel's LabelModel can weigh. The binary questions are the (row, label) pairs some LF
+voted for.
+
+How each source enters the matrix:
+
+* a positive rule that matched the row's span exactly votes its label; a **negative rule**
+  votes ``0`` ("not an entity"). With one label that is exact; with several, "not PERSON" is
+  read as "not an entity" too, because a LabelModel column can only name one class.
+* **Boundaries.** A positive rule whose match *overlaps* the row with other boundaries (nested
+  or crossing) claims that the entity is elsewhere: it votes ``0`` on the row, in a column of
+  its own, ``<rule>#boundary``. A separate column lets the LabelModel learn how far to trust a
+  rule about boundaries apart from how far to trust its label: ``cancer`` inside ``breast
+  cancer`` says little about whether ``cancer`` alone is a disease mention.
+* a user **labeling function** votes on every row: its label, ``0`` for ``False``, or abstains;
+* a user **span proposer** adds its spans as rows (if no rule found them) and votes for them,
+  and like a rule it has a boundary column.
+
+A positive vote for a label no rule proposed on a row (an LF saying "this PERSON is a
+CORPORATION") adds that (row, label) question: every vote for a label is reachable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+from spacy.tokens import Span
+
+from .candidates import DocCandidates
+from .lfs import LabelingFunction, LFErrors, proposals_of, vote_of
+from .matching import token_span
+from .rules import RuleSet
+
+ABSTAIN = -1
+NOT_ENTITY = 0
+BOUNDARY_SUFFIX = "#boundary"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One labeling function of the matrix: a rule, a rule's boundary votes, or a user function."""
+
+    name: str
+    kind: str  # "rule", "boundary", "lf" or "proposer"
+    label: str | None  # the label it votes for (None for an unlabeled user function)
+    negative: bool = False
+
+    @property
+    def source(self) -> str:
+        """The rule or function behind the column (a boundary column's owner)."""
+        return self.name.removesuffix(BOUNDARY_SUFFIX)
+
+
+@dataclass
+class CandidateTable:
+    """Columnar candidates: arrays of rows, the label matrix, and the questions over them."""
+
+    labels: list[str]
+    columns: list[Column]
+    input_hash: np.ndarray  # int64, per row
+    start: np.ndarray  # int32 character offsets, per row
+    end: np.ndarray
+    token_start: np.ndarray
+    token_end: np.ndarray
+    text: list[str]  # the span's surface string, per row
+    L: np.ndarray  # int8 (rows × columns), class ids, -1 abstains
+    question_row: np.ndarray  # int32, per question
+    question_class: np.ndarray  # int16, per question (>= 1)
+    errors: LFErrors = field(default_factory=LFErrors)
+    texts: int = 0
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.input_hash)
+
+    @property
+    def n_questions(self) -> int:
+        return len(self.question_row)
+
+    @property
+    def cardinality(self) -> int:
+        return len(self.labels) + 1
+
+    @property
+    def lf_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def class_of(self, label: str) -> int:
+        return self.labels.index(label) + 1
+
+    def label_of(self, cls: int) -> str:
+        return self.labels[cls - 1]
+
+    def question(self, index: int) -> tuple[int, int, int, str]:
+        """``(input_hash, start, end, label)`` of one question."""
+        row = int(self.question_row[index])
+        return int(self.input_hash[row]), int(self.start[row]), int(self.end[row]), self.label_of(int(self.question_class[index]))
+
+    def votes(self, row: int) -> dict[str, int]:
+        """The non-abstain votes on a row, by column name."""
+        line = self.L[row]
+        return {self.columns[j].name: int(line[j]) for j in np.flatnonzero(line != ABSTAIN)}
+
+
+class _Builder:
+    """Accumulates rows, votes and questions one text at a time."""
+
+    def __init__(self, rules: RuleSet, lfs: Sequence[LabelingFunction], labels: Sequence[str] | None):
+        self.rules = rules
+        self.voters = [lf for lf in lfs if lf.kind == "vote"]
+        self.proposers = [lf for lf in lfs if lf.kind == "propose"]
+        known = list(labels) if labels else list(dict.fromkeys([*rules.labels, *(lf.label for lf in lfs if lf.label)]))
+        self.labels = known
+        self.class_of = {label: i + 1 for i, label in enumerate(known)}
+        self.columns: list[Column] = []
+        self.column_of: dict[str, int] = {}
+        for rule in rules:
+            self._add_column(Column(rule.id, "rule", rule.label, rule.negative))
+        for lf in lfs:
+            self._add_column(Column(lf.id, "lf" if lf.kind == "vote" else "proposer", lf.label))
+        self.errors = LFErrors()
+        self.rows: list[tuple[int, int, int, int, int, str]] = []
+        self.votes: list[tuple[int, int, int]] = []  # (row, column, class)
+        self.questions: set[tuple[int, int]] = set()
+        self.texts = 0
+
+    def _add_column(self, column: Column) -> int:
+        if column.name not in self.column_of:
+            self.column_of[column.name] = len(self.columns)
+            self.columns.append(column)
+        return self.column_of[column.name]
+
+    def _column_rank(self, column: Column) -> tuple[int, int]:
+        owner = self.column_of[column.source]
+        return (column.kind == "boundary", owner)
+
+    def add(self, result: DocCandidates) -> None:
+        self.texts += 1
+        doc, record = result.doc, result.record
+        # (column, token_start, token_end, class, start_char, end_char); positive ones propose rows
+        proposals: list[tuple[int, int, int, int, int, int]] = []
+        for match in result.matches:
+            rule = self.rules[match.rule_id]
+            if rule.label not in self.class_of:
+                continue
+            cls = NOT_ENTITY if rule.negative else self.class_of[rule.label]
+            proposals.append((self.column_of[rule.id], match.token_start, match.token_end, cls, match.start, match.end))
+        for lf in self.proposers:
+            for start_char, end_char, label in proposals_of(lf, doc, self.errors, record.source):
+                tokens = token_span(doc, start_char, end_char) if label in self.class_of else None
+                if tokens is not None:
+                    span = doc[tokens[0]:tokens[1]]
+                    proposals.append((self.column_of[lf.id], span.start, span.end, self.class_of[label], span.start_char, span.end_char))
+        spans = sorted({(p[1], p[2]): (p[4], p[5]) for p in proposals if p[3] != NOT_ENTITY}.items())
+        if not spans:
+            return
+        first_row = len(self.rows)
+        row_of = {}
+        for i, ((token_start, token_end), (start_char, end_char)) in enumerate(spans):
+            row_of[(token_start, token_end)] = first_row + i
+            self.rows.append((record.input_hash, start_char, end_char, token_start, token_end, doc.text[start_char:end_char]))
+        exact: set[tuple[int, int]] = set()
+        proposed: dict[int, set[int]] = {}  # row -> classes voted for on it
+        for column, token_start, token_end, cls, _, _ in proposals:
+            row = row_of.get((token_start, token_end))
+            if row is not None:
+                self.votes.append((row, column, cls))
+                exact.add((row, column))
+                if cls != NOT_ENTITY:
+                    proposed.setdefault(row, set()).add(cls)
+        for column, p_start, p_end, cls, _, _ in proposals:
+            if cls == NOT_ENTITY:
+                continue
+            for (token_start, token_end), row in row_of.items():
+                overlaps = token_start < p_end and p_start < token_end and (token_start, token_end) != (p_start, p_end)
+                if overlaps and (row, column) not in exact:
+                    source = self.columns[column]
+                    boundary = self._add_column(Column(source.name + BOUNDARY_SUFFIX, "boundary", source.label))
+                    self.votes.append((row, boundary, NOT_ENTITY))
+        self._apply_voters(result, row_of, proposed)
+        self.questions.update((row, cls) for row, classes in proposed.items() for cls in classes)
+
+    def _apply_voters(self, result: DocCandidates, row_of: dict[tuple[int, int], int], proposed: dict[int, set[int]]) -> None:
+        """Ask every user labeling function about every row; the span carries its first proposed label."""
+        if not self.voters:
+            return
+        doc, labels = result.doc, self.class_of
+        for (token_start, token_end), row in row_of.items():
+            first = min(proposed[row]) if proposed.get(row) else None
+            span = Span(doc, token_start, token_end, label=self.labels[first - 1] if first else "")
+            for lf in self.voters:
+                vote = vote_of(lf, span, labels, self.errors, result.record.source)
+                if vote is None:
+                    continue
+                label, positive = vote
+                if label not in labels:
+                    continue
+                cls = labels[label] if positive else NOT_ENTITY
+                self.votes.append((row, self.column_of[lf.id], cls))
+                if positive:
+                    proposed.setdefault(row, set()).add(cls)
+
+    def build(self) -> CandidateTable:
+        # Boundary columns were added as they were first needed; put each after the others,
+        # in the order of its owner, so the same rules give the same columns on any corpus.
+        order = sorted(range(len(self.columns)), key=lambda j: self._column_rank(self.columns[j]))
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.arange(len(order))
+        n = len(self.rows)
+        L = np.full((n, len(self.columns)), ABSTAIN, dtype=np.int8)
+        if self.votes:
+            votes = np.asarray(self.votes, dtype=np.int64)
+            L[votes[:, 0], position[votes[:, 1]]] = votes[:, 2]
+        rows = list(zip(*self.rows)) if self.rows else [[] for _ in range(6)]
+        questions = np.asarray(sorted(self.questions), dtype=np.int64).reshape(-1, 2)
+        return CandidateTable(
+            labels=self.labels,
+            columns=[self.columns[j] for j in order],
+            input_hash=np.asarray(rows[0], dtype=np.int64),
+            start=np.asarray(rows[1], dtype=np.int32),
+            end=np.asarray(rows[2], dtype=np.int32),
+            token_start=np.asarray(rows[3], dtype=np.int32),
+            token_end=np.asarray(rows[4], dtype=np.int32),
+            text=list(rows[5]),
+            L=L,
+            question_row=questions[:, 0].astype(np.int32),
+            question_class=questions[:, 1].astype(np.int16),
+            errors=self.errors,
+            texts=self.texts,
+        )
+
+
+def build_candidate_table(
+    results: Iterable[DocCandidates],
+    rules: RuleSet,
+    lfs: Sequence[LabelingFunction] = (),
+    labels: Sequence[str] | None = None,
+) -> CandidateTable:
+    """Consume a candidate stream (``generate_candidates``) into a :class:`CandidateTable`.
+
+    ``labels`` restricts the table to those labels (``--label``); rules and functions of other
+    labels are kept as columns but propose nothing.
+    """
+    builder = _Builder(rules, lfs, labels)
+    for result in results:
+        builder.add(result)
+    return builder.build()

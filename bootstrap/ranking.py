@@ -1,0 +1,135 @@
+"""Which question to ask next: the most uncertain, with a random share and a share per label.
+
+The ranking *orders*; it never drops a question. Every (span, label) some rule or function
+proposed stays reachable until it is answered, so the stream cannot "run dry" while anything is
+left, and a rare label's matches are not filtered out on a cold start.
+
+Score of an open question (row, label), in [0, 1]::
+
+    score = 0.7 · uncertainty + 0.15 · entropy + 0.15 · conflict
+
+* ``uncertainty = 1 − |2p − 1|`` where ``p`` is the probability that the answer is yes: 1 at 0.5;
+* ``entropy`` of the row's whole class distribution, over its maximum: high where several labels
+  (and "not an entity") compete;
+* ``conflict``: the share of the row's votes that disagree with its most common vote (rules with
+  other labels, negative rules, other boundaries). It breaks ties between equally uncertain
+  questions in favour of the ones where rules fight, which are the ones a decision teaches most.
+
+Two shares keep the sample honest:
+
+* ``exploration`` (default 10%): the question is drawn uniformly from all open ones and marked,
+  so precision and model quality can be estimated without uncertainty sampling's bias;
+* ``label_floor`` (default 0.5): a label with open questions whose share of the questions asked
+  so far is below ``label_floor / n_labels`` gets the next one; each label is guaranteed half its
+  fair share from the first questions on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Collection
+
+import numpy as np
+
+from .aggregate import Aggregate
+
+WEIGHTS = {"uncertainty": 0.7, "entropy": 0.15, "conflict": 0.15}
+
+
+@dataclass(frozen=True)
+class QuestionChoice:
+    index: int  # into the table's questions
+    row: int
+    label: str
+    score: float
+    probability: float
+    exploration: bool
+
+
+def row_conflict(L: np.ndarray, cardinality: int) -> np.ndarray:
+    """Per row, the share of votes that differ from the most common vote (0 when all agree)."""
+    counts = np.stack([(L == c).sum(axis=1) for c in range(cardinality)], axis=1)
+    total = counts.sum(axis=1)
+    return np.where(total > 0, 1 - counts.max(axis=1) / np.maximum(total, 1), 0.0)
+
+
+class Ranker:
+    """Picks the next question from an :class:`Aggregate`; ``close`` marks one as answered."""
+
+    def __init__(self, aggregate: Aggregate, *, exploration: float = 0.1, label_floor: float = 0.5, seed: int = 0):
+        if not 0 <= exploration <= 1:
+            raise ValueError(f"exploration must be a share between 0 and 1, got {exploration}")
+        self.aggregate = aggregate
+        self.table = aggregate.table
+        self.exploration = exploration
+        self.label_floor = label_floor
+        self.rng = np.random.default_rng(seed)
+        self.open = np.ones(self.table.n_questions, dtype=bool)
+        self.asked_per_class = np.zeros(self.table.cardinality, dtype=np.int64)
+        self._conflict = row_conflict(self.table.L, self.table.cardinality)[self.table.question_row]
+        self._index = {
+            (int(row), int(cls)): i for i, (row, cls) in enumerate(zip(self.table.question_row, self.table.question_class))
+        }
+
+    def index_of(self, row: int, label: str) -> int:
+        return self._index[(row, self.table.class_of(label))]
+
+    def scores(self) -> np.ndarray:
+        """The score of every question (answered ones included), as in the module docstring."""
+        proba = self.aggregate.probabilities()
+        p = proba[self.table.question_row, self.table.question_class]
+        uncertainty = 1 - np.abs(2 * p - 1)
+        k = self.table.cardinality
+        safe = np.clip(proba, 1e-12, 1)
+        entropy = (-(proba * np.log(safe)).sum(axis=1) / np.log(k))[self.table.question_row]
+        return (WEIGHTS["uncertainty"] * uncertainty + WEIGHTS["entropy"] * entropy
+                + WEIGHTS["conflict"] * self._conflict)
+
+    def next(self, exclude: Collection[int] = ()) -> QuestionChoice | None:
+        """The next question, or None when every question is answered (or excluded: leased to others)."""
+        available = self.open.copy()
+        if len(exclude):
+            available[np.fromiter(exclude, dtype=np.int64)] = False
+        if not available.any():
+            return None
+        scores = self.scores()
+        if self.exploration and self.rng.random() < self.exploration:
+            index = int(self.rng.choice(np.flatnonzero(available)))
+            return self._choice(index, scores, exploration=True)
+        starved = self._starved_class(available)
+        if starved is not None:
+            available &= self.table.question_class == starved
+        index = int(np.argmax(np.where(available, scores, -np.inf)))
+        return self._choice(index, scores, exploration=False)
+
+    def _starved_class(self, available: np.ndarray) -> int | None:
+        """A label below its floor share of asked questions that still has open ones, if any."""
+        classes = np.unique(self.table.question_class[available])
+        if len(classes) < 2:
+            return None
+        asked = self.asked_per_class[classes]
+        floor = self.label_floor / len(classes) * max(asked.sum(), 1)
+        below = classes[asked < floor]
+        return int(below[np.argmin(self.asked_per_class[below])]) if len(below) else None
+
+    def _choice(self, index: int, scores: np.ndarray, exploration: bool) -> QuestionChoice:
+        row, cls = int(self.table.question_row[index]), int(self.table.question_class[index])
+        probability = float(self.aggregate.probabilities()[row, cls])
+        return QuestionChoice(index, row, self.table.label_of(cls), float(scores[index]), probability, exploration)
+
+    def close(self, index: int) -> None:
+        """The question was answered: it is never offered again (until :meth:`reopen`)."""
+        if self.open[index]:
+            self.open[index] = False
+            self.asked_per_class[self.table.question_class[index]] += 1
+
+    def reopen(self, index: int) -> None:
+        """Undo of an answer: the question may be asked again."""
+        if not self.open[index]:
+            self.open[index] = True
+            self.asked_per_class[self.table.question_class[index]] -= 1
+
+    @property
+    def remaining(self) -> int:
+        return int(self.open.sum())
+
