@@ -131,6 +131,7 @@ class Answer:
     token_end: int | None = None  # exclusive
     changed_at: float | None = None
     undone_at: float | None = None
+    span_text: str | None = None  # text[start:end], for lists of recent answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,14 +421,16 @@ class Store:
         return result
 
     def _select_answers(self, conn: Connection, where, *, live: bool = True, order=None, limit: int | None = None) -> Iterator[Answer]:
-        a, q = answers_table, questions_table
+        a, q, e = answers_table, questions_table, examples_table
         query = (
             sa.select(
                 a.c.id, a.c.task_hash, q.c.input_hash, q.c.start, q.c.end, q.c.label, a.c.answer, a.c.annotator,
                 a.c.created, a.c.exploration, a.c.probability, a.c.votes, q.c.token_start, q.c.token_end,
                 a.c.changed_at, a.c.undone_at,
+                sa.func.substr(e.c.text, q.c.start + 1, q.c.end - q.c.start),  # SQL counts from 1, in characters
             )
             .join(q, (q.c.dataset_id == a.c.dataset_id) & (q.c.task_hash == a.c.task_hash))
+            .join(e, (e.c.dataset_id == q.c.dataset_id) & (e.c.input_hash == q.c.input_hash))
             .where(where)
             .order_by(a.c.id if order is None else order)
         )
@@ -514,7 +517,9 @@ class Store:
             for row in conn.execute(query):
                 span = {"start": row.start, "end": row.end, "label": row.label,
                         "token_start": row.token_start, "token_end": row.token_end - 1}
-                meta = {**(row.meta or {}), "probability": row.probability, "exploration": row.exploration}
+                meta = {**(row.meta or {}), "exploration": row.exploration}
+                if row.probability is not None:
+                    meta["probability"] = row.probability
                 if row.votes is not None:
                     meta["votes"] = row.votes
                 annotator_id = f"{dataset}-{row.annotator}"

@@ -122,7 +122,8 @@ def test_a_process_killed_right_after_add_answer_loses_nothing(store, store_url,
     assert answers[-1].id == int(done.stdout)
 
 
-def test_resume_knows_what_was_answered_and_undo_gives_it_back(store, store_url, seeded):
+def test_resume_knows_what_was_answered_and_undo_gives_it_back(store, store_url, seeded, abstracts):
+    questions = [{**span, "text": task["text"][span["start"]:span["end"]]} for task in abstracts for span in task["spans"]]
     for task_hash, answer in zip(seeded[:4], ["accept", "reject", "ignore", "accept"]):
         store.add_answer(DATASET, task_hash, answer, "alice")
     store.close()
@@ -132,7 +133,9 @@ def test_resume_knows_what_was_answered_and_undo_gives_it_back(store, store_url,
         assert (undone.task_hash, undone.answer) == (seeded[3], "accept") and undone.undone_at is not None
         assert resumed.answered_task_hashes(DATASET) == set(seeded[:3])
         assert resumed.undo_last(DATASET, "alice").task_hash == seeded[2]
-        assert [a.task_hash for a in resumed.recent_answers(DATASET, "alice")] == [seeded[1], seeded[0]]
+        recent = resumed.recent_answers(DATASET, "alice")
+        assert [a.task_hash for a in recent] == [seeded[1], seeded[0]]
+        assert [a.span_text for a in recent] == [s["text"] for s in questions[1::-1]]
         with resumed.engine.connect() as conn:  # undone decisions are kept, marked
             rows = conn.execute(sa.select(answers_table.c.task_hash, answers_table.c.undone_at).order_by(answers_table.c.id)).all()
         assert [row.task_hash for row in rows] == seeded[:4]
@@ -264,6 +267,7 @@ def test_export_is_prodigy_binary_tasks(store, abstracts, seeded):
                                   "token_start": span["token_start"], "token_end": span["token_end"] - 1}]
     assert accepted["_input_hash"] == input_hash(text) and accepted["_task_hash"] == seeded[0]
     assert accepted["meta"] == {"source": "ncbi-dev", "line": 1, "probability": 0.3, "exploration": True, "votes": {"r1": 1, "r2": 0}}
+    assert rejected["meta"] == {"source": "ncbi-dev", "line": 1, "exploration": False}
     assert isinstance(accepted["_timestamp"], int) and accepted["_session_id"] == f"{DATASET}-alice"
     assert [t["answer"] for t in store.export_tasks(DATASET, answers=["reject"])] == ["reject"]
     with pytest.raises(UnknownDataset, match="no dataset 'other'"):
