@@ -25,7 +25,7 @@ label: a Beta(1, 1) over "accepted" per (lower-cased string, label) adds its log
 reject of "cancer" pushes every other "cancer" down instead of leaving them all at the top of
 the queue.
 
-**Refit.** Every ``refit_every`` decisions the LabelModel is fit again with the class balance
+**Refit.** Every so many decisions (the session's ``refit_every``) the LabelModel is fit again with the class balance
 seen in the decisions (exploration decisions when there are enough, as they are unbiased), and
 the posteriors keep their counts on top of the new priors.
 """
@@ -76,6 +76,16 @@ class LFStats:
         return data
 
 
+@dataclass(frozen=True)
+class Fit:
+    """What a fit yields: the method used, each LF's prior accuracy, per-row base log-probabilities."""
+
+    method: str
+    prior_accuracy: np.ndarray
+    base_log_proba: np.ndarray
+    label_model_accuracy: np.ndarray | None
+
+
 def vote_weight(accuracy: np.ndarray, cardinality: int) -> np.ndarray:
     accuracy = np.clip(accuracy, *ACCURACY_RANGE)
     return np.log(accuracy * (cardinality - 1) / (1 - accuracy))
@@ -101,14 +111,12 @@ class Aggregate:
         *,
         prior_strength: float = 10.0,
         fallback_accuracy: float = 0.7,
-        refit_every: int = 100,
         seed: int = 0,
         epochs: int = 500,
     ):
         self.table = table
         self.prior_strength = prior_strength
         self.fallback_accuracy = fallback_accuracy
-        self.refit_every = refit_every
         self.seed = seed
         self.epochs = epochs
         n_lfs = table.L.shape[1]
@@ -116,10 +124,7 @@ class Aggregate:
         self.wrong = np.zeros(n_lfs)
         self.explore_right = np.zeros(n_lfs, dtype=np.int64)
         self.explore_wrong = np.zeros(n_lfs, dtype=np.int64)
-        self.method = "weighted vote"
-        self.label_model_accuracy: np.ndarray | None = None
         self.decisions: dict[tuple[int, int], tuple[Answer, bool]] = {}  # (row, class) -> (answer, exploration)
-        self._since_fit = 0
         self._vote_rows, self._vote_columns = np.nonzero(table.L != ABSTAIN)
         self._vote_classes = table.L[self._vote_rows, self._vote_columns].astype(np.int64)
         self._surface_group, self._surface_keys = self._surface_groups()
@@ -138,21 +143,27 @@ class Aggregate:
 
     def fit(self, class_balance: np.ndarray | None = None) -> None:
         """Fit the LabelModel (or set up the weighted vote) and reset the priors to its estimates."""
+        self.apply_fit(self.compute_fit(class_balance))
+
+    def compute_fit(self, class_balance: np.ndarray | None = None) -> Fit:
+        """The slow half of :meth:`fit`: reads only the label matrix, so it may run in another thread."""
         k = self.table.cardinality
         accuracy = np.full(self.table.L.shape[1], self.fallback_accuracy)
         if self.table.n_rows and self.can_fit_label_model():
             active = (self.table.L != ABSTAIN).any(axis=0)
             accuracy[active], proba = self._fit_label_model(self.table.L[:, active], class_balance)
-            self.base_log_proba = np.log(np.clip(proba, 1e-9, 1.0))
-            self.method = "LabelModel"
-            self.label_model_accuracy = accuracy
-        else:
-            prior = np.full(k, -math.log(k)) if class_balance is None else np.log(np.clip(class_balance, 1e-9, 1))
-            self.base_log_proba = np.tile(prior, (self.table.n_rows, 1)) + self._vote_logits(vote_weight(accuracy, k))
-            self.method = "weighted vote"
-            self.label_model_accuracy = None
-        self.prior_accuracy = accuracy
-        self._since_fit = 0
+            return Fit("LabelModel", accuracy, np.log(np.clip(proba, 1e-9, 1.0)), label_model_accuracy=accuracy)
+        prior = np.full(k, -math.log(k)) if class_balance is None else np.log(np.clip(class_balance, 1e-9, 1))
+        base = np.tile(prior, (self.table.n_rows, 1)) + self._vote_logits(vote_weight(accuracy, k))
+        return Fit("weighted vote", accuracy, base, label_model_accuracy=None)
+
+    def apply_fit(self, fit: Fit) -> None:
+        """The fast half of :meth:`fit`: new priors and base probabilities; decisions are kept."""
+        self.method = fit.method
+        self.prior_accuracy = fit.prior_accuracy
+        self.base_log_proba = fit.base_log_proba
+        self.label_model_accuracy = fit.label_model_accuracy
+        self.decisions_since_fit = 0
         self._cache = None
 
     def _fit_label_model(self, L: np.ndarray, class_balance: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +186,11 @@ class Aggregate:
             torch.set_num_threads(threads)
 
     def refit(self) -> None:
-        """Fit again with the class balance the decisions show (exploration ones if there are 20)."""
+        """Fit again with the class balance the decisions show."""
+        self.fit(self.decision_class_balance())
+
+    def decision_class_balance(self) -> np.ndarray | None:
+        """Class shares among decided questions (exploration ones when there are 20: unbiased)."""
         answered = [(row, cls, answer, explored) for (row, cls), (answer, explored) in self.decisions.items() if answer != "ignore"]
         explored = [item for item in answered if item[3]]
         sample = explored if len(explored) >= 20 else answered
@@ -185,7 +200,7 @@ class Aggregate:
             for row, cls, answer, _ in sample:
                 counts[cls if answer == "accept" else NOT_ENTITY] += 1
             balance = counts / counts.sum()
-        self.fit(balance)
+        return balance
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -195,9 +210,7 @@ class Aggregate:
             self.forget(row, cls)
         self.decisions[(row, cls)] = (answer, exploration)
         self._count(row, cls, answer, exploration, +1)
-        self._since_fit += 1
-        if self.refit_every and self._since_fit >= self.refit_every:
-            self.refit()
+        self.decisions_since_fit += 1
 
     def forget(self, row: int, cls: int) -> None:
         """Take a decision back (undo, or a changed answer)."""

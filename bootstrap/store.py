@@ -164,6 +164,7 @@ class ImportResult:
     duplicates: int  # the same annotator's same answer to the same question was already stored
     reviewed: int  # texts of manual tasks, marked fully reviewed
     skipped_manual: int  # manual tasks rejected or ignored: no span-level decision to take from them
+    skipped_misaligned: int = 0  # tasks with a span off token boundaries, left out on request
 
 
 def engine_url(db: str | Path) -> str:
@@ -267,6 +268,15 @@ class Store:
         dataset_id = self.dataset_id(dataset)
         rows = ({"dataset_id": dataset_id, **_example_row(record)} for record in records)
         return self._insert_batches(examples_table, rows)
+
+    def example(self, dataset: str, input_hash: int) -> tuple[str, dict[str, Any]] | None:
+        """The text and meta of one stored example: the session shows texts from here, not memory."""
+        e = examples_table
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(e.c.text, e.c.meta).where(
+                e.c.dataset_id == self.dataset_id(dataset), e.c.input_hash == int(input_hash),
+            )).first()
+        return None if row is None else (row.text, row.meta)
 
     def add_questions(self, dataset: str, questions: Iterable[Any]) -> int:
         """Register questions (candidates or dicts with ``input_hash, start, end, label, token_start,
@@ -531,7 +541,8 @@ class Store:
                 }
 
     def import_tasks(
-        self, dataset: str, path: str | Path, *, lang: str = "en", nlp: Language | None = None, annotator: str | None = None,
+        self, dataset: str, path: str | Path, *, lang: str = "en", nlp: Language | None = None,
+        annotator: str | None = None, skip_misaligned: bool = False,
     ) -> ImportResult:
         """Read decisions in Prodigy's JSONL task format into ``dataset``, all or nothing.
 
@@ -545,7 +556,9 @@ class Store:
         ``meta.reviewed = true`` (nothing unmarked in it is an entity); a rejected or ignored
         manual task says nothing about single spans and is skipped (counted in the result).
         Missing token offsets come from the tokenizer of ``nlp`` (default ``spacy.blank(lang)``); a span that does not
-        fall on its token boundaries is an error. The annotator is ``annotator`` if given, else the
+        fall on its token boundaries is an error (NER cannot learn part of a token), or with
+        ``skip_misaligned`` its task is left out and counted (a manual one too: marking its text
+        reviewed without that span would turn an entity into a non-entity). The annotator is ``annotator`` if given, else the
         task's ``_annotator_id`` (without a ``"{dataset}-"`` prefix), else ``"import"``. The same
         annotator's same answer to the same question is stored once, so importing twice is harmless.
         """
@@ -556,7 +569,7 @@ class Store:
             import spacy
 
             nlp = spacy.blank(lang)
-        parsed = _ParsedImport(dataset, nlp, annotator)
+        parsed = _ParsedImport(dataset, nlp, annotator, skip_misaligned)
         problems: list[Problem] = []
         for record in read_texts(path, on_problem=problems.append):
             file, _, line = record.source.rpartition(":")
@@ -592,16 +605,21 @@ class Store:
                     new.append({"dataset_id": dataset_id, **row})
             for batch in _batches(new, BATCH_SIZE):
                 conn.execute(sa.insert(a), batch)
-        return ImportResult(parsed.tasks, len(new), len(parsed.answers) - len(new), len(parsed.reviewed), parsed.skipped_manual)
+        return ImportResult(
+            parsed.tasks, len(new), len(parsed.answers) - len(new), len(parsed.reviewed), parsed.skipped_manual,
+            parsed.skipped_misaligned,
+        )
 
 
 class _ParsedImport:
     """The rows of an import file, checked line by line before anything is written."""
 
-    def __init__(self, dataset: str, nlp: Language, annotator: str | None):
+    def __init__(self, dataset: str, nlp: Language, annotator: str | None, skip_misaligned: bool):
         self.dataset = dataset
         self.annotator = annotator
         self.nlp = nlp
+        self.skip_misaligned = skip_misaligned
+        self.skipped_misaligned = 0
         self.examples: dict[int, dict[str, Any]] = {}
         self.questions: dict[int, dict[str, Any]] = {}
         self.answers: list[dict[str, Any]] = []
@@ -629,9 +647,17 @@ class _ParsedImport:
             label = span.get("label", task.get("label"))
             if not isinstance(label, str) or not label:
                 return f'span {i} has no "label" (on the span or the task)'
-            tokens = self._token_offsets(record.text, span)
-            if isinstance(tokens, str):
-                return f"span {i} ({span['start']}, {span['end']}): {tokens}"
+            given = span.get("token_start"), span.get("token_end")
+            if given != (None, None) and not (all(map(_is_int, given)) and 0 <= given[0] <= given[1]):
+                return f'span {i}: "token_start" and "token_end" must be integers with token_start <= token_end'
+            tokens = (given[0], given[1] + 1) if given != (None, None) else self._token_offsets(record.text, span)
+            if tokens is None:
+                if self.skip_misaligned:
+                    self.skipped_misaligned += 1
+                    return None
+                return (f"span {i} ({span['start']}, {span['end']}) {record.text[span['start']:span['end']]!r} does not "
+                        f"start and end on token boundaries of spacy.blank({self.nlp.lang!r}): fix the offsets, give "
+                        f"token_start and token_end, or import with --skip-misaligned")
             questions.append(_question_row({
                 "input_hash": record.input_hash, "start": span["start"], "end": span["end"], "label": label,
                 "token_start": tokens[0], "token_end": tokens[1],
@@ -656,20 +682,12 @@ class _ParsedImport:
             })
         return None
 
-    def _token_offsets(self, text: str, span: dict[str, Any]) -> tuple[int, int] | str:
-        """(token_start, exclusive token_end): the task's own (Prodigy's inclusive end), else spaCy's."""
-        start, end = span.get("token_start"), span.get("token_end")
-        if start is not None or end is not None:
-            if not (_is_int(start) and _is_int(end) and 0 <= start <= end):
-                return '"token_start" and "token_end" must be integers with token_start <= token_end'
-            return start, end + 1
+    def _token_offsets(self, text: str, span: dict[str, Any]) -> tuple[int, int] | None:
+        """(token_start, exclusive token_end) of the span in spaCy's tokens; None when it cuts a token."""
         if self._doc is None or self._doc.text != text:
             self._doc = self.nlp.make_doc(text)
         char_span = self._doc.char_span(span["start"], span["end"])
-        if char_span is None:
-            return (f"{text[span['start']:span['end']]!r} does not start and end on token boundaries of "
-                    f"spacy.blank({self.nlp.lang!r}); give token_start and token_end")
-        return char_span.start, char_span.end
+        return None if char_span is None else (char_span.start, char_span.end)
 
 
 def _annotator(task: dict[str, Any], dataset: str) -> str:

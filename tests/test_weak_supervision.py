@@ -215,7 +215,7 @@ def test_fewer_than_three_voting_lfs_fall_back_to_weighted_vote(nlp, tmp_path):
 
 def test_label_model_on_real_data_and_decisions_move_the_voters(nlp, shared_data):
     table = real_table(nlp, ROOT / "examples/diseases/patterns.jsonl", shared_data / "ncbi-disease/dev.jsonl", 100)
-    aggregate = Aggregate(table, refit_every=0)
+    aggregate = Aggregate(table)
     assert aggregate.method == "LabelModel"
     before = aggregate.probabilities().copy()
     disease = table.class_of("DISEASE")
@@ -247,7 +247,7 @@ def test_rejecting_a_string_lowers_its_other_occurrences(nlp, tmp_path):
         {"label": "DISEASE", "id": "words", "pattern": [{"LOWER": {"IN": ["cancer", "gout", "tumor"]}}]},
     ])
     table = table_for(nlp, patterns, [f"Case {i}: cancer, gout and tumor." for i in range(5)])
-    aggregate = Aggregate(table, refit_every=0)
+    aggregate = Aggregate(table)
     cancer_rows = [i for i, s in enumerate(table.text) if s == "cancer"]
     gout_rows = [i for i, s in enumerate(table.text) if s == "gout"]
     before = aggregate.probabilities()[:, 1].copy()
@@ -267,7 +267,7 @@ def test_true_decisions_make_the_rest_better_calibrated(nlp, shared_data):
     truth = np.array([gold_answer(gold, *table.question(i)) == "accept" for i in range(table.n_questions)])
     order = np.random.default_rng(0).permutation(table.n_questions)
     asked, rest = order[:150], order[150:]
-    aggregate = Aggregate(table, refit_every=0)
+    aggregate = Aggregate(table)
     brier_before = np.mean((aggregate.question_probabilities()[rest] - truth[rest]) ** 2)
     for i in asked:
         aggregate.observe(int(table.question_row[i]), int(table.question_class[i]), "accept" if truth[i] else "reject")
@@ -277,7 +277,7 @@ def test_true_decisions_make_the_rest_better_calibrated(nlp, shared_data):
 
 def test_lf_stats_count_coverage_conflicts_and_decisions(nlp, disease_patterns):
     table = table_for(nlp, disease_patterns, ["Breast cancer and BRCA1; cancer again."] * 4)
-    aggregate = Aggregate(table, refit_every=0)
+    aggregate = Aggregate(table)
     stats = {s.name: s for s in aggregate.lf_stats()}
     cancer = stats["cancer"]
     assert cancer.coverage == int((table.L[:, [c.name for c in table.columns].index("cancer")] != ABSTAIN).sum())
@@ -299,7 +299,7 @@ def test_lf_stats_count_coverage_conflicts_and_decisions(nlp, disease_patterns):
 
 def test_ranking_never_drops_a_question(nlp, shared_data):
     table = real_table(nlp, ROOT / "examples/social-media/patterns.jsonl", shared_data / "wnut17/dev.jsonl", 150)
-    ranker = Ranker(Aggregate(table, refit_every=0), exploration=0.2, seed=1)
+    ranker = Ranker(Aggregate(table), exploration=0.2, seed=1)
     seen = []
     while (choice := ranker.next()) is not None:
         seen.append(choice.index)
@@ -309,7 +309,7 @@ def test_ranking_never_drops_a_question(nlp, shared_data):
 
 def test_most_uncertain_first_and_exploration_share(nlp, shared_data):
     table = real_table(nlp, ROOT / "examples/diseases/patterns.jsonl", shared_data / "ncbi-disease/dev.jsonl", 60)
-    aggregate = Aggregate(table, refit_every=0)
+    aggregate = Aggregate(table)
     greedy = Ranker(aggregate, exploration=0.0)
     first = greedy.next()
     assert first.score == pytest.approx(greedy.scores().max())
@@ -337,7 +337,7 @@ def test_excluded_questions_are_not_offered(nlp, disease_patterns):
 def test_every_label_gets_a_share_of_early_questions(nlp, shared_data):
     """WNUT rules propose PERSON ten times more than the rest; each label still comes up early."""
     table = real_table(nlp, ROOT / "examples/social-media/patterns.jsonl", shared_data / "wnut17/dev.jsonl", 400)
-    ranker = Ranker(Aggregate(table, refit_every=0), exploration=0.0)
+    ranker = Ranker(Aggregate(table), exploration=0.0)
     labels = []
     for _ in range(60):
         choice = ranker.next()
