@@ -391,3 +391,23 @@ def test_numpy_values_from_the_label_matrix_are_stored_as_plain_numbers(store, a
     (answer,) = store.answers(DATASET)
     assert (answer.task_hash, answer.probability, answer.votes) == (first, 0.25, {"rule": 1, "all": [1, -1]})
     assert type(answer.start) is int
+
+
+def test_spans_that_cut_a_token_stop_the_import_or_are_left_out(store, tmp_path, shared_data, nlp):
+    """Real NCBI train abstracts have a few such spans: spaCy keeps "Ia." of "syndrome, type Ia." as one token."""
+    with (shared_data / "ncbi-disease" / "train.jsonl").open(encoding="utf8") as file:
+        for line in file:
+            gold = json.loads(line)
+            doc = nlp.make_doc(gold["text"])
+            cut = [doc.char_span(s["start"], s["end"]) is None for s in gold["spans"]]
+            if any(cut):
+                break
+    path = tmp_path / "cut.jsonl"
+    path.write_text("".join(json.dumps({"text": gold["text"], "spans": [s], "answer": "accept"}) + "\n" for s in gold["spans"]))
+    with pytest.raises(InputError) as error:
+        store.import_tasks("cut", path)
+    assert [p.line for p in error.value.problems] == [i + 1 for i, c in enumerate(cut) if c]
+    assert "token boundaries" in str(error.value) and "cut" not in store.dataset_names()
+    result = store.import_tasks("cut", path, skip_misaligned=True)
+    assert (result.answers, result.skipped_misaligned) == (cut.count(False), cut.count(True))
+    assert [(a.start, a.end) for a in store.answers("cut")] == [(s["start"], s["end"]) for s, c in zip(gold["spans"], cut) if not c]

@@ -19,14 +19,17 @@ def import_cli(
     db: Annotated[str, DB_OPTION] = DEFAULT_DB,
     lang: Annotated[str, typer.Option(help="Language of spacy.blank() that gives token offsets a task lacks.")] = "en",
     annotator: Annotated[Optional[str], typer.Option(help="Store every decision under this annotator (default: the task's _annotator_id).")] = None,
+    skip_misaligned: Annotated[bool, typer.Option(help="Leave out tasks whose span cuts a token, instead of stopping.")] = False,
 ) -> None:
     """Add existing decisions (Prodigy binary or manual NER datasets) to DATASET, all or nothing."""
     nlp = blank_nlp(lang)
     with Store(db) as store:
-        result = store.import_tasks(dataset, file, nlp=nlp, annotator=annotator)
+        result = store.import_tasks(dataset, file, nlp=nlp, annotator=annotator, skip_misaligned=skip_misaligned)
     console.print(
         f"Imported {result.answers:,} decisions from {result.tasks:,} tasks into {dataset!r}"
         f" ({result.duplicates:,} already stored, {result.reviewed:,} texts fully reviewed,"
-        f" {result.skipped_manual:,} rejected or ignored manual tasks skipped).",
+        f" {result.skipped_manual:,} rejected or ignored manual tasks skipped"
+        + (f", {result.skipped_misaligned:,} tasks with spans off token boundaries left out" if skip_misaligned else "")
+        + ").",
         highlight=False,
     )

@@ -47,7 +47,7 @@ def print_stats(db: str, stats: list[DatasetStats], console: Console) -> None:
     table.add_column("annotators", min_width=10)
     for s in stats:
         table.add_row(
-            s.name, datetime.fromtimestamp(s.created).strftime("%Y-%m-%d %H:%M"),
+            s.name, datetime.fromtimestamp(s.created).strftime("%Y-%m-%d"),
             f"{s.examples:,}", f"{s.questions:,}", f"{s.accept:,}", f"{s.reject:,}", f"{s.ignore:,}",
             ", ".join(s.annotators),
         )
