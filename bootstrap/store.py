@@ -5,7 +5,8 @@ decision the page has acknowledged survives a killed process. Decisions are neve
 undo marks an answer ``undone_at`` and a changed answer keeps its first value.
 
 SQLAlchemy Core (tables, not the ORM) keeps rows plain and lets the same code run on SQLite
-(a file, the default) and on a server database given by URL. On SQLite, writes start with
+(a file, the default) and on a server database given by URL
+(``postgresql+psycopg://user@host/db``, with that driver installed). On SQLite, writes start with
 ``BEGIN IMMEDIATE``: the write lock is taken before anything is read, so two processes deciding
 "is this question free?" never both see "yes" (a deferred transaction would read, then fail to
 upgrade its lock).

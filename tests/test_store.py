@@ -175,6 +175,12 @@ def test_add_answer_refuses_bad_answers_and_unknown_questions(store, seeded):
     assert list(store.answers(DATASET)) == []
 
 
+def test_example_gives_back_text_and_meta(store, abstracts, seeded):
+    first = abstracts[0]
+    assert store.example(DATASET, input_hash(first["text"])) == (first["text"], first["meta"])
+    assert store.example(DATASET, input_hash("never stored")) is None
+
+
 def test_questions_need_their_texts(store, abstracts):
     with pytest.raises(ValueError, match="add_examples"):
         store.add_questions(DATASET, questions_of(abstracts[:1]))
