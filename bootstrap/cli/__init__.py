@@ -4,7 +4,8 @@ One module per command, as in spaCy's own ``cli/``; importing them registers the
 """
 
 from ._util import app
-from . import check  # noqa: F401  (registers the command)
+from . import annotate  # noqa: F401  (registers the command)
+from . import check  # noqa: F401
 from . import export  # noqa: F401
 from . import import_  # noqa: F401
 from . import stats  # noqa: F401

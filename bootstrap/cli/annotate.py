@@ -1,0 +1,54 @@
+"""``bootstrap PATTERNS... TEXTS``: start (or resume) an annotation session and serve its page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..session import Session, SessionConfig
+from ..store import DEFAULT_DB
+from ._util import (
+    DB_OPTION, app, blank_nlp, console, count_lines, reports_input_errors, split_patterns_and_texts,
+    validate_phrase_attr, with_progress,
+)
+
+
+@app.command("annotate")
+@reports_input_errors
+def annotate_cli(
+    files: Annotated[list[Path], typer.Argument(help="Pattern files, then the texts (JSONL, .txt or a folder).")],
+    lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of @labeling_function / @span_proposer functions.")] = None,
+    dataset: Annotated[str, typer.Option(help="Dataset the answers are stored in; the same name resumes.")] = "bootstrap",
+    db: Annotated[str, DB_OPTION] = DEFAULT_DB,
+    label: Annotated[Optional[list[str]], typer.Option("--label", help="Only ask about this label (repeat for several).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to serve on: 127.0.0.1 keeps the page on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the page.")] = 8080,
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = "en",
+    phrase_attr: Annotated[str, typer.Option(callback=validate_phrase_attr, help="Token attribute phrase patterns match on.")] = "ORTH",
+    exploration: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of questions drawn at random (unbiased estimates).")] = 0.1,
+    refit_every: Annotated[int, typer.Option(min=0, help="Refit the LabelModel every N decisions (0: never).")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the exploration draws and the LabelModel.")] = 0,
+) -> None:
+    """Answer one binary question at a time in the browser; every answer is stored at once."""
+    pattern_files, texts = split_patterns_and_texts(files)
+    if texts is None:
+        raise typer.BadParameter("give the pattern files, then the texts", param_hint="FILES")
+    blank_nlp(lang)  # an unknown language is a usage error before any work
+    config = SessionConfig(exploration=exploration, refit_every=refit_every, seed=seed)
+    session = Session.from_files(
+        pattern_files, texts, db=db, dataset=dataset, lfs=lfs, labels=label, lang=lang, phrase_attr=phrase_attr,
+        config=config, progress=lambda records: with_progress(records, f"Reading {texts.name}", count_lines(texts)),
+    )
+    for message in session.table.errors.messages():
+        console.print(f"[yellow]warning[/] {message}", highlight=False)
+    progress = session.progress()
+    console.print(
+        f"{session.table.n_questions:,} questions on {session.table.texts:,} texts "
+        f"({session.aggregate.method}); {progress['answers']:,} answered in dataset {dataset!r} of {db}.",
+        highlight=False,
+    )
+    from ..server import serve  # the web stack is imported only when a page is served
+
+    serve(session, host=host, port=port)
