@@ -1,0 +1,254 @@
+"""The annotation page and its JSON API, over one :class:`~bootstrap.session.Session`.
+
+The page (``GET /``, files in ``bootstrap/static/``) is static HTML, CSS and vanilla JS with no
+build step; everything it shows comes from the API below, and scripts and tests drive the same
+API. The annotator is named by ``?session=NAME`` (in the query for ``GET``, in the body for
+``POST``; ``"default"`` when absent); the page passes on the ``?session=`` of its own URL, so
+``/?session=alice`` and ``/?session=bob`` are two annotators on one dataset who never get the
+same open question.
+
+Endpoints (all JSON; a ``task`` is the session's question, see below):
+
+==========================  ==================================================================
+``GET  /``                  the page
+``GET  /api/next``          ``?session=NAME`` → ``{"task": task | null}``: this annotator's
+                            current question (the same one until it is answered), ``null``
+                            when nothing is left (always 200, so clients parse one shape)
+``POST /api/answer``        ``{"task_hash", "answer": "accept"|"reject"|"ignore", "session"}``
+                            → ``{"answer_id", "task", "progress", "recent"}``: the answer is
+                            committed before the response, which carries the *next* question,
+                            so the page needs one round trip per decision
+``POST /api/undo``          ``{"session"}`` → ``{"undone": task | null, "task", "progress",
+                            "recent"}``: the annotator's last answer is undone and its question
+                            is asked again
+``POST /api/change``        ``{"answer_id", "answer", "session"}`` → ``{"changed", "progress",
+                            "recent"}``: change one of the annotator's earlier answers
+``GET  /api/recent``        ``?session=NAME[&n=10]`` → ``{"recent": [...]}``, newest first:
+                            ``answer_id, task_hash, text, span_text, label, answer, created``
+``GET  /api/progress``      the session's progress (answers so far, per answer and per label,
+                            remaining questions, how close the handoff to a trained model is)
+                            and the ``dataset`` name
+``GET  /api/stats``         ``{"lfs": [...]}``: per rule / labeling function its coverage,
+                            conflicts and precision (estimate and interval from decisions)
+==========================  ==================================================================
+
+A task is ``{"task_hash", "input_hash", "text", "label", "spans": [one span], "probability",
+"exploration", "score", "votes": [{"lf", "kind", "vote", "precision"}], "meta"}`` plus
+``"display": {"before", "span", "after"}``, the text cut at the span, so the page never
+computes offsets (Python counts code points, JavaScript UTF-16 units: they differ on emoji).
+
+**64-bit hashes are JSON strings** in every response (``"task_hash": "-5012…"``): a JavaScript
+number holds integers exactly only up to 2^53, and a rounded hash names another task. Requests
+accept a hash as a JSON number or a string of digits.
+
+**Errors** are 4xx with ``{"detail": "a sentence"}``, never a 500 for bad input: an unknown
+task or answer id is 404, answering a question twice is 409, a malformed body or query (not
+JSON, a missing field, an answer other than accept/reject/ignore, a hash outside 64 bits) is
+422 with the offending field named.
+
+The session holds the label model and ranking in memory, so calls into it are serialised with
+one lock: uvicorn runs these handlers in a thread pool, and two annotators answering at once
+must not interleave their updates. Each call is milliseconds, so the lock is not a queue anyone
+notices.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from .session import AlreadyAnswered, Session, UnknownAnswer, UnknownTask
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_ANNOTATOR = "default"
+HASH_KEYS = frozenset({"task_hash", "input_hash"})
+INT64 = {"ge": -(2**63), "le": 2**63 - 1}  # hashes are signed 64-bit; a bigger number overflows SQL
+RECENT = 10
+# The page loads only its own files: even a text that escaped escaping could not run a script.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+AnnotatorName = Annotated[str, Field(min_length=1, max_length=200)]  # the store's annotator column
+AnswerValue = Literal["accept", "reject", "ignore"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+
+    session: AnnotatorName = DEFAULT_ANNOTATOR
+
+
+class AnswerBody(_Body):
+    task_hash: Annotated[int, Field(**INT64)]
+    answer: AnswerValue
+
+
+class UndoBody(_Body):
+    pass
+
+
+class ChangeBody(_Body):
+    answer_id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+    answer: AnswerValue
+
+
+AnnotatorQuery = Annotated[str, Query(alias="session", min_length=1, max_length=200)]
+
+
+def create_app(session: Session) -> FastAPI:
+    """The page and the API over ``session``; one app serves every annotator of its dataset."""
+    app = FastAPI(
+        title=f"bootstrap: {session.dataset}",
+        description="Binary accept / reject / ignore decisions on spans proposed by rules.",
+        docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+    )
+    lock = threading.Lock()
+
+    def state(annotator: str, task: dict | None, progress: dict | None = None) -> dict[str, Any]:
+        """What the page redraws after every action: its next question, progress, recent list."""
+        progress = session.progress() if progress is None else progress
+        return {"task": task, "progress": progress, "recent": session.recent(annotator, RECENT)}
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": describe_errors(error.errors())}, status_code=422)
+
+    @app.exception_handler(UnknownTask)
+    async def unknown_task(request: Request, error: UnknownTask) -> JSONResponse:
+        return JSONResponse({"detail": message(error, "no such question in this dataset")}, status_code=404)
+
+    @app.exception_handler(UnknownAnswer)
+    async def unknown_answer(request: Request, error: UnknownAnswer) -> JSONResponse:
+        return JSONResponse({"detail": message(error, "no such answer")}, status_code=404)
+
+    @app.exception_handler(AlreadyAnswered)
+    async def already_answered(request: Request, error: AlreadyAnswered) -> JSONResponse:
+        return JSONResponse({"detail": message(error, "this question is already answered")}, status_code=409)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/api/next")
+    def next_question(session_name: AnnotatorQuery = DEFAULT_ANNOTATOR):
+        with lock:
+            return to_json({"task": with_display(session.next_question(session_name))})
+
+    @app.post("/api/answer")
+    def answer(body: AnswerBody):
+        with lock:
+            try:
+                result = session.answer(body.session, body.task_hash, body.answer)
+            except ValueError as error:  # an answer the session refuses (the body model lets none through)
+                return JSONResponse({"detail": message(error, "invalid answer")}, status_code=422)
+            task = with_display(session.next_question(body.session))
+            return to_json({"answer_id": result["answer_id"], **state(body.session, task, result.get("progress"))})
+
+    @app.post("/api/undo")
+    def undo(body: UndoBody | None = None):
+        annotator = (body or UndoBody()).session
+        with lock:
+            undone = session.undo(annotator)
+            task = with_display(session.next_question(annotator))
+            return to_json({"undone": with_display(undone), **state(annotator, task)})
+
+    @app.post("/api/change")
+    def change(body: ChangeBody):
+        with lock:
+            try:
+                changed = session.change(body.session, body.answer_id, body.answer)
+            except UnknownAnswer:
+                raise
+            except ValueError as error:  # e.g. the answer was undone
+                return JSONResponse({"detail": message(error, "this answer cannot be changed")}, status_code=409)
+            return to_json({"changed": changed, "progress": session.progress(), "recent": session.recent(body.session, RECENT)})
+
+    @app.get("/api/recent")
+    def recent(
+        session_name: AnnotatorQuery = DEFAULT_ANNOTATOR,
+        n: Annotated[int, Query(ge=1, le=100)] = RECENT,
+    ):
+        with lock:
+            return to_json({"recent": session.recent(session_name, n)})
+
+    @app.get("/api/progress")
+    def progress():
+        with lock:
+            return to_json({**session.progress(), "dataset": session.dataset})
+
+    @app.get("/api/stats")
+    def stats():
+        with lock:
+            return to_json({"lfs": session.lf_stats()})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def serve(session: Session, host: str = "127.0.0.1", port: int = 8080, *, log_level: str = "warning") -> None:
+    """Run the page with uvicorn until interrupted. Only this machine can reach it unless ``host``
+    says otherwise (``0.0.0.0`` for every interface): the page has no login."""
+    import uvicorn
+
+    uvicorn.run(create_app(session), host=host, port=port, log_level=log_level)
+
+
+def with_display(task: dict | None) -> dict | None:
+    """The task plus its text cut at the span, for the page (see the module docstring)."""
+    if task is None:
+        return None
+    span = task["spans"][0]
+    text = task["text"]
+    display = {"before": text[: span["start"]], "span": text[span["start"]: span["end"]], "after": text[span["end"]:]}
+    return {**task, "display": display}
+
+
+def to_json(value: Any, key: str | None = None) -> Any:
+    """Plain JSON: hashes as strings, numpy numbers as Python ones, NaN and infinity as null
+    (JSON has neither, and Starlette refuses to send them: a 500 for a rule never decided on)."""
+    if isinstance(value, dict):
+        return {k: to_json(v, k) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return to_json(value.tolist(), key)
+    if isinstance(value, bool) or value is None:
+        return value
+    if key in HASH_KEYS and isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "to_dict"):
+        return to_json(value.to_dict(), key)
+    return value
+
+
+def describe_errors(errors: list[dict[str, Any]]) -> str:
+    """Pydantic's errors as one sentence a person can act on: ``body.answer: Input should be ...``."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid")))
+    return "; ".join(parts) or "invalid request"
+
+
+def message(error: Exception, default: str) -> str:
+    text = error.args[0] if len(error.args) == 1 and isinstance(error.args[0], str) else str(error)
+    return text or default
