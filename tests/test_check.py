@@ -93,8 +93,8 @@ def test_report_is_consistent_with_the_candidate_stream_on_real_data(write, nlp,
 runner = CliRunner()
 
 
-def invoke(*args):
-    result = runner.invoke(app, ["check", *map(str, args)])
+def invoke(*args, env=None):
+    result = runner.invoke(app, ["check", *map(str, args)], env=env)
     # Whatever happens, the user never sees a traceback: any exit is a deliberate one.
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     assert "Traceback" not in result.output
@@ -108,6 +108,17 @@ def test_cli_prints_the_table(files):
     assert "9 candidates (DISEASE 6, SYMPTOM 3) in 2 of 3 texts." in result.stdout
     assert "1 rules never match:  never" in result.stdout
     assert "not DISEASE" in result.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 140])
+def test_cli_table_shows_every_column_within_the_terminal(files, columns):
+    result = invoke(*files, env={"COLUMNS": str(columns)})
+    lines = result.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= columns
+    header = next(line for line in lines if "matches" in line).split()
+    assert header == ["rule", "label", "matches", "texts", "agree", "label≠", "neg.", "overlap"] + ["pattern"] * (columns > 100)
+    hf = next(line for line in lines if line.split() and line.split()[0] == "hf").split()
+    assert hf[1:8] == ["DISEASE", "3", "2", "3", "3", "3", "3"]
 
 
 def test_cli_json_is_the_library_report(nlp, files):

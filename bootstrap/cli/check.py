@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -71,23 +72,29 @@ def _print_rules_only(rules: RuleSet, as_json: bool) -> None:
 
 
 def print_report(report: CheckReport, console: Console) -> None:
-    table = Table(title=f"Rules on {report.texts:,} texts")
-    table.add_column("rule", no_wrap=True, overflow="ellipsis", max_width=22)
-    table.add_column("label", no_wrap=True, min_width=7)
-    headers = {"matches": "matches", "texts": "texts", "agree": "agree", "label": "label≠", "neg": "neg.", "overlaps": "overlap"}
-    for header in headers.values():
-        table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
-    show_pattern = console.width >= 110  # on a narrow terminal the numbers matter more
-    if show_pattern:
-        table.add_column("pattern", no_wrap=True, overflow="ellipsis", max_width=console.width - 100)
+    headers = ["matches", "texts", "agree", "label≠", "neg.", "overlap"]
+    rows = []
     for stats in sorted(report.rules, key=lambda s: -s.matches):
-        table.add_row(
-            Text(stats.rule_id), Text(polarity(stats.label, stats.negative)),
-            f"{stats.matches:,}", f"{stats.texts:,}", f"{stats.agreements:,}",
-            _warn(stats.label_conflicts), _warn(stats.negative_conflicts), f"{stats.overlaps:,}",
-            *([Text(stats.pattern)] if show_pattern else []),
-            style="dim" if stats.matches == 0 else None,
-        )
+        numbers = [stats.matches, stats.texts, stats.agreements, stats.label_conflicts, stats.negative_conflicts, stats.overlaps]
+        cells = [Text(f"{n:,}", style="yellow" if n and header in ("label≠", "neg.") else "") for n, header in zip(numbers, headers)]
+        rows.append((stats, Text(stats.rule_id), Text(polarity(stats.label, stats.negative)), cells))
+    # Rich shrinks columns badly when none may wrap: the last ones were cut off on an
+    # 80-column terminal. So the numbers and labels keep their width, the rule ids get the
+    # room left, and the pattern column is shown only when there is room after the full ids.
+    widths = [max(len(header), *(cells[i].cell_len for *_, cells in rows)) for i, header in enumerate(headers)]
+    label_width = max(len("label"), *(label.cell_len for _, _, label, _ in rows))
+    id_width = max(len("rule"), *(rule_id.cell_len for _, rule_id, _, _ in rows))
+    room = console.width - (2 * (len(headers) + 2) + 1) - label_width - sum(widths)  # 2: a space either side
+    show_pattern = room - id_width - 2 >= 12
+    table = Table(title=f"Rules on {report.texts:,} texts", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("rule", no_wrap=True, overflow="ellipsis", width=id_width if show_pattern else max(8, min(id_width, room)))
+    table.add_column("label", no_wrap=True, width=label_width)
+    for header, width in zip(headers, widths):
+        table.add_column(header, justify="right", no_wrap=True, width=width)
+    if show_pattern:
+        table.add_column("pattern", no_wrap=True, overflow="ellipsis", max_width=room - id_width - 2)
+    for stats, rule_id, label, cells in rows:
+        table.add_row(rule_id, label, *cells, *([Text(stats.pattern)] if show_pattern else []), style="dim" if stats.matches == 0 else None)
     console.print(table)
     per_label = escape(", ".join(f"{label} {count:,}" for label, count in report.candidates_per_label.most_common()))
     console.print(
@@ -97,7 +104,3 @@ def print_report(report: CheckReport, console: Console) -> None:
     )
     if report.unmatched:
         console.print(f"[yellow]{len(report.unmatched)} rules never match:[/] ", Text(", ".join(s.rule_id for s in report.unmatched)))
-
-
-def _warn(count: int) -> str:
-    return f"[yellow]{count:,}[/]" if count else "0"
