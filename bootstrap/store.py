@@ -194,6 +194,8 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
         self.url = engine_url(db)
         self.engine: Engine = sa.create_engine(self.url, **_engine_options(self.url))
+        if self.engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"{self.engine.dialect.name} is not supported: use a SQLite file or a postgresql:// URL")
         # For messages: the file as the user named it, or the URL without its password.
         self.location = str(db) if is_sqlite_path(db) else self.engine.url.render_as_string(hide_password=True)
         if self.engine.dialect.name == "sqlite":
