@@ -103,7 +103,7 @@ def load_rules(paths: str | Path | Sequence[str | Path], vocab: Vocab | None = N
         lines.extend(_read_pattern_file(Path(path), vocab, problems))
     rules = _group_into_rules(lines, problems)
     if problems:
-        order = {str(path): i for i, path in enumerate(paths)}  # grouping finds its problems last
+        order = {str(Path(path)): i for i, path in enumerate(paths)}  # grouping finds its problems last
         raise InputError(sorted(problems, key=lambda p: (order.get(p.path, len(order)), p.line or 0)))
     return RuleSet(tuple(rules), tuple(str(p) for p in paths))
 
