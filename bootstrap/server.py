@@ -18,9 +18,9 @@ Endpoints (all JSON; a ``task`` is the session's question, see below):
                             → ``{"answer_id", "task", "progress", "recent"}``: the answer is
                             committed before the response, which carries the *next* question,
                             so the page needs one round trip per decision
-``POST /api/undo``          ``{"session"}`` → ``{"undone": task | null, "task", "progress",
-                            "recent"}``: the annotator's last answer is undone and its question
-                            is asked again
+``POST /api/undo``          ``{"session"}`` (or no body) → ``{"undone_task_hash": str | null,
+                            "task", "progress", "recent"}``: the annotator's last answer is
+                            undone and its question is ``task``, asked again
 ``POST /api/change``        ``{"answer_id", "answer", "session"}`` → ``{"changed", "progress",
                             "recent"}``: change one of the annotator's earlier answers
 ``GET  /api/recent``        ``?session=NAME[&n=10]`` → ``{"recent": [...]}``, newest first:
@@ -46,16 +46,13 @@ task or answer id is 404, answering a question twice is 409, a malformed body or
 JSON, a missing field, an answer other than accept/reject/ignore, a hash outside 64 bits) is
 422 with the offending field named.
 
-The session holds the label model and ranking in memory, so calls into it are serialised with
-one lock: uvicorn runs these handlers in a thread pool, and two annotators answering at once
-must not interleave their updates. Each call is milliseconds, so the lock is not a queue anyone
-notices.
+Handlers are plain functions, which uvicorn runs in a thread pool; the session serialises its
+own calls with its lock, so two annotators answering at once never interleave their updates.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -69,7 +66,7 @@ from .session import AlreadyAnswered, Session, UnknownAnswer, UnknownTask
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_ANNOTATOR = "default"
-HASH_KEYS = frozenset({"task_hash", "input_hash"})
+HASH_KEYS = frozenset({"task_hash", "input_hash", "undone_task_hash"})
 INT64 = {"ge": -(2**63), "le": 2**63 - 1}  # hashes are signed 64-bit; a bigger number overflows SQL
 RECENT = 10
 # The page loads only its own files: even a text that escaped escaping could not run a script.
@@ -113,7 +110,6 @@ def create_app(session: Session) -> FastAPI:
         description="Binary accept / reject / ignore decisions on spans proposed by rules.",
         docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
     )
-    lock = threading.Lock()
 
     def state(annotator: str, task: dict | None, progress: dict | None = None) -> dict[str, Any]:
         """What the page redraws after every action: its next question, progress, recent list."""
@@ -148,66 +144,52 @@ def create_app(session: Session) -> FastAPI:
 
     @app.get("/api/next")
     def next_question(session_name: AnnotatorQuery = DEFAULT_ANNOTATOR):
-        with lock:
-            return to_json({"task": with_display(session.next_question(session_name))})
+        return to_json({"task": with_display(session.next_question(session_name))})
 
     @app.post("/api/answer")
     def answer(body: AnswerBody):
-        with lock:
-            try:
-                result = session.answer(body.session, body.task_hash, body.answer)
-            except ValueError as error:  # an answer the session refuses (the body model lets none through)
-                return JSONResponse({"detail": message(error, "invalid answer")}, status_code=422)
-            task = with_display(session.next_question(body.session))
-            return to_json({"answer_id": result["answer_id"], **state(body.session, task, result.get("progress"))})
+        result = session.answer(body.session, body.task_hash, body.answer)
+        task = with_display(session.next_question(body.session))
+        return to_json({"answer_id": result["answer_id"], **state(body.session, task, result.get("progress"))})
 
     @app.post("/api/undo")
     def undo(body: UndoBody | None = None):
         annotator = (body or UndoBody()).session
-        with lock:
-            undone = session.undo(annotator)
-            task = with_display(session.next_question(annotator))
-            return to_json({"undone": with_display(undone), **state(annotator, task)})
+        undone = session.undo(annotator)  # its question is the annotator's next one
+        task = undone if undone is not None else session.next_question(annotator)
+        return to_json({"undone_task_hash": undone and undone["task_hash"], **state(annotator, with_display(task))})
 
     @app.post("/api/change")
     def change(body: ChangeBody):
-        with lock:
-            try:
-                changed = session.change(body.session, body.answer_id, body.answer)
-            except UnknownAnswer:
-                raise
-            except ValueError as error:  # e.g. the answer was undone
-                return JSONResponse({"detail": message(error, "this answer cannot be changed")}, status_code=409)
-            return to_json({"changed": changed, "progress": session.progress(), "recent": session.recent(body.session, RECENT)})
+        changed = session.change(body.session, body.answer_id, body.answer)
+        return to_json({"changed": changed, "progress": session.progress(), "recent": session.recent(body.session, RECENT)})
 
     @app.get("/api/recent")
     def recent(
         session_name: AnnotatorQuery = DEFAULT_ANNOTATOR,
         n: Annotated[int, Query(ge=1, le=100)] = RECENT,
     ):
-        with lock:
-            return to_json({"recent": session.recent(session_name, n)})
+        return to_json({"recent": session.recent(session_name, n)})
 
     @app.get("/api/progress")
     def progress():
-        with lock:
-            return to_json({**session.progress(), "dataset": session.dataset})
+        return to_json({**session.progress(), "dataset": session.dataset})
 
     @app.get("/api/stats")
     def stats():
-        with lock:
-            return to_json({"lfs": session.lf_stats()})
+        return to_json({"lfs": session.lf_stats()})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
 
-def serve(session: Session, host: str = "127.0.0.1", port: int = 8080, *, log_level: str = "warning") -> None:
-    """Run the page with uvicorn until interrupted. Only this machine can reach it unless ``host``
-    says otherwise (``0.0.0.0`` for every interface): the page has no login."""
+def serve(session: Session, host: str = "127.0.0.1", port: int = 8080, *, log_level: str = "info") -> None:
+    """Run the page with uvicorn until interrupted (uvicorn prints its address at ``info``; one
+    line per request would drown it, so the access log is off). Only this machine can reach the
+    page unless ``host`` says otherwise (``0.0.0.0`` for every interface): it has no login."""
     import uvicorn
 
-    uvicorn.run(create_app(session), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(session), host=host, port=port, log_level=log_level, access_log=False)
 
 
 def with_display(task: dict | None) -> dict | None:
