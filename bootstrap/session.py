@@ -111,15 +111,11 @@ class Session:
         progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
     ) -> "Session":
         """Read rules, functions and texts, store the texts and questions, and start (or resume) the loop."""
-        nlp = spacy.blank(lang)
-        rules = load_rules(pattern_files, nlp.vocab)
-        functions = load_lfs(lfs) if lfs else []
         store = Store(db)
-        records: Iterable[Record] = read_texts(texts)
-        if progress is not None:
-            records = progress(records)
-        results = generate_candidates(nlp, RuleMatcher(nlp, rules, phrase_attr), records)
-        table = build_candidate_table(_storing(results, store, dataset), rules, functions, labels)
+        table = build_table(
+            pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, progress=progress,
+            through=lambda results: _storing(results, store, dataset),
+        )
         store.add_questions(dataset, _question_rows(table))
         return cls(store, dataset, table, config)
 
@@ -345,6 +341,33 @@ class Session:
     def close(self) -> None:
         self.wait_for_refit()
         self.store.close()
+
+
+def build_table(
+    pattern_files: Sequence[str | Path],
+    texts: str | Path,
+    *,
+    lfs: str | Path | None = None,
+    labels: Sequence[str] | None = None,
+    lang: str = "en",
+    phrase_attr: str = "ORTH",
+    progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
+    through: Callable[[Iterable[DocCandidates]], Iterable[DocCandidates]] | None = None,
+) -> CandidateTable:
+    """Rules and functions applied to every text: the candidate table a session ranks.
+
+    ``through`` sees the candidate stream on its way (the session stores texts from it).
+    """
+    nlp = spacy.blank(lang)
+    rules = load_rules(pattern_files, nlp.vocab)
+    functions = load_lfs(lfs) if lfs else []
+    records: Iterable[Record] = read_texts(texts)
+    if progress is not None:
+        records = progress(records)
+    results: Iterable[DocCandidates] = generate_candidates(nlp, RuleMatcher(nlp, rules, phrase_attr), records)
+    if through is not None:
+        results = through(results)
+    return build_candidate_table(results, rules, functions, labels)
 
 
 def _storing(results: Iterable[DocCandidates], store: Store, dataset: str, batch: int = 2000) -> Iterator[DocCandidates]:

@@ -4,31 +4,81 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from ..store import DEFAULT_DB, DatasetStats, Store
-from ._util import DB_OPTION, app, fail
+from ..session import Session, build_table
+from ..store import DEFAULT_DB, DatasetStats, Store, UnknownDataset
+from ._util import DB_OPTION, app, fail, reports_input_errors, split_patterns_and_texts
 
 
 @app.command("stats")
+@reports_input_errors
 def stats_cli(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Pattern files, then the texts: adds the per-rule table.")] = None,
     db: Annotated[str, DB_OPTION] = DEFAULT_DB,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the datasets as JSON on stdout.")] = False,
+    dataset: Annotated[str, typer.Option(help="Dataset whose decisions the per-rule table counts.")] = "bootstrap",
+    lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of labeling functions, as given to the session.")] = None,
+    label: Annotated[Optional[list[str]], typer.Option("--label", help="Only these labels, as given to the session.")] = None,
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = "en",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the datasets (and rules) as JSON on stdout.")] = False,
 ) -> None:
-    """List the datasets with their texts, questions, answers and annotators."""
+    """List the datasets with their texts, questions, answers and annotators; with PATTERNS... TEXTS,
+    also every rule and labeling function: coverage, conflicts, LabelModel accuracy and precision
+    from the dataset's decisions (all, and exploration only: unbiased), with 95% intervals."""
     try:
         with Store(db, create=False) as store:
             stats = store.datasets()
-    except FileNotFoundError as error:
+            lf_stats = _lf_stats(store, files, dataset, lfs, label, lang) if files else None
+    except (FileNotFoundError, UnknownDataset) as error:
         fail(str(error))
     if as_json:
-        typer.echo(json.dumps({"db": db, "datasets": [s.to_dict() for s in stats]}, indent=2, ensure_ascii=False))
-    else:
-        print_stats(db, stats, Console())
+        payload = {"db": db, "datasets": [s.to_dict() for s in stats]}
+        if lf_stats is not None:
+            payload["rules"] = lf_stats
+        typer.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    console = Console()
+    print_stats(db, stats, console)
+    if lf_stats is not None:
+        print_lf_stats(dataset, lf_stats, console)
+
+
+def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: str) -> tuple[str, list[dict]]:
+    pattern_files, texts = split_patterns_and_texts(files)
+    if texts is None:
+        fail("give the pattern files, then the texts")
+    store.dataset_id(dataset, create=False)
+    table = build_table(pattern_files, texts, lfs=lfs, labels=labels, lang=lang)
+    session = Session(store, dataset, table)  # replays the dataset's decisions; writes nothing
+    return {"method": session.aggregate.method, "lfs": session.lf_stats()}
+
+
+def print_lf_stats(dataset: str, report: dict, console: Console) -> None:
+    table = Table(title=f"Rules and functions ({report['method']}), decisions of {dataset!r}")
+    for header, justify in (("name", "left"), ("kind", "left"), ("label", "left"), ("votes", "right"),
+                            ("conflicts", "right"), ("LM acc.", "right"), ("precision", "right"),
+                            ("from decisions", "right"), ("exploration only", "right")):
+        table.add_column(header, justify=justify, no_wrap=True)
+    for lf in report["lfs"]:
+        accuracy = lf["label_model_accuracy"]
+        table.add_row(
+            Text(lf["name"]), lf["kind"], Text(("not " if lf["negative"] else "") + (lf["label"] or "")),
+            f"{lf['coverage']:,}", f"{lf['conflicts']:,}", "–" if accuracy is None else f"{accuracy:.2f}",
+            f"{lf['precision']:.2f}", _interval(lf["from_decisions"]), _interval(lf["from_exploration"]),
+        )
+    console.print(table)
+
+
+def _interval(interval: dict) -> str:
+    if not interval["n"]:
+        return "–"
+    return f"{interval['estimate']:.2f} [{interval['low']:.2f}, {interval['high']:.2f}] n={interval['n']}"
 
 
 # Prodigy's name for the same command.
