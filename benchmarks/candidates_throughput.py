@@ -3,8 +3,10 @@
 The goal (issue 2): candidate generation runs at 0.9 or more of the texts per second of
 ``nlp.pipe`` plus a ``Matcher``/``PhraseMatcher`` holding the same patterns and doing nothing
 else. Both paths read the same JSONL file, tokenize with the same blank pipeline and match the
-same rules; they run interleaved, several times, so a busy neighbour on the machine slows both
-alike, and the median of each is compared.
+same rules; they run interleaved, several times. Rates are texts per second of this process's
+CPU time (everything here runs in one thread), so other jobs on a shared machine disturb them
+little, and the best run of each path is compared, as ``timeit`` advises: interference only
+ever slows a run down. Medians and wall-clock seconds are kept as well.
 
 * **baseline**: ``json.loads`` each line, ``nlp.pipe``, the two spaCy matchers and the rules'
   regexes (``regex.finditer`` snapped to tokens with ``Doc.char_span``), one set of
@@ -61,11 +63,12 @@ class Run:
     path: str
     texts: int
     matches: int
-    seconds: float
+    seconds: float  # wall clock
+    cpu_seconds: float  # this process only
 
     @property
     def texts_per_second(self) -> float:
-        return self.texts / self.seconds
+        return self.texts / self.cpu_seconds
 
 
 def build_corpus(source: Path, n_texts: int, unit: str = "sentences", seed: int = 0) -> list[str]:
@@ -147,9 +150,9 @@ def check_run(nlp: Language, rules: RuleSet, texts_path: Path, batch_size: int) 
 
 
 def _timed(path: str, work: Callable[[], tuple[int, int]]) -> Run:
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     texts, matches = work()
-    return Run(path, texts, matches, time.perf_counter() - start)
+    return Run(path, texts, matches, time.perf_counter() - start, time.process_time() - cpu_start)
 
 
 RUNNERS = {"baseline": baseline_run, "candidates": candidates_run, "check": check_run}
@@ -158,7 +161,7 @@ RUNNERS = {"baseline": baseline_run, "candidates": candidates_run, "check": chec
 def benchmark(
     texts: list[str], pattern_paths: list[Path], repeats: int = 3, batch_size: int = 256, lang: str = "en"
 ) -> dict:
-    """Run every path ``repeats`` times, interleaved, on the same file; return runs, medians and ratios."""
+    """Run every path ``repeats`` times, interleaved, on the same file; return runs, best rates and ratios."""
     nlp = spacy.blank(lang)
     rules = load_rules(pattern_paths, nlp.vocab)
     runs: list[Run] = []
@@ -170,29 +173,30 @@ def benchmark(
             runner(nlp, rules, texts_path, batch_size)
         for _ in range(repeats):
             runs.extend(runner(nlp, rules, texts_path, batch_size) for runner in RUNNERS.values())
-    median = {
-        path: statistics.median(run.texts_per_second for run in runs if run.path == path) for path in RUNNERS
-    }
+    rates = {path: [run.texts_per_second for run in runs if run.path == path] for path in RUNNERS}
+    best = {path: max(rate) for path, rate in rates.items()}
     matches = {path: {run.matches for run in runs if run.path == path} for path in RUNNERS}
     return {
         "texts": len(texts),
         "rules": len(rules),
         "repeats": repeats,
         "runs": [asdict(run) | {"texts_per_second": run.texts_per_second} for run in runs],
-        "texts_per_second": median,
+        "texts_per_second": best,
+        "median_texts_per_second": {path: statistics.median(rate) for path, rate in rates.items()},
         "matches": {path: sorted(found) for path, found in matches.items()},
         "same_matches": len(set.union(*matches.values())) == 1,
-        "ratio": {path: median[path] / median["baseline"] for path in RUNNERS if path != "baseline"},
+        "ratio": {path: best[path] / best["baseline"] for path in RUNNERS if path != "baseline"},
         "goal": GOAL,
     }
 
 
 def print_result(result: dict) -> None:
-    print(f"{result['texts']:,} texts, {result['rules']} rules, median of {result['repeats']} interleaved runs")
+    print(f"{result['texts']:,} texts, {result['rules']} rules, best of {result['repeats']} interleaved runs (median), per CPU second")
     for path, rate in result["texts_per_second"].items():
+        median = result["median_texts_per_second"][path]
         ratio = result["ratio"].get(path)
         shown = f"  ratio {ratio:.2f} {'ok' if ratio >= GOAL else f'below the {GOAL} goal'}" if ratio else ""
-        print(f"  {path:<11} {rate:>10,.0f} texts/s  matches {result['matches'][path]}{shown}")
+        print(f"  {path:<11} {rate:>8,.0f} texts/s ({median:>8,.0f})  matches {result['matches'][path]}{shown}")
     if not result["same_matches"]:
         print("  the paths found different numbers of matches: the comparison is void")
 
