@@ -1,0 +1,189 @@
+"""The annotation page in headless Chromium, used as a person uses it: with the keyboard.
+
+Debian's ``/usr/bin/chromium``, driven by Playwright; Playwright never downloads a browser of
+its own (``make browser`` installs the Debian package). Without it the test is skipped on a
+developer's machine and fails in CI, where a missing browser is a broken set-up, not a pass.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing in CI: `make browser` installs Debian's chromium", pytrace=False)
+    pytest.skip(f"{CHROMIUM} is missing: `apt-get install chromium` (or `make browser`) to run the browser tests",
+                allow_module_level=True)
+
+import uvicorn  # noqa: E402
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from bootstrap.server import create_app  # noqa: E402
+from bootstrap.session import Session, SessionConfig  # noqa: E402
+from bootstrap.store import Store  # noqa: E402
+
+DATASET = "browser"
+SCRIPT = "<script>alert(1)</script>"
+IMG = "<img src=x onerror=alert(2)>"
+TEXTS = [
+    "Women with breast cancer were followed for ten years.",
+    "Type 2 diabetes doubles the risk of stroke in older adults.",
+    f"Pasted from a web page: {SCRIPT} is no disease, nor is {IMG}, but breast cancer is.",
+    "A cohort with diabetes and breast cancer was enrolled in 2019.",
+    "Asthma in children was not linked to diabetes.",
+]
+PATTERNS = [
+    {"label": "DISEASE", "pattern": "breast cancer"},
+    {"label": "DISEASE", "pattern": [{"LOWER": {"IN": ["diabetes", "stroke", "asthma"]}}]},
+    {"label": "DISEASE", "regex": r"<script>.*?</script>"},  # the HTML is the span of one question
+    {"label": "DISEASE", "pattern": [{"LOWER": "cancer"}], "negative": True},
+]
+
+
+@pytest.fixture
+def db(tmp_path) -> Path:
+    return tmp_path / "bootstrap.db"
+
+
+@pytest.fixture
+def server(write, db):
+    """The app over a fresh session, served by uvicorn on 127.0.0.1 and a free port."""
+    session = Session.from_files(
+        [write("patterns.jsonl", PATTERNS)], write("texts.jsonl", [{"text": text} for text in TEXTS]),
+        db=db, dataset=DATASET, config=SessionConfig(background_refit=False, exploration=0.0),
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(session), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    session.close()
+
+
+@pytest.fixture
+def page(server):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(10_000)
+        page.dialogs = []  # any alert() would mean a text ran as code
+        page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        yield page
+        browser.close()
+
+
+def shown_hash(page: Page) -> str:
+    return page.get_attribute("#card", "data-task-hash")
+
+
+def press(page: Page, key: str) -> str:
+    """Press a key and wait until the page shows the question that follows it."""
+    before = shown_hash(page)
+    page.keyboard.press(key)
+    page.wait_for_function(
+        "before => document.body.dataset.state !== 'busy' && document.querySelector('#card').dataset.taskHash !== before",
+        arg=before,
+    )
+    return shown_hash(page)
+
+
+def stored(db: Path) -> list[tuple[str, str]]:
+    with Store(db) as store:
+        return [(str(a.task_hash), a.answer) for a in store.answers(DATASET)]
+
+
+def current_task(page: Page, server: str, who: str = "alice") -> dict:
+    """The question the API says is on this annotator's screen."""
+    return page.request.get(f"{server}/api/next?session={who}").json()["task"]
+
+
+def assert_shown_as_text(page: Page, task: dict) -> None:
+    """The card shows the task's text verbatim, and its only elements are the page's own."""
+    display = task["display"]
+    assert page.text_content("#text mark") == display["span"] + task["label"]
+    assert page.text_content("#text") == display["before"] + display["span"] + task["label"] + display["after"]
+    tags = page.eval_on_selector_all("#text *", "nodes => nodes.map(n => n.tagName + '.' + n.className)")
+    assert tags == ["MARK.span", "SPAN.span-label"]
+
+
+def test_answer_with_the_keyboard_undo_change_reload_and_escaping(page, server, db):
+    page.goto(f"{server}/?session=alice")
+    page.wait_for_selector("body[data-state=ready]")
+    assert page.text_content("#annotator") == "alice"
+    first = shown_hash(page)
+    assert_shown_as_text(page, current_task(page, server))
+
+    second = press(page, "a")
+    third = press(page, "x")
+    fourth = press(page, " ")
+    assert len({first, second, third, fourth}) == 4
+    assert stored(db) == [(first, "accept"), (second, "reject"), (third, "ignore")]
+
+    assert press(page, "Backspace") == third  # the undone question is asked again
+    assert stored(db) == [(first, "accept"), (second, "reject")]
+    assert page.text_content("#answers") == "2"
+    recent = page.locator("#recent li")
+    assert recent.count() == 2 and recent.first.get_attribute("class") == "recent-item reject"
+
+    # the side list changes an earlier decision in place
+    page.locator(f"#recent li[data-answer-id] >> nth=1").locator("button[data-answer=ignore]").click()
+    page.wait_for_selector("#recent li:nth-child(2).ignore")
+    assert stored(db) == [(first, "ignore"), (second, "reject")]
+
+    # a reload shows the question still open for alice, never an answered one
+    page.reload()
+    page.wait_for_selector("body[data-state=ready]")
+    assert shown_hash(page) == third and third not in dict(stored(db))
+    assert page.locator("#recent li").count() == 2
+
+    # every question to the end: each text shown verbatim, the HTML ones included, nothing run
+    seen_html = set()
+    while page.get_attribute("body", "data-state") == "ready":
+        task = current_task(page, server)
+        assert task["task_hash"] == shown_hash(page)
+        assert_shown_as_text(page, task)
+        if SCRIPT in task["text"]:
+            seen_html.add(task["display"]["span"])
+        press(page, "a")
+    assert SCRIPT in seen_html and "breast cancer" in seen_html  # the HTML as the span, and around one
+    assert page.is_visible("#done") and current_task(page, server) is None
+    assert page.locator(".action[data-answer]:disabled").count() == 3
+    assert page.dialogs == [] and page.errors == []
+    answered = dict(stored(db))
+    assert len(answered) == int(page.text_content("#answers")) and answered[first] == "ignore"
+
+
+def test_two_annotators_in_two_browser_pages_see_different_questions(page, server, db):
+    other = page.context.browser.new_page()  # a separate browser session, as a second person
+    page.goto(f"{server}/?session=alice")
+    other.goto(f"{server}/?session=bob")
+    page.wait_for_selector("body[data-state=ready]")
+    other.wait_for_selector("body[data-state=ready]")
+    assert shown_hash(page) != shown_hash(other)
+    alice_answered, bob_answered = shown_hash(page), shown_hash(other)
+    press(page, "a")
+    press(other, "x")
+    with Store(db) as store:
+        assert {(str(a.task_hash), a.annotator, a.answer) for a in store.answers(DATASET)} == {
+            (alice_answered, "alice", "accept"), (bob_answered, "bob", "reject"),
+        }
