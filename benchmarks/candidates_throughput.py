@@ -15,7 +15,8 @@ ever slows a run down. Medians and wall-clock seconds are kept as well.
 * **check**: the same stream through ``check_rules`` as well (what ``bootstrap check`` runs,
   minus printing the table).
 
-Both paths must find the same number of matches, or the comparison is void (the script says so).
+All paths must find the same number of matches, or the comparison is void (the script says so
+and exits 1).
 
     python benchmarks/candidates_throughput.py                      # 20k sentences of NCBI train
     python benchmarks/candidates_throughput.py --texts 2000 --unit abstracts --repeats 5
@@ -46,6 +47,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 from bootstrap.candidates import generate_candidates  # noqa: E402
 from bootstrap.check import check_rules  # noqa: E402
 from bootstrap.corpus import read_texts  # noqa: E402
+from bootstrap.errors import InputError  # noqa: E402
 from bootstrap.matching import RuleMatcher  # noqa: E402
 from bootstrap.rules import RuleSet, load_rules  # noqa: E402
 
@@ -212,8 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    if args.texts < 1 or args.repeats < 1:
+        parser.error("--texts and --repeats must be at least 1")
+    if not args.source.is_file():
+        parser.error(f"{args.source}: no such file (the NCBI data is read from ../shared/data by default)")
     texts = build_corpus(args.source, args.texts, args.unit, args.seed)
-    result = benchmark(texts, args.patterns, args.repeats, args.batch_size)
+    try:
+        result = benchmark(texts, args.patterns, args.repeats, args.batch_size)
+    except InputError as error:
+        parser.error(str(error))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
