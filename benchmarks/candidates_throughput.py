@@ -105,20 +105,26 @@ def baseline_run(nlp: Language, rules: RuleSet, texts_path: Path, batch_size: in
             matcher.add(rule.id, tokens, greedy="LONGEST")
         if phrases:
             phrase_matcher.add(rule.id, list(nlp.tokenizer.pipe(phrases)))
-        regexes.extend((rule.id, regex.compile(p.value)) for p in rule.patterns if p.kind == "regex")
+        # keyed like the matchers' matches, so a rule's regex and token hits on one span count once
+        key = nlp.vocab.strings.add(rule.id)
+        regexes.extend((key, regex.compile(p.value)) for p in rule.patterns if p.kind == "regex")
+
+    matchers = [m for m in (matcher, phrase_matcher) if len(m)]  # an empty one only warns (W036)
 
     def work() -> tuple[int, int]:
         texts = matches = 0
         with texts_path.open(encoding="utf8") as file:
             stream = (json.loads(line)["text"] for line in file)
             for doc in nlp.pipe(stream, batch_size=batch_size):
-                found = set(matcher(doc)) | set(phrase_matcher(doc))
+                found = set()
+                for spacy_matcher in matchers:
+                    found.update(spacy_matcher(doc))
                 text = doc.text
-                for rule_id, pattern in regexes:
+                for key, pattern in regexes:
                     for hit in pattern.finditer(text):
                         span = doc.char_span(hit.start(), hit.end(), alignment_mode="expand")
                         if span is not None:
-                            found.add((rule_id, span.start, span.end))
+                            found.add((key, span.start, span.end))
                 texts += 1
                 matches += len(found)
         return texts, matches

@@ -56,3 +56,19 @@ def test_benchmark_figures_on_200_texts(throughput, shared_data, capsys):
     (count,) = result["matches"]["baseline"]
     assert count > 50
     assert result["matches"] == {path: [count] for path in ("baseline", "candidates", "check")}
+
+
+def test_paths_agree_when_a_rule_hits_one_span_twice(throughput, tmp_path, capsys):
+    """money-symbol has a token pattern and a regex that both match "£3m": one match, on both paths."""
+    source = tmp_path / "money.jsonl"
+    source.write_text(
+        '{"text": "The club paid £3m for him and $ 5 for a ticket."}\n'
+        '{"text": "They borrowed $1.2bn from banks, about 40 percent of it in USD."}\n',
+        encoding="utf8",
+    )
+    patterns = [str(throughput.ROOT / "patterns" / "money.jsonl")]
+    args = ["--source", str(source), "--unit", "abstracts", "--texts", "2", "--repeats", "1", "--json"]
+    assert throughput.main([*args, "--patterns", *patterns]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["same_matches"]
+    assert result["matches"]["baseline"] == [3]  # £3m, $ 5, $1.2bn
