@@ -131,7 +131,7 @@ function renderProgress(progress) {
   if (progress.dataset) $("dataset").textContent = progress.dataset;
   $("answers").textContent = progress.answers ?? 0;
   const remaining = progress.remaining ?? "–";
-  $("remaining").textContent = progress.total !== undefined ? `${remaining} / ${progress.total}` : remaining;
+  $("remaining").textContent = progress.total !== undefined ? `${remaining} of ${progress.total}` : remaining;
   const byAnswer = progress.by_answer || {};
   for (const answer of ["accept", "reject", "ignore"]) $(`n-${answer}`).textContent = byAnswer[answer] ?? 0;
 
@@ -146,9 +146,26 @@ function renderProgress(progress) {
       el("span", "meter", meterFill(needed ? n / needed : 0)));
   });
   $("handoff").replaceChildren(...items);
-  const ready = handoff.ready ? "Ready to train a model." : "Not enough accepts to train a model yet.";
-  $("method").textContent = `${ready} Probabilities: ${progress.method || "?"}.`;
+  $("method").textContent = handoffSummary(handoff, progress.method);
 }
+
+/** One or two sentences: who ranks the questions, and how the last trained model scored. */
+function handoffSummary(handoff, method) {
+  const parts = [];
+  if (handoff.scorer === "model") parts.push("A trained model ranks the questions.");
+  else if (handoff.training) parts.push("Training a model on the decisions so far…");
+  else if (handoff.mode === "never") parts.push("The rules rank the questions (handoff off).");
+  else parts.push(handoff.ready ? "Enough accepts to train a model." : "Not enough accepts to train a model yet.");
+  const last = (handoff.runs || []).at(-1);
+  if (last && Number.isFinite(last.model_accuracy) && Number.isFinite(last.rules_accuracy)) {
+    const verdict = last.adopted ? "model adopted" : "rules kept";
+    parts.push(`Last model: ${pct(last.model_accuracy)} vs rules ${pct(last.rules_accuracy)} on held-out decisions (${verdict}).`);
+  }
+  parts.push(`Probabilities: ${method || "?"}.`);
+  return parts.join(" ");
+}
+
+const pct = (x) => `${Math.round(x * 100)}%`;
 
 function renderRecent(recent) {
   if (!recent) return;
