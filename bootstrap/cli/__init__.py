@@ -9,6 +9,7 @@ from . import check  # noqa: F401
 from . import export  # noqa: F401
 from . import import_  # noqa: F401
 from . import stats  # noqa: F401
+from . import simulate  # noqa: F401
 from . import train  # noqa: F401
 
 

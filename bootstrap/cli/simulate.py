@@ -1,0 +1,93 @@
+"""``bootstrap simulate PATTERNS... TEXTS --gold GOLD``: learning curves of active vs random order vs rules alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from ..simulate import REACH_LEVELS, STRATEGIES, Reporter, simulate, write_curves
+from ._util import app, console, fail, progress_bar, reports_input_errors, split_patterns_and_texts
+
+
+class ProgressReporter(Reporter):
+    """One rich progress bar per strategy (hidden when stderr is not a terminal)."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, Any] = {}
+
+    def start(self, name: str, total: int) -> None:
+        self.tasks[name] = self.progress.add_task(name, total=total, rate="")
+
+    def advance(self, name: str, steps: int = 1) -> None:
+        self.progress.advance(self.tasks[name], steps)
+
+    def note(self, name: str, message: str) -> None:
+        self.progress.update(self.tasks[name], description=f"{name}: {message}")
+
+
+@app.command("simulate")
+@reports_input_errors
+def simulate_cli(
+    files: Annotated[list[Path], typer.Argument(help="Pattern files, then the texts whose questions are answered from GOLD (the pool).")],
+    gold: Annotated[Path, typer.Option("--gold", help="JSONL with complete annotations ({text, spans}) of the pool texts; may be the TEXTS file itself.")],
+    test: Annotated[Optional[Path], typer.Option("--test", help="Held-out gold texts to score on; default: a stable 20% of GOLD by input hash, taken out of the pool.")] = None,
+    budget: Annotated[int, typer.Option(help="Decisions per strategy.")] = 500,
+    checkpoint: Annotated[int, typer.Option(help="Train and score a model every this many decisions.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the ranking, the annotator's noise and every training run.")] = 0,
+    strategies: Annotated[str, typer.Option(help=f"Comma-separated, of {', '.join(STRATEGIES)}.")] = ",".join(STRATEGIES),
+    noise: Annotated[float, typer.Option(help="Share of answers the simulated annotator gets wrong (accept and reject swapped).")] = 0.0,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for curves.json and curves.png.")] = Path("simulation"),
+    lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of labeling functions, as for `bootstrap annotate`.")] = None,
+    max_epochs: Annotated[int, typer.Option(help="Passes over the training data at most, per checkpoint model and for the ceiling.")] = 10,
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank().")] = "en",
+) -> None:
+    """Answer the loop's questions from gold and compare learning curves: active, random order, rules, ceiling."""
+    patterns, texts = split_patterns_and_texts(files)
+    if texts is None:
+        raise typer.BadParameter("give the pattern file(s) and then the TEXTS file", param_hint="FILES")
+    chosen = [name.strip() for name in strategies.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in STRATEGIES]
+    if unknown or not chosen:
+        raise typer.BadParameter(f"{', '.join(unknown) or 'none given'} (choose from {', '.join(STRATEGIES)})",
+                                 param_hint="'--strategies'")
+    if budget < 1 or checkpoint < 1:
+        raise typer.BadParameter("--budget and --checkpoint must be at least 1")
+    if not 0.0 <= noise <= 1.0:
+        raise typer.BadParameter(f"{noise} is not a share between 0 and 1", param_hint="'--noise'")
+    with progress_bar() as progress:
+        try:
+            result = simulate(patterns, texts, gold, test=test, budget=budget, checkpoint=checkpoint, seed=seed,
+                              strategies=chosen, noise=noise, lfs=lfs, lang=lang, max_epochs=max_epochs,
+                              reporter=ProgressReporter(progress))
+        except ValueError as error:
+            fail(str(error))
+    json_path, png_path = write_curves(result, output)
+    console.print(reach_table(result))
+    console.print(f"Curves in {json_path} and {png_path}", highlight=False)
+
+
+def reach_table(result: dict[str, Any]) -> Table:
+    """Per strategy: final F, and the decisions needed to reach 80% and 90% of the ceiling."""
+    settings = result["settings"]
+    ceiling = result.get("ceiling_f")
+    table = Table(title=f"seed {settings['seed']}, budget {settings['budget']}, noise {settings['noise']:.0%}"
+                        + (f", ceiling F {ceiling:.3f}" if ceiling is not None else ""))
+    table.add_column("strategy")
+    table.add_column("F at budget", justify="right")
+    for level in REACH_LEVELS:
+        table.add_column(f"decisions to {level:.0%} of ceiling", justify="right")
+    for name, curve in result["strategies"].items():
+        last = curve["points"][-1]
+        cells = [name, f"{last['f']:.3f}" + ("" if last.get("trained", True) else " (untrained)")]
+        for level in REACH_LEVELS:
+            if name == "gold" or ceiling is None:
+                cells.append("")
+                continue
+            needed = result["reach"].get(name, {}).get(f"{level:.0%}")
+            cells.append(f"> {settings['budget']}" if needed is None else f"{needed:,}")
+        table.add_row(*cells)
+    return table

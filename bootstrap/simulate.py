@@ -1,0 +1,522 @@
+"""Learning curves from gold data: does the loop reach a good model with fewer decisions than random order?
+
+``bootstrap simulate`` runs the real loop — a :class:`~bootstrap.session.Session` over its own
+store and ranking, the object the annotation page drives, not a copy — with an annotator that
+answers from gold (:func:`bootstrap.gold.gold_answer`: accept exactly the gold span and label,
+reject everything else; optionally a share of answers flipped, to see what annotator mistakes
+do). Strategies, all with the same budget of decisions and the same seed:
+
+* ``active``: the product's ranking, with whatever the session does (refits, handoff);
+* ``random``: the same session and candidates with ``exploration=1.0``: every question drawn
+  uniformly from the open ones, i.e. annotation in random order;
+* ``rules``: no decisions at all: the rules' own predictions (every positive match no negative
+  rule of its label votes against, longest first without overlaps) and the LabelModel's
+  (candidates with probability > 0.5), two flat lines;
+* ``gold``: a model trained on the pool's texts fully annotated: the ceiling, a flat line.
+
+Every ``checkpoint`` decisions the decision strategies train a model the way ``bootstrap train``
+does (:func:`bootstrap.train.train_from_decisions`, default scheme) and score it on a gold test
+split no question is ever asked about. A checkpoint without a single accepted span trains
+nothing and scores 0, marked untrained: a run that learnt nothing is never shown as learning.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.util import filter_spans
+
+from .aggregate import Aggregate
+from .candidates import DocCandidates
+from .corpus import read_texts
+from .errors import InputError
+from .gold import Gold, gold_answer, load_gold
+from .hashing import input_hash as hash_text
+from .labelmatrix import NOT_ENTITY
+from .session import Session, SessionConfig, build_table
+from .train import evaluate_gold, gold_docs, score_ents, token_span, train_from_decisions, train_ner
+
+STRATEGIES = ("active", "random", "rules", "gold")
+DECISION_STRATEGIES = ("active", "random")
+ANNOTATOR = "simulated"
+TEST_SHARE = 0.2
+DEV_SHARE = 0.2  # what train_from_decisions holds out of the decisions; the ceiling holds out as much
+REACH_LEVELS = (0.8, 0.9)
+
+Answerer = Callable[[dict[str, Any]], str]
+
+
+# --- the simulated annotator -----------------------------------------------------------------
+
+
+@dataclass
+class GoldAnnotator:
+    """Answers a session's task from gold; with ``noise`` > 0 flips that share of its answers.
+
+    Flips are drawn from ``random.Random(seed)``, one draw per question, so two runs with the same
+    seed and the same questions make the same mistakes.
+    """
+
+    gold: Gold
+    noise: float = 0.0
+    seed: int = 0
+    asked: int = 0
+    flipped: int = 0
+    _rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.noise <= 1.0:
+            raise ValueError(f"noise must be a share between 0 and 1, got {self.noise}")
+        self._rng = random.Random(self.seed)
+
+    def truth(self, task: dict[str, Any]) -> str:
+        span = task["spans"][0]
+        return gold_answer(self.gold, int(task["input_hash"]), span["start"], span["end"], span["label"])
+
+    def __call__(self, task: dict[str, Any]) -> str:
+        answer = self.truth(task)
+        self.asked += 1
+        if self._rng.random() < self.noise:
+            self.flipped += 1
+            answer = "reject" if answer == "accept" else "accept"
+        return answer
+
+
+# --- progress ------------------------------------------------------------------------------
+
+
+class Reporter:
+    """What a run tells while it works. The library says nothing; the CLI draws progress bars."""
+
+    def start(self, name: str, total: int) -> None:
+        """A strategy begins; ``total`` steps (decisions, or 1 for a flat line)."""
+
+    def advance(self, name: str, steps: int = 1) -> None:
+        """``steps`` more done."""
+
+    def note(self, name: str, message: str) -> None:
+        """What the strategy is doing now (e.g. "training at 100 decisions")."""
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def in_test_split(input_hash: int, share: float = TEST_SHARE) -> bool:
+    """Whether a text belongs to the held-out test split: the same on every run and machine.
+
+    The bucket comes from bits 32-47 of the input hash, not from ``hash % 10_000`` as the
+    decisions' dev split does (:func:`bootstrap.train.split_decisions`): with the same bucket,
+    the pool would hold no text the dev split could take.
+    """
+    return ((input_hash >> 32) & 0xFFFF) < share * 0x10000
+
+
+@dataclass
+class SimulationData:
+    """The files a run reads, after the test split is taken out of the pool."""
+
+    pool: Path  # texts only (no spans): the loop can never see gold
+    test: Path  # gold test split, complete annotations
+    pool_hashes: set[int]
+    test_hashes: set[int]
+    gold: Gold
+    gold_path: Path
+
+
+def prepare_data(texts: Path, gold_path: Path, test: Path | None, workdir: Path) -> SimulationData:
+    """Write the pool (TEXTS minus every test text, spans stripped) and, without TEST, the test split.
+
+    Every pool text must be in GOLD: the oracle would reject every candidate of a text it has no
+    annotation for, which is wrong, not merely noisy.
+    """
+    gold = load_gold(gold_path)
+    if test is None:
+        test = workdir / "test.jsonl"
+        with test.open("w", encoding="utf8") as out:
+            for record in read_texts(gold_path):
+                if in_test_split(record.input_hash):
+                    out.write(json.dumps({"text": record.text, "spans": record.task.get("spans") or []}) + "\n")
+    test_hashes = {record.input_hash for record in read_texts(test)}
+    if not test_hashes:
+        raise InputError.single(gold_path if test == workdir / "test.jsonl" else test, None,
+                                "no text for the test split: GOLD needs at least a handful of texts (20% are held out)")
+    pool = workdir / "pool.jsonl"
+    pool_hashes: set[int] = set()
+    missing: list[str] = []
+    with pool.open("w", encoding="utf8") as out:
+        for record in read_texts(texts):
+            if record.input_hash in test_hashes:
+                continue
+            if record.input_hash not in gold:
+                missing.append(record.source)
+                continue
+            pool_hashes.add(record.input_hash)
+            out.write(json.dumps({"text": record.text, "meta": record.meta}) + "\n")
+    if missing:
+        raise InputError.single(
+            texts, None, f"{len(missing):,} text(s) are not in {gold_path} (first: {missing[0]}): every pool text "
+            "needs its gold annotation, or the simulated annotator would reject all its candidates")
+    if not pool_hashes:
+        raise InputError.single(texts, None, "no text left in the pool once the test texts are taken out")
+    return SimulationData(pool, Path(test), pool_hashes, test_hashes, gold, gold_path)
+
+
+def checkpoints_of(budget: int, every: int) -> list[int]:
+    """Decision counts at which a model is trained and scored: every ``every``, and the budget."""
+    if budget < 1 or every < 1:
+        raise ValueError(f"budget and checkpoint must be at least 1, got {budget} and {every}")
+    points = list(range(every, budget + 1, every))
+    if not points or points[-1] != budget:
+        points.append(budget)
+    return points
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def simulate(
+    pattern_files: Sequence[str | Path],
+    texts: str | Path,
+    gold: str | Path,
+    *,
+    test: str | Path | None = None,
+    budget: int = 500,
+    checkpoint: int = 100,
+    seed: int = 0,
+    strategies: Sequence[str] = STRATEGIES,
+    noise: float = 0.0,
+    lfs: str | Path | None = None,
+    lang: str = "en",
+    phrase_attr: str = "ORTH",
+    max_epochs: int = 10,
+    patience: int = 3,
+    answer_with: Answerer | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Run every strategy and return the curves (see the module docstring; ``write_curves`` saves them).
+
+    ``answer_with`` replaces the gold annotator (a function of the task); it exists to check that
+    the curves do not credit learning to a run that got no usable answers.
+    """
+    unknown = [name for name in strategies if name not in STRATEGIES]
+    if unknown or not strategies:
+        raise ValueError(f"unknown strategy {', '.join(unknown) or '(none given)'} (known: {', '.join(STRATEGIES)})")
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"noise must be a share between 0 and 1, got {noise}")
+    points = checkpoints_of(budget, checkpoint)
+    reporter = reporter or Reporter()
+    nlp = spacy.blank(lang)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="bootstrap-simulate-") as tmp:
+        workdir = Path(tmp)
+        data = prepare_data(Path(texts), Path(gold), Path(test) if test else None, workdir)
+        reference = gold_docs(nlp, data.test)
+        curves: dict[str, Any] = {}
+        settings = {"budget": budget, "checkpoint": checkpoint, "checkpoints": points, "seed": seed, "noise": noise,
+                    "max_epochs": max_epochs, "patience": patience, "lang": lang}
+        for name in strategies:
+            if name in DECISION_STRATEGIES:
+                answerer = answer_with or GoldAnnotator(data.gold, noise, seed)
+                curves[name] = run_decisions(
+                    name, pattern_files, data, reference, points, answerer, workdir, nlp=nlp, seed=seed, lfs=lfs,
+                    lang=lang, phrase_attr=phrase_attr, max_epochs=max_epochs, patience=patience, reporter=reporter)
+                if isinstance(answerer, GoldAnnotator):
+                    curves[name]["annotator"] = {"asked": answerer.asked, "flipped": answerer.flipped}
+            elif name == "rules":
+                reporter.start(name, 1)
+                reporter.note(name, "matching the test texts")
+                for line, scores in rules_scores(pattern_files, data.test, reference, lfs=lfs, lang=lang,
+                                                 phrase_attr=phrase_attr, seed=seed).items():
+                    curves[line] = flat_curve(scores, points)
+                reporter.advance(name)
+            else:
+                reporter.start(name, 1)
+                reporter.note(name, "training on the pool's gold")
+                curves[name] = flat_curve(
+                    ceiling_scores(nlp, data, reference, workdir / "ceiling", seed=seed, max_epochs=max_epochs,
+                                   patience=patience), points)
+                reporter.advance(name)
+        ceiling = curves.get("gold", {}).get("f")
+        return {
+            "settings": settings,
+            "data": {"pattern_files": [str(p) for p in pattern_files], "texts": str(texts), "gold": str(gold),
+                     "test": str(test) if test else f"{TEST_SHARE:.0%} of {gold} by input hash",
+                     "pool_texts": len(data.pool_hashes), "test_texts": len(reference)},
+            "ceiling_f": ceiling,
+            "strategies": curves,
+            "reach": reach(curves, ceiling),
+            "seconds": round(time.time() - started, 1),
+        }
+
+
+def run_decisions(
+    name: str,
+    pattern_files: Sequence[str | Path],
+    data: SimulationData,
+    reference: Sequence[Doc],
+    checkpoints: Sequence[int],
+    answerer: Answerer,
+    workdir: Path,
+    *,
+    nlp: Language,
+    seed: int,
+    lfs: str | Path | None,
+    lang: str,
+    phrase_attr: str,
+    max_epochs: int,
+    patience: int,
+    reporter: Reporter,
+) -> dict[str, Any]:
+    """One decision strategy in its own database: ask, answer, and train and score at each checkpoint."""
+    config = SessionConfig(seed=seed, background_refit=False)
+    if name == "random":
+        config.exploration = 1.0
+    folder = workdir / name
+    folder.mkdir()
+    reporter.start(name, checkpoints[-1])
+    reporter.note(name, "building the candidate table")
+    session = Session.from_files(pattern_files, data.pool, db=folder / "decisions.db", dataset=name, lfs=lfs,
+                                 lang=lang, phrase_attr=phrase_attr, config=config)
+    counts: Counter = Counter()
+    points: list[dict[str, Any]] = []
+    exhausted = False
+    try:
+        questions = session.table.n_questions
+        for target in checkpoints:
+            reporter.note(name, "asking")
+            while not exhausted and sum(counts.values()) < target:
+                settle(session)
+                task = session.next_question(ANNOTATOR)
+                if task is None:
+                    exhausted = True
+                    break
+                answer = answerer(task)
+                session.answer(ANNOTATOR, task["task_hash"], answer)
+                counts[answer] += 1
+                reporter.advance(name)
+            decided = sum(counts.values())
+            if points and points[-1]["decisions"] == decided:  # the pool ran dry: the same model again
+                points.append({**points[-1], "checkpoint": target})
+                continue
+            reporter.note(name, f"training at {decided:,} decisions")
+            points.append({"checkpoint": target, **checkpoint_scores(session, nlp, reference, folder / f"model-{target}",
+                                                                     counts, seed=seed, max_epochs=max_epochs,
+                                                                     patience=patience)})
+    finally:
+        session.close()
+    return {"kind": "decisions", "questions": questions, "exhausted": exhausted, "points": points}
+
+
+def settle(session: Session) -> None:
+    """Let the session finish what it does in the background (refit, handoff) before the next question.
+
+    Real annotators are slower than a background job; waiting makes a simulated run as if they
+    were, and makes two runs with the same seed identical.
+    """
+    for method in ("wait_for_handoff", "wait_for_refit"):
+        wait = getattr(session, method, None)
+        if wait is not None:
+            wait()
+
+
+def checkpoint_scores(
+    session: Session, nlp: Language, reference: Sequence[Doc], output: Path, counts: Counter, *,
+    seed: int, max_epochs: int, patience: int,
+) -> dict[str, Any]:
+    """Train on the session's decisions so far, as ``bootstrap train`` does, and score on the test split."""
+    tasks = list(session.store.export_tasks(session.dataset))
+    point: dict[str, Any] = {
+        "decisions": len(tasks), "accepts": counts["accept"], "rejects": counts["reject"], "ignores": counts["ignore"],
+        "texts": len({task["_input_hash"] for task in tasks}),
+    }
+    if not any(task["answer"] == "accept" for task in tasks):
+        return {**point, **untrained("no accepted span yet: nothing to learn an entity from")}
+    started = time.time()
+    try:
+        result = train_from_decisions(nlp, tasks, output, proposed=session.store.proposed_spans(session.dataset),
+                                      gold=reference, seed=seed, max_epochs=max_epochs, patience=patience)
+    except ValueError as error:  # e.g. all decisions on one text: nothing to hold out
+        return {**point, **untrained(str(error))}
+    finally:
+        shutil.rmtree(output, ignore_errors=True)
+    scores = result["scores"]["gold"]
+    return {**point, "trained": True, **prf(scores), "train_seconds": round(time.time() - started, 1)}
+
+
+def untrained(reason: str) -> dict[str, Any]:
+    return {"trained": False, "precision": 0.0, "recall": 0.0, "f": 0.0, "note": reason}
+
+
+def prf(scores: dict[str, Any]) -> dict[str, float]:
+    return {key: round(float(scores[key]), 4) for key in ("precision", "recall", "f")}
+
+
+def flat_curve(scores: dict[str, Any], checkpoints: Sequence[int]) -> dict[str, Any]:
+    """A line that does not depend on decisions: the same scores at every checkpoint."""
+    values = prf(scores)
+    extra = {key: value for key, value in scores.items() if key not in ("precision", "recall", "f", "per_label")}
+    return {"kind": "flat", **values, **extra,
+            "points": [{"checkpoint": c, "decisions": c, **values} for c in checkpoints]}
+
+
+# --- the flat lines ------------------------------------------------------------------------
+
+
+def rules_scores(
+    pattern_files: Sequence[str | Path], test: Path, reference: Sequence[Doc], *, lfs: str | Path | None,
+    lang: str, phrase_attr: str, seed: int,
+) -> dict[str, dict[str, Any]]:
+    """The rules' and the LabelModel's predictions on the test texts, scored against gold.
+
+    ``rules``: every candidate some positive rule proposes and no negative rule of its label votes
+    against. ``labelmodel``: every (span, label) the aggregate, before any decision, gives more
+    than 0.5. Overlaps are resolved longest first (``spacy.util.filter_spans``), as NER must.
+    """
+    rules_spans: dict[int, list[tuple[int, int, str]]] = {}
+
+    def keep_candidates(results: Iterable[DocCandidates]) -> Iterable[DocCandidates]:
+        for result in results:
+            rules_spans[result.record.input_hash] = [
+                (c.start, c.end, c.label) for c in result.candidates if not c.votes_against]
+            yield result
+
+    table = build_table(pattern_files, test, lfs=lfs, lang=lang, phrase_attr=phrase_attr, through=keep_candidates)
+    aggregate = Aggregate(table, seed=seed)
+    proba = aggregate.probabilities() if table.n_rows else np.zeros((0, table.cardinality))
+    model_spans: dict[int, list[tuple[int, int, str]]] = {}
+    for row in range(table.n_rows):
+        for cls in range(1, table.cardinality):
+            if proba[row, cls] > 0.5 and cls != NOT_ENTITY:
+                model_spans.setdefault(int(table.input_hash[row]), []).append(
+                    (int(table.start[row]), int(table.end[row]), table.label_of(cls)))
+    return {
+        "rules": score_spans(rules_spans, reference),
+        "labelmodel": {**score_spans(model_spans, reference), "method": aggregate.method},
+    }
+
+
+def score_spans(spans: dict[int, list[tuple[int, int, str]]], reference: Sequence[Doc]) -> dict[str, Any]:
+    """Entity P/R/F of predicted character spans per text (by input hash) against reference Docs."""
+    predicted = []
+    for gold_doc in reference:
+        doc = gold_doc.copy()
+        doc.ents = []
+        found = (token_span(doc, start, end, label) for start, end, label in spans.get(hash_text(doc.text), ()))
+        doc.ents = filter_spans([span for span in found if span is not None])
+        predicted.append(doc)
+    return score_ents(predicted, reference)
+
+
+def ceiling_scores(
+    nlp: Language, data: SimulationData, reference: Sequence[Doc], output: Path, *, seed: int, max_epochs: int,
+    patience: int,
+) -> dict[str, Any]:
+    """A model trained on every pool text fully annotated (the most the decisions could teach).
+
+    It holds out as large a share of texts to pick its best epoch as the decision models do.
+    """
+    train: list[Doc] = []
+    dev: list[Doc] = []
+    seen: set[int] = set()
+    for doc in gold_docs(nlp, data.gold_path):
+        key = hash_text(doc.text)
+        if key in data.pool_hashes and key not in seen:
+            seen.add(key)
+            (dev if key % 10_000 / 10_000 < DEV_SHARE else train).append(doc)
+    if not dev:
+        dev.append(train.pop())
+    labels = sorted({ent.label_ for doc in train for ent in doc.ents})
+    started = time.time()
+    try:
+        best = train_ner(train, dev, output, lang=nlp.lang, labels=labels, seed=seed, max_epochs=max_epochs,
+                         patience=patience)
+        scores = evaluate_gold(spacy.load(best), reference)
+    finally:
+        shutil.rmtree(output, ignore_errors=True)
+    return {**scores, "train_texts": len(train), "train_seconds": round(time.time() - started, 1)}
+
+
+# --- reading the curves --------------------------------------------------------------------
+
+
+def reach(curves: dict[str, Any], ceiling: float | None) -> dict[str, dict[str, int | None]]:
+    """Per strategy, the decisions needed to reach each share of the ceiling F (None: not within the budget).
+
+    A flat line needs 0 decisions if it is there at all.
+    """
+    if not ceiling:
+        return {}
+    result = {}
+    for name, curve in curves.items():
+        if name == "gold":
+            continue
+        result[name] = {}
+        for level in REACH_LEVELS:
+            needed = next((p["decisions"] for p in curve["points"] if p["f"] >= level * ceiling), None)
+            result[name][f"{level:.0%}"] = 0 if needed is not None and curve["kind"] == "flat" else needed
+    return result
+
+
+def write_curves(result: dict[str, Any], output: str | Path) -> tuple[Path, Path]:
+    """``output/curves.json`` and ``output/curves.png``."""
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    json_path = output / "curves.json"
+    json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+    png_path = output / "curves.png"
+    plot_curves(result, png_path)
+    return json_path, png_path
+
+
+STYLE = {"active": ("tab:blue", "-"), "random": ("tab:orange", "-"), "rules": ("tab:gray", ":"),
+         "labelmodel": ("tab:green", ":"), "gold": ("black", "--")}
+
+
+def plot_curves(result: dict[str, Any], path: str | Path) -> None:
+    """Decisions on x, test F1 on y: one line per decision strategy, the rules and ceiling flat."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = result["settings"]
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, curve in result["strategies"].items():
+        color, style = STYLE.get(name, (None, "-"))
+        if curve["kind"] == "flat":
+            label = "gold (ceiling)" if name == "gold" else name
+            axes.axhline(curve["f"], color=color, linestyle=style, label=f"{label}  F {curve['f']:.2f}")
+        else:
+            xs = [0] + [p["decisions"] for p in curve["points"]]
+            ys = [0.0] + [p["f"] for p in curve["points"]]
+            axes.plot(xs, ys, color=color, linestyle=style, marker="o", label=name)
+            for p in curve["points"]:
+                if not p["trained"]:
+                    axes.plot(p["decisions"], p["f"], marker="x", color="red", markersize=9)
+    ceiling = result.get("ceiling_f")
+    if ceiling:
+        for level in REACH_LEVELS:
+            axes.axhline(level * ceiling, color="black", linewidth=0.5, alpha=0.3)
+    axes.set_xlabel("decisions")
+    axes.set_ylabel("entity F1 on the gold test split")
+    axes.set_ylim(0, 1)
+    axes.set_xlim(0, settings["budget"])
+    axes.set_title(f"seed {settings['seed']}, noise {settings['noise']:.0%}, {result['data']['pool_texts']} pool "
+                   f"/ {result['data']['test_texts']} test texts", fontsize=9)
+    axes.legend(fontsize=8, loc="lower right")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
