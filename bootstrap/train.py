@@ -23,6 +23,7 @@ span that is both (E868), and a tie is no evidence either way.
 from __future__ import annotations
 
 import io
+import random
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -58,11 +59,16 @@ class Scheme:
     * ``"unproposed"``: tokens inside no proposed span (rule, LF or model) are outside;
     * ``"rejected"``: as ``"unproposed"``, and tokens whose every proposal was rejected too;
     * ``"all"``: every token outside an accepted span, as if each answered text were complete.
+
+    ``unproposed_share`` < 1 keeps only that share of the unproposed tokens as outside (a fixed
+    random sample per text), so the mentions no rule found, wrongly taken as outside, weigh less
+    against the accepted ones.
     """
 
     name: str
     outside: Outside
     beam: bool = False
+    unproposed_share: float = 1.0  # of the unproposed tokens, the share taken as outside
     description: str = ""
 
 
@@ -75,6 +81,8 @@ SCHEMES: dict[str, Scheme] = {
         Scheme("all-outside", "all", description="every token of an answered text outside an accepted span is outside"),
         Scheme("reviewed-outside-beam", "unproposed", beam=True, description="reviewed-outside, trained with beam_ner's global updates"),
         Scheme("rejected-outside-beam", "rejected", beam=True, description="rejected-outside, trained with beam_ner's global updates"),
+        Scheme("rejected-outside-sampled", "rejected", unproposed_share=0.3,
+               description="rejected-outside, but only 30% of the unproposed tokens (a fixed sample) outside"),
     )
 }
 DEFAULT_SCHEME = "rejected-outside"
@@ -237,7 +245,7 @@ def doc_from_decisions(nlp: Language, decisions: TextDecisions, scheme: str | Sc
         span for span in _unique(_spans(doc, decisions.rejected))
         if (span.start, span.end, span.label_) not in accepted_keys  # E868 after snapping to tokens
     ]
-    outside = _outside_tokens(doc, decisions, scheme.outside) if decisions.answered else set()
+    outside = _outside_tokens(doc, decisions, scheme) if decisions.answered else set()
     for span in accepted:
         outside.difference_update(range(span.start, span.end))
     doc.set_ents(accepted, outside=_runs(doc, outside), default="missing")
@@ -274,17 +282,23 @@ def _unique(spans: list[Span]) -> list[Span]:
     return list(seen.values())
 
 
-def _outside_tokens(doc: Doc, decisions: TextDecisions, outside: Outside) -> set[int]:
-    if outside == "none":
+def _outside_tokens(doc: Doc, decisions: TextDecisions, scheme: Scheme) -> set[int]:
+    if scheme.outside == "none":
         return set()
     everything = set(range(len(doc)))
-    if outside == "all":
+    if scheme.outside == "all":
         return everything
     rejected = decisions.rejected
     # "rejected": a token only counts as proposed while some proposal on it was not rejected.
-    still_open = decisions.proposed - rejected if outside == "rejected" else decisions.proposed
+    still_open = decisions.proposed - rejected if scheme.outside == "rejected" else decisions.proposed
     for span in _spans(doc, still_open):
         everything.difference_update(range(span.start, span.end))
+    if scheme.unproposed_share < 1.0:
+        # Keep a share of the unproposed tokens as outside, the same ones on every run; tokens
+        # of rejected proposals always stay.
+        draw = random.Random(decisions.input_hash).random
+        in_proposal = {i for span in _spans(doc, decisions.proposed) for i in range(span.start, span.end)}
+        everything = {i for i in sorted(everything) if i in in_proposal or draw() < scheme.unproposed_share}
     return everything
 
 

@@ -57,7 +57,7 @@ def spans_of(tasks, answer):
     return {(t["_input_hash"], t["spans"][0]["start"], t["spans"][0]["end"]) for t in tasks if t["answer"] == answer}
 
 
-@pytest.mark.parametrize("scheme", ["missing", "reviewed-outside", "rejected-outside", "all-outside"])
+@pytest.mark.parametrize("scheme", ["missing", "reviewed-outside", "rejected-outside", "all-outside", "rejected-outside-sampled"])
 def test_docs_hold_decisions_and_the_schemes_outside_tokens(nlp, decisions, scheme):
     tasks, proposed = decisions
     docs = docs_from_decisions(nlp, tasks, proposed, scheme)
@@ -79,11 +79,18 @@ def test_docs_hold_decisions_and_the_schemes_outside_tokens(nlp, decisions, sche
         elif scheme == "all-outside":
             assert set(iob.values()) <= {"O"}
         else:
-            assert all(iob[i] == "O" for i in iob if i not in in_proposal)
+            unproposed = [iob[i] for i in iob if i not in in_proposal]
+            if scheme == "rejected-outside-sampled":
+                share = SCHEMES[scheme].unproposed_share
+                assert set(unproposed) <= {"", "O"}
+                assert abs(unproposed.count("O") / len(unproposed) - share) < 0.1
+            else:
+                assert set(unproposed) <= {"O"}
             # Every proposal here was answered, so a proposed token outside the ents was rejected.
             expected = "" if scheme == "reviewed-outside" else "O"
             assert all(iob[i] == expected for i in only_rejected)
-    assert sum(t.ent_iob_ == "" for d in docs for t in d) > 0 or scheme in ("all-outside", "rejected-outside")
+    again = docs_from_decisions(nlp, tasks, proposed, scheme)
+    assert [[t.ent_iob_ for t in d] for d in again] == [[t.ent_iob_ for t in d] for d in docs]
 
 
 def test_conflicting_answers_are_resolved_by_majority(nlp):
