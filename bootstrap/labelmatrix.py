@@ -47,7 +47,7 @@ class Column:
     """One labeling function of the matrix: a rule, a rule's boundary votes, or a user function."""
 
     name: str
-    kind: str  # "rule", "boundary", "lf" or "proposer"
+    kind: str  # "rule", "boundary", "lf", "proposer" or "model"
     label: str | None  # the label it votes for (None for an unlabeled user function)
     negative: bool = False
 
@@ -74,6 +74,7 @@ class CandidateTable:
     question_class: np.ndarray  # int16, per question (>= 1)
     errors: LFErrors = field(default_factory=LFErrors)
     texts: int = 0
+    model_probability: np.ndarray | None = None  # float, per question, once a trained model is in the loop
 
     @property
     def n_rows(self) -> int:
@@ -251,3 +252,93 @@ def build_candidate_table(
     for result in results:
         builder.add(result)
     return builder.build()
+
+
+MODEL_COLUMN = "model"
+
+
+@dataclass(frozen=True)
+class ModelSpan:
+    """A span a trained model scored, with its probability of being ``label``."""
+
+    input_hash: int
+    start: int
+    end: int
+    token_start: int
+    token_end: int
+    text: str
+    label: str
+    probability: float
+
+
+def with_model(table: CandidateTable, spans: Iterable[ModelSpan], scored_texts: Iterable[int],
+               threshold: float = 0.5, keep: Iterable[ModelSpan] = ()) -> CandidateTable:
+    """The rules' table with a trained model in it, as one more labeling function.
+
+    * The model **proposes**: a span it scores at ``threshold`` or more becomes a row and a
+      question if no rule found it; that is how entities no rule covers reach the annotator.
+    * It **votes** on every row of the texts it scored: the label it gives ``threshold`` or more,
+      else "not an entity". The LabelModel weighs that vote against the rules like any other.
+    * Its probability per question is kept (``model_probability``): the ranking uses it for
+      uncertainty, beside the aggregate's.
+
+    ``keep`` are spans that must stay questions whatever this model says (answered questions
+    a previous model proposed), so no decision loses its row.
+    """
+    index = {(int(h), int(s), int(e)): row for row, (h, s, e) in enumerate(zip(table.input_hash, table.start, table.end))}
+    scored = set(scored_texts)
+    new_rows: list[ModelSpan] = []
+    probability: dict[tuple[int, int], float] = {}  # (row, class) -> model probability
+    questions = set(zip(table.question_row.tolist(), table.question_class.tolist()))
+    labels = {label: i + 1 for i, label in enumerate(table.labels)}
+
+    def row_of(span: ModelSpan) -> int:
+        key = (span.input_hash, span.start, span.end)
+        if key not in index:
+            index[key] = table.n_rows + len(new_rows)
+            new_rows.append(span)
+        return index[key]
+
+    for span in spans:
+        cls = labels.get(span.label)
+        if cls is None:
+            continue
+        key = (span.input_hash, span.start, span.end)
+        if span.probability >= threshold or key in index:
+            row = row_of(span)
+            probability[(row, cls)] = span.probability
+            if span.probability >= threshold:
+                questions.add((row, cls))
+    for span in keep:
+        if span.label in labels:
+            questions.add((row_of(span), labels[span.label]))
+    n = table.n_rows + len(new_rows)
+    L = np.full((n, table.L.shape[1] + 1), ABSTAIN, dtype=np.int8)
+    L[: table.n_rows, :-1] = table.L
+    input_hash = np.concatenate([table.input_hash, np.array([s.input_hash for s in new_rows], dtype=np.int64)])
+    L[np.isin(input_hash, np.fromiter(scored, dtype=np.int64, count=len(scored))), -1] = NOT_ENTITY
+    for (row, cls), p in probability.items():
+        if p >= threshold:
+            L[row, -1] = cls
+    ordered = np.asarray(sorted(questions), dtype=np.int64).reshape(-1, 2)
+    scored_rows = L[:, -1] != ABSTAIN
+    model_probability = np.array(
+        [probability.get((int(r), int(c)), 0.0 if scored_rows[r] else np.nan) for r, c in ordered], dtype=float
+    )
+    extend = lambda array, values, dtype: np.concatenate([array, np.asarray(values, dtype=dtype)])  # noqa: E731
+    return CandidateTable(
+        labels=table.labels,
+        columns=[*table.columns, Column(MODEL_COLUMN, "model", None)],
+        input_hash=input_hash,
+        start=extend(table.start, [s.start for s in new_rows], np.int32),
+        end=extend(table.end, [s.end for s in new_rows], np.int32),
+        token_start=extend(table.token_start, [s.token_start for s in new_rows], np.int32),
+        token_end=extend(table.token_end, [s.token_end for s in new_rows], np.int32),
+        text=[*table.text, *(s.text for s in new_rows)],
+        L=L,
+        question_row=ordered[:, 0].astype(np.int32),
+        question_class=ordered[:, 1].astype(np.int16),
+        errors=table.errors,
+        texts=table.texts,
+        model_probability=model_probability,
+    )

@@ -8,7 +8,8 @@ Score of an open question (row, label), in [0, 1]::
 
     score = 0.7 · uncertainty + 0.15 · entropy + 0.15 · conflict
 
-* ``uncertainty = 1 − |2p − 1|`` where ``p`` is the probability that the answer is yes: 1 at 0.5;
+* ``uncertainty = 1 − |2p − 1|`` where ``p`` is the probability that the answer is yes: 1 at 0.5
+  (once a trained model is in the loop, ``p`` is the mean of the aggregate's and the model's);
 * ``entropy`` of the row's whole class distribution, over its maximum: high where several labels
   (and "not an entity") compete;
 * ``conflict``: the share of the row's votes that disagree with its most common vote (rules with
@@ -78,6 +79,9 @@ class Ranker:
         """The score of every question (answered ones included), as in the module docstring."""
         proba = self.aggregate.probabilities()
         p = proba[self.table.question_row, self.table.question_class]
+        model = self.table.model_probability
+        if model is not None:  # a trained model is in the loop: its uncertainty counts as much as the rules'
+            p = np.where(np.isnan(model), p, (p + model) / 2)
         uncertainty = 1 - np.abs(2 * p - 1)
         k = self.table.cardinality
         safe = np.clip(proba, 1e-12, 1)

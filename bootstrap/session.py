@@ -19,8 +19,10 @@ Every public method takes the session's lock: the web server calls them from a t
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -30,13 +32,15 @@ import spacy
 from .aggregate import Aggregate
 from .candidates import DocCandidates, generate_candidates
 from .corpus import Record, read_texts
+from .handoff import HandoffPolicy, base_yes_probability, read_model_spans, rules_accuracy, train_job
 from .hashing import task_hash as hash_task
-from .labelmatrix import NOT_ENTITY, CandidateTable, build_candidate_table
+from .labelmatrix import NOT_ENTITY, CandidateTable, ModelSpan, build_candidate_table, with_model
 from .lfs import load_lfs
 from .matching import RuleMatcher
-from .ranking import QuestionChoice, Ranker
+from .ranking import Ranker
 from .rules import load_rules
 from .store import ANSWERS, Store
+from .train import split_decisions
 
 DEFAULT_ANNOTATOR = "default"
 
@@ -62,8 +66,9 @@ class SessionConfig:
     seed: int = 0
     refit_every: int = 100
     lease_seconds: float = 300.0
-    handoff_accepts: int = 50  # accepts per label before a model is worth training
     background_refit: bool = True
+    handoff: HandoffPolicy = field(default_factory=HandoffPolicy)
+    lang: str = "en"
 
 
 @dataclass
@@ -79,18 +84,18 @@ class Session:
     def __init__(self, store: Store, dataset: str, table: CandidateTable, config: SessionConfig | None = None):
         self.store = store
         self.dataset = dataset
-        self.table = table
         self.config = config or SessionConfig()
-        self.aggregate = Aggregate(table, seed=self.config.seed)
-        self.ranker = Ranker(self.aggregate, exploration=self.config.exploration,
-                             label_floor=self.config.label_floor, seed=self.config.seed)
+        self.rules_table = table  # the rules' and functions' candidates; a model's are added to a copy
         self._lock = threading.RLock()
-        self._task_hashes = [hash_task(*table.question(i)) for i in range(table.n_questions)]
-        self._index_of = {task: i for i, task in enumerate(self._task_hashes)}
-        self._live: dict[int, _Live] = {}
-        self._pending: dict[str, QuestionChoice] = {}  # annotator -> the question on their screen
+        self._live: dict[int, _Live] = {}  # task hash -> its live answers
+        self._pending: dict[str, tuple[int, bool]] = {}  # annotator -> (task hash on screen, exploration)
         self._shown_at: dict[str, float] = {}
         self._refitting: threading.Thread | None = None
+        self._training: Future | None = None
+        self._trained_at: int | None = None  # decisions when the last model started training
+        self._training_failed = False
+        self.scorer = "rules"
+        self._install(table, Aggregate(table, seed=self.config.seed))
         self._resume()
 
     # -- building ------------------------------------------------------------------------------
@@ -119,16 +124,33 @@ class Session:
         store.add_questions(dataset, _question_rows(table))
         return cls(store, dataset, table, config)
 
+    def _install(self, table: CandidateTable, aggregate: Aggregate) -> None:
+        """Make ``table`` the one questions come from, with the live answers replayed into it."""
+        self.table = table
+        self.aggregate = aggregate
+        self.ranker = Ranker(aggregate, exploration=self.config.exploration,
+                             label_floor=self.config.label_floor, seed=self.config.seed)
+        self._task_hashes = [hash_task(*table.question(i)) for i in range(table.n_questions)]
+        self._index_of = {task: i for i, task in enumerate(self._task_hashes)}
+        for task, live in self._live.items():
+            index = self._index_of.get(task)
+            if index is not None:
+                _, answer, exploration = next(reversed(live.by_annotator.values()))
+                self.aggregate.observe(*self._row_class(index), answer, exploration)
+                self.ranker.close(index)
+
     def _resume(self) -> None:
-        """Replay stored answers: closed questions stay closed, the aggregate learns them again."""
+        """Replay stored answers (closed questions stay closed, the aggregate learns them again)
+        and put back the last model that entered the loop."""
         replayed = 0
         for stored in self.store.answers(self.dataset):
-            index = self._index_of.get(stored.task_hash)
-            if index is None:  # a question the current rules no longer propose: kept in the store
-                continue
-            self._record(index, stored.annotator, stored.id, stored.answer, stored.exploration)
+            self._record(stored.task_hash, stored.annotator, stored.id, stored.answer, stored.exploration)
             replayed += 1
-        if replayed:
+        self._trained_at = replayed if self.store.model_runs(self.dataset) else None
+        adopted = [run for run in self.store.model_runs(self.dataset) if run["adopted"] and run["scores"].get("spans")]
+        if adopted and Path(adopted[-1]["scores"]["spans"]).exists():
+            self._adopt_model(adopted[-1]["scores"]["spans"])
+        elif replayed:
             self.aggregate.refit()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -137,17 +159,20 @@ class Session:
         """The question for this annotator: the one on their screen, or the best open one they may lease."""
         with self._lock:
             pending = self._pending.get(annotator)
-            if pending is not None and self.ranker.open[pending.index]:
-                if self.store.lease(self.dataset, self._task_hashes[pending.index], annotator, self.config.lease_seconds):
-                    return self._task(pending)
+            if pending is not None:
+                index = self._index_of.get(pending[0])
+                if index is not None and self.ranker.open[index] and self._lease(pending[0], annotator):
+                    return self._task(index, pending[1])
             self._pending.pop(annotator, None)
             exclude = {self._index_of[t] for t in self.store.leased_by_others(self.dataset, annotator) if t in self._index_of}
-            exclude.update(index for index, live in self._live.items() if annotator in live.by_annotator)
+            exclude.update(self._index_of[task] for task, live in self._live.items()
+                           if annotator in live.by_annotator and task in self._index_of)
             while (choice := self.ranker.next(exclude)) is not None:
-                if self.store.lease(self.dataset, self._task_hashes[choice.index], annotator, self.config.lease_seconds):
-                    self._pending[annotator] = choice
+                task = self._task_hashes[choice.index]
+                if self._lease(task, annotator):
+                    self._pending[annotator] = (task, choice.exploration)
                     self._shown_at[annotator] = time.time()
-                    return self._task(choice)
+                    return self._task(choice.index, choice.exploration, choice.score)
                 exclude.add(choice.index)  # another process took it a moment ago
             return None
 
@@ -157,22 +182,24 @@ class Session:
             raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
         with self._lock:
             index = self._question_index(task_hash)
-            live = self._live.get(index)
+            task_hash = self._task_hashes[index]
+            live = self._live.get(task_hash)
             if live is not None and annotator in live.by_annotator:
                 raise AlreadyAnswered(f"{annotator!r} already answered task {task_hash}: undo or change that answer")
             pending = self._pending.get(annotator)
-            shown = pending if pending is not None and pending.index == index else None
-            row, cls = int(self.table.question_row[index]), int(self.table.question_class[index])
-            probability = float(self.aggregate.probabilities()[row, cls])
+            shown = pending is not None and pending[0] == task_hash
+            exploration = bool(shown and pending[1])
+            row, cls = self._row_class(index)
             answer_id = self.store.add_answer(
-                self.dataset, task_hash, answer, annotator,
-                exploration=bool(shown and shown.exploration), probability=probability,
-                votes=self._votes(row), shown_at=self._shown_at.get(annotator) if shown else None,
+                self.dataset, task_hash, answer, annotator, exploration=exploration,
+                probability=float(self.aggregate.probabilities()[row, cls]), votes=self._votes(row),
+                shown_at=self._shown_at.get(annotator) if shown else None,
             )
-            if shown is not None:
+            if shown:
                 self._pending.pop(annotator, None)
-            self._record(index, annotator, answer_id, answer, bool(shown and shown.exploration))
+            self._record(task_hash, annotator, answer_id, answer, exploration)
             self._maybe_refit()
+            self._maybe_train()
             return {"answer_id": answer_id, "progress": self.progress()}
 
     def undo(self, annotator: str = DEFAULT_ANNOTATOR) -> dict[str, Any] | None:
@@ -181,33 +208,30 @@ class Session:
             undone = self.store.undo_last(self.dataset, annotator)
             if undone is None:
                 return None
+            self._unrecord(undone.task_hash, annotator)
             index = self._index_of.get(undone.task_hash)
             if index is None:
                 return None
-            self._unrecord(index, annotator)
-            choice = QuestionChoice(index, int(self.table.question_row[index]),
-                                    self.table.label_of(int(self.table.question_class[index])),
-                                    0.0, 0.0, undone.exploration)
             current = self._pending.get(annotator)
-            if current is not None and current.index != index:
-                self.store.release(self.dataset, self._task_hashes[current.index], annotator)
-            self._pending[annotator] = choice
-            self.store.lease(self.dataset, undone.task_hash, annotator, self.config.lease_seconds)
-            return self._task(choice)
+            if current is not None and current[0] != undone.task_hash:
+                self.store.release(self.dataset, current[0], annotator)
+            self._pending[annotator] = (undone.task_hash, undone.exploration)
+            self._lease(undone.task_hash, annotator)
+            return self._task(index, undone.exploration)
 
     def change(self, annotator: str, answer_id: int, answer: str) -> dict[str, Any]:
         """Change one of the annotator's earlier answers (the page's list of recent decisions)."""
         if answer not in ANSWERS:
             raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
         with self._lock:
-            index = next((i for i, live in self._live.items()
-                          if live.by_annotator.get(annotator, (None,))[0] == answer_id), None)
-            if index is None:
+            task = next((t for t, live in self._live.items()
+                         if live.by_annotator.get(annotator, (None,))[0] == answer_id), None)
+            if task is None:
                 raise UnknownAnswer(f"{annotator!r} has no live answer with id {answer_id}")
             self.store.change_answer(answer_id, answer)
-            exploration = self._live[index].by_annotator[annotator][2]
-            self._unrecord(index, annotator, reopen=False)
-            self._record(index, annotator, answer_id, answer, exploration)
+            exploration = self._live[task].by_annotator[annotator][2]
+            self._unrecord(task, annotator, reopen=False)
+            self._record(task, annotator, answer_id, answer, exploration)
             return {"answer_id": answer_id, "answer": answer, "progress": self.progress()}
 
     def recent(self, annotator: str = DEFAULT_ANNOTATOR, n: int = 10) -> list[dict[str, Any]]:
@@ -225,12 +249,12 @@ class Session:
         with self._lock:
             by_answer = dict.fromkeys(ANSWERS, 0)
             accepts = dict.fromkeys(self.table.labels, 0)
-            for index, live in self._live.items():
+            for task, live in self._live.items():
                 for _, answer, _ in live.by_annotator.values():
                     by_answer[answer] += 1
-                    if answer == "accept":
-                        accepts[self.table.label_of(int(self.table.question_class[index]))] += 1
-            needed = self.config.handoff_accepts
+                    index = self._index_of.get(task)
+                    if answer == "accept" and index is not None:
+                        accepts[self.table.label_of(self._row_class(index)[1])] += 1
             return {
                 "answers": sum(by_answer.values()),
                 "by_answer": by_answer,
@@ -238,9 +262,23 @@ class Session:
                 "remaining": self.ranker.remaining,
                 "total": self.table.n_questions,
                 "method": self.aggregate.method,
-                "handoff": {"accepts_needed_per_label": needed, "accepts": accepts,
-                            "ready": bool(accepts) and all(n >= needed for n in accepts.values())},
+                "handoff": self._handoff_status(accepts),
             }
+
+    def _handoff_status(self, accepts: dict[str, int]) -> dict[str, Any]:
+        policy = self.config.handoff
+        runs = self.store.model_runs(self.dataset)
+        return {
+            "mode": policy.mode,
+            "scorer": self.scorer,
+            "training": self._training is not None,
+            "accepts_needed_per_label": policy.min_accepts,
+            "accepts": accepts,
+            "ready": policy.mode != "never" and bool(accepts) and min(accepts.values()) >= policy.min_accepts,
+            "runs": [{"decisions": run["decisions"], "adopted": run["adopted"],
+                      "model_accuracy": run["scores"].get("model", {}).get("accuracy"),
+                      "rules_accuracy": run["scores"].get("rules", {}).get("accuracy")} for run in runs],
+        }
 
     def lf_stats(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -254,25 +292,36 @@ class Session:
         except (KeyError, TypeError, ValueError):
             raise UnknownTask(f"no question with task hash {task_hash} in dataset {self.dataset!r}") from None
 
-    def _record(self, index: int, annotator: str, answer_id: int, answer: str, exploration: bool) -> None:
-        live = self._live.setdefault(index, _Live())
+    def _row_class(self, index: int) -> tuple[int, int]:
+        return int(self.table.question_row[index]), int(self.table.question_class[index])
+
+    def _lease(self, task_hash: int, annotator: str) -> bool:
+        return self.store.lease(self.dataset, task_hash, annotator, self.config.lease_seconds)
+
+    def _record(self, task_hash: int, annotator: str, answer_id: int, answer: str, exploration: bool) -> None:
+        live = self._live.setdefault(task_hash, _Live())
         live.by_annotator[annotator] = (answer_id, answer, exploration)
-        row, cls = int(self.table.question_row[index]), int(self.table.question_class[index])
-        self.aggregate.observe(row, cls, answer, exploration)  # the latest answer on a question counts
+        index = self._index_of.get(task_hash)
+        if index is None:  # a question the current rules no longer propose: kept in the store only
+            return
+        self.aggregate.observe(*self._row_class(index), answer, exploration)  # the latest answer counts
         self.ranker.close(index)
 
-    def _unrecord(self, index: int, annotator: str, reopen: bool = True) -> None:
-        live = self._live[index]
+    def _unrecord(self, task_hash: int, annotator: str, reopen: bool = True) -> None:
+        live = self._live[task_hash]
         del live.by_annotator[annotator]
-        row, cls = int(self.table.question_row[index]), int(self.table.question_class[index])
+        if not live.by_annotator:
+            del self._live[task_hash]
+        index = self._index_of.get(task_hash)
+        if index is None:
+            return
+        row, cls = self._row_class(index)
         self.aggregate.forget(row, cls)
         if live.by_annotator:  # someone else's answer on it still stands
             _, answer, exploration = next(reversed(live.by_annotator.values()))
             self.aggregate.observe(row, cls, answer, exploration)
-        else:
-            del self._live[index]
-            if reopen:
-                self.ranker.reopen(index)
+        elif reopen:
+            self.ranker.reopen(index)
 
     def _votes(self, row: int) -> list[dict[str, Any]]:
         """Who voted what on a row, with each voter's current precision: shown and stored with answers."""
@@ -292,24 +341,25 @@ class Session:
             votes.append({"lf": name, "kind": column.kind, "vote": vote, "precision": round(float(precision[j]), 4)})
         return votes
 
-    def _task(self, choice: QuestionChoice) -> dict[str, Any]:
+    def _task(self, index: int, exploration: bool, score: float | None = None) -> dict[str, Any]:
         """A question as a Prodigy-style task, with what the page shows beside it."""
-        index, row = choice.index, choice.row
+        row, cls = self._row_class(index)
         input_hash = int(self.table.input_hash[row])
         text, meta = self.store.example(self.dataset, input_hash) or ("", {})
-        cls = int(self.table.question_class[index])
+        label = self.table.label_of(cls)
         return {
             "task_hash": self._task_hashes[index],
             "input_hash": input_hash,
             "text": text,
-            "label": choice.label,
+            "label": label,
             "spans": [{
-                "start": int(self.table.start[row]), "end": int(self.table.end[row]), "label": choice.label,
+                "start": int(self.table.start[row]), "end": int(self.table.end[row]), "label": label,
                 "token_start": int(self.table.token_start[row]), "token_end": int(self.table.token_end[row]),
             }],
             "probability": float(self.aggregate.probabilities()[row, cls]),
-            "exploration": choice.exploration,
-            "score": choice.score,
+            "exploration": exploration,
+            "score": float(self.ranker.scores()[index]) if score is None else score,
+            "scorer": self.scorer,
             "votes": self._votes(row),
             "meta": meta,
         }
@@ -338,8 +388,100 @@ class Session:
         if thread is not None:
             thread.join()
 
+    # -- handoff -------------------------------------------------------------------------------
+
+    def _maybe_train(self) -> None:
+        """Start a model's training in the background when the handoff policy says it is time."""
+        policy = self.config.handoff
+        decisions = sum(len(live.by_annotator) for live in self._live.values())
+        accepts = self.progress()["accepts_per_label"]
+        if self._training is not None or not policy.due(decisions, self._trained_at, accepts, self._training_failed):
+            return
+        tasks = list(self.store.export_tasks(self.dataset, answers=("accept", "reject")))
+        _, held_out = split_decisions(tasks)
+        yes = base_yes_probability(self.aggregate)
+
+        def rules_say_accept(task: dict[str, Any]) -> bool | None:
+            index = self._index_of.get(int(task["_task_hash"]))
+            return None if index is None else bool(yes[index] > 0.5)
+
+        rules = rules_accuracy(held_out, rules_say_accept)
+        output = Path(policy.models_dir) / self.dataset / f"{time.strftime('%Y%m%d-%H%M%S')}-{decisions}"
+        self._trained_at = decisions
+        self._training = self._executor().submit(
+            train_job, self.store.engine.url.render_as_string(hide_password=False), self.dataset, tasks,
+            self.store.proposed_spans(self.dataset), str(output), self.config.lang, self.config.seed,
+            policy.max_epochs, rules["accuracy"], policy.mode == "now",
+        )
+        self._training.add_done_callback(lambda future: self._on_trained(future, decisions, rules))
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if getattr(self, "_pool", None) is None:
+            # spawn, not fork: the server's threads and sockets must not be copied into the trainer
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def _on_trained(self, future: Future, decisions: int, rules: dict[str, Any]) -> None:
+        """Record the run with both scores; if the model won, put it in the loop."""
+        try:
+            try:
+                result = future.result()
+            except Exception as error:  # noqa: BLE001 - a failed training must not end the session
+                with self._lock:
+                    self._training_failed = True
+                    self.store.add_model_run(self.dataset, decisions, "", {
+                        "error": f"{type(error).__name__}: {error}", "rules": rules}, adopted=False)
+                return
+            adopted = result["spans"] is not None
+            scores = {"model": result["scores"]["held_out_decisions"], "rules": rules, "spans": result["spans"],
+                      "scheme": result["scores"].get("scheme")}
+            with self._lock:
+                self._training_failed = False
+                self.store.add_model_run(self.dataset, decisions, result["model"], scores, adopted)
+            if adopted:
+                self._adopt_model(result["spans"])
+        finally:
+            with self._lock:
+                self._training = None
+
+    def _adopt_model(self, spans_path: str) -> None:
+        """Rebuild the table with the model's spans and vote; the slow fit runs outside the lock."""
+        spans, scored = read_model_spans(spans_path)
+        with self._lock:
+            known = set(self._index_of)
+            keep = [span for span in self._answered_spans() if hash_task(span.input_hash, span.start, span.end, span.label) not in known]
+        table = with_model(self.rules_table, spans, scored, keep=keep)
+        self.store.add_questions(self.dataset, _question_rows(table))
+        aggregate = Aggregate(table, seed=self.config.seed)
+        with self._lock:
+            self._pending.clear()  # indexes change; what is on screen can still be answered by its hash
+            self._install(table, aggregate)
+            self.scorer = "model"
+
+    def _answered_spans(self) -> list[ModelSpan]:
+        """Answered questions of the current table, as spans a new table must keep."""
+        spans = []
+        for task in self._live:
+            index = self._index_of.get(task)
+            if index is not None:
+                row, cls = self._row_class(index)
+                spans.append(ModelSpan(int(self.table.input_hash[row]), int(self.table.start[row]), int(self.table.end[row]),
+                                       int(self.table.token_start[row]), int(self.table.token_end[row]),
+                                       self.table.text[row], self.table.label_of(cls), 1.0))
+        return spans
+
+    def wait_for_handoff(self) -> None:
+        """Block until a training in the background (if any) is recorded and, if it won, adopted."""
+        future = self._training
+        if future is not None:
+            wait([future])  # its failure, if any, is recorded as a run, not raised here
+            while self._training is not None:  # the done-callback may still be adopting
+                time.sleep(0.05)
+
     def close(self) -> None:
         self.wait_for_refit()
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
 

@@ -107,6 +107,19 @@ leases_table = sa.Table(
     sa.Column("expires", sa.Float, nullable=False),
 )
 
+# One row per model the session trained from the decisions: its score and the rules' on the same
+# held-out decisions, and whether it entered the loop (the handoff's history).
+models_table = sa.Table(
+    "models", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("dataset_id", sa.Integer, nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("decisions", sa.Integer, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("scores", sa.JSON, nullable=False),
+    sa.Column("adopted", sa.Boolean, nullable=False),
+)
+
 
 class UnknownDataset(ValueError):
     """Raised when a command names a dataset the database does not have."""
@@ -502,6 +515,35 @@ class Store:
             return set(conn.scalars(sa.select(l.c.task_hash).where(
                 l.c.dataset_id == self.dataset_id(dataset), l.c.annotator != annotator, l.c.expires >= time.time(),
             )))
+
+    # Models ------------------------------------------------------------------------------
+
+    def add_model_run(self, dataset: str, decisions: int, path: str | Path, scores: dict[str, Any], adopted: bool) -> int:
+        """Record a model trained from the decisions, with its and the rules' scores."""
+        dataset_id = self.dataset_id(dataset)
+        with self._writer.begin() as conn:
+            return conn.execute(sa.insert(models_table).values(
+                dataset_id=dataset_id, created=time.time(), decisions=int(decisions), path=str(path),
+                scores=scores, adopted=bool(adopted),
+            )).inserted_primary_key[0]
+
+    def model_runs(self, dataset: str) -> list[dict[str, Any]]:
+        """Every recorded model of the dataset, oldest first."""
+        m = models_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(m.c.id, m.c.created, m.c.decisions, m.c.path, m.c.scores, m.c.adopted)
+                                .where(m.c.dataset_id == self.dataset_id(dataset)).order_by(m.c.id))
+            return [dict(row._mapping) for row in rows]
+
+    def texts(self, dataset: str) -> Iterator[tuple[int, str]]:
+        """``(input_hash, text)`` of every stored example, streamed in input-hash order."""
+        e = examples_table
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True).execute(
+                sa.select(e.c.input_hash, e.c.text).where(e.c.dataset_id == self.dataset_id(dataset)).order_by(e.c.input_hash)
+            )
+            for row in result:
+                yield row.input_hash, row.text
 
     # Prodigy's task format ----------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..handoff import MODES, HandoffPolicy
 from ..session import Session, SessionConfig
 from ..store import DEFAULT_DB
 from ._util import (
@@ -29,14 +30,21 @@ def annotate_cli(
     phrase_attr: Annotated[str, typer.Option(callback=validate_phrase_attr, help="Token attribute phrase patterns match on.")] = "ORTH",
     exploration: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of questions drawn at random (unbiased estimates).")] = 0.1,
     refit_every: Annotated[int, typer.Option(min=0, help="Refit the LabelModel every N decisions (0: never).")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the exploration draws and the LabelModel.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the exploration draws, the LabelModel and training.")] = 0,
+    handoff: Annotated[str, typer.Option(help="When a model trained from the decisions takes over: auto (when it beats the rules on held-out decisions), now, never.")] = "auto",
+    handoff_every: Annotated[int, typer.Option(min=1, help="Train a new model every N decisions.")] = 200,
+    handoff_min_accepts: Annotated[int, typer.Option(min=1, help="Accepts each label needs before the first model.")] = 20,
+    models_dir: Annotated[Path, typer.Option(help="Where trained models are written.")] = Path("bootstrap-models"),
 ) -> None:
     """Answer one binary question at a time in the browser; every answer is stored at once."""
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:
         raise typer.BadParameter("give the pattern files, then the texts", param_hint="FILES")
     blank_nlp(lang)  # an unknown language is a usage error before any work
-    config = SessionConfig(exploration=exploration, refit_every=refit_every, seed=seed)
+    if handoff not in MODES:
+        raise typer.BadParameter(f"one of {', '.join(MODES)}", param_hint="'--handoff'")
+    policy = HandoffPolicy(mode=handoff, every=handoff_every, min_accepts=handoff_min_accepts, models_dir=str(models_dir))
+    config = SessionConfig(exploration=exploration, refit_every=refit_every, seed=seed, handoff=policy, lang=lang)
     session = Session.from_files(
         pattern_files, texts, db=db, dataset=dataset, lfs=lfs, labels=label, lang=lang, phrase_attr=phrase_attr,
         config=config, progress=lambda records: with_progress(records, f"Reading {texts.name}", count_lines(texts)),

@@ -1,0 +1,158 @@
+"""When a model trained from the decisions should take over from the rules, and the training job.
+
+The policy (``--handoff``):
+
+* ``auto`` (default): once every label has ``min_accepts`` accepted answers, and again every
+  ``every`` decisions after, train a model in a background process (the page keeps answering).
+  Score it and the rules on the same held-out decisions — the texts ``train.split_decisions``
+  keeps aside, stable as the dataset grows — and let the model into the loop when it is right
+  on more of them than the rules are.
+* ``now``: train at once (as soon as each label has an accept and two texts have decisions, one
+  to hold out) and let the model in whatever the scores say.
+* ``never``: the rules rank every question.
+
+"The rules' answer" to a held-out question is the LabelModel's, fit without decisions: accept
+when its probability is above one half. Both scores are recorded (``Store.add_model_run``), so
+``bootstrap stats`` and the page can say which scorer ranks the questions, and why.
+
+The job runs in a separate process: spaCy training would otherwise hold the interpreter the
+web server answers from. It returns, when the model wins, its probability for every span of
+every stored text it finds plausible (``model.span_probabilities``), which is how the model
+proposes entities no rule covers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal
+
+import numpy as np
+
+from .labelmatrix import ModelSpan
+
+HandoffMode = Literal["never", "auto", "now"]
+MODES = ("never", "auto", "now")
+PROPOSAL_FLOOR = 0.05  # spans the model scores below this are not worth keeping
+RETRY_AFTER = 10  # decisions between a failed training and the next try
+
+
+@dataclass(frozen=True)
+class HandoffPolicy:
+    mode: HandoffMode = "auto"
+    every: int = 200  # new decisions between two trainings
+    min_accepts: int = 20  # accepts per label before the first training
+    max_epochs: int = 10
+    models_dir: str = "bootstrap-models"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"handoff must be one of {', '.join(MODES)}, got {self.mode!r}")
+
+    def due(self, decisions: int, last_trained_at: int | None, accepts: dict[str, int], last_failed: bool = False) -> bool:
+        """Whether to start training now, given the decisions so far and the accepts per label.
+
+        After a failed training (too few texts to hold any out, say) the next try waits for
+        ``RETRY_AFTER`` more decisions, in every mode.
+        """
+        if self.mode == "never" or not accepts:
+            return False
+        needed = 1 if self.mode == "now" else self.min_accepts
+        if min(accepts.values()) < needed:
+            return False
+        if last_trained_at is None:
+            return True
+        if last_failed:
+            return decisions - last_trained_at >= RETRY_AFTER
+        return self.mode == "auto" and decisions - last_trained_at >= self.every
+
+
+def rules_accuracy(tasks: Iterable[dict[str, Any]], says_accept: Callable[[dict[str, Any]], bool | None]) -> dict[str, Any]:
+    """The rules' accuracy on held-out decisions, counted as ``train.evaluate_decisions`` counts
+    the model's; ``says_accept(task)`` is None for a question the rules have no view on."""
+    right = {"accept": 0, "reject": 0}
+    total = {"accept": 0, "reject": 0}
+    for task in tasks:
+        verdict = says_accept(task) if task["answer"] in right else None
+        if verdict is None:
+            continue
+        total[task["answer"]] += 1
+        right[task["answer"]] += verdict == (task["answer"] == "accept")
+    share = lambda n, of: n / of if of else None  # noqa: E731
+    return {
+        "accepted": total["accept"], "rejected": total["reject"],
+        "accept_accuracy": share(right["accept"], total["accept"]),
+        "reject_accuracy": share(right["reject"], total["reject"]),
+        "accuracy": share(right["accept"] + right["reject"], total["accept"] + total["reject"]),
+    }
+
+
+def train_job(
+    db: str, dataset: str, tasks: list[dict[str, Any]], proposed: dict[int, list], output_dir: str,
+    lang: str, seed: int, max_epochs: int, rules_score: float | None, force: bool,
+) -> dict[str, Any]:
+    """Train, score on held-out decisions and, if the model wins (or ``force``), score every text.
+
+    Runs in a worker process: every argument and the result are plain values.
+    """
+    import spacy
+
+    from .store import Store
+    from .train import train_from_decisions
+
+    result = train_from_decisions(spacy.blank(lang), tasks, output_dir, proposed=proposed, seed=seed, max_epochs=max_epochs)
+    model_score = result["scores"]["held_out_decisions"]["accuracy"]
+    wins = model_score is not None and (rules_score is None or model_score > rules_score)
+    spans_path = Path(output_dir) / "spans.jsonl"
+    if wins or force:
+        nlp = spacy.load(result["model"])
+        with Store(db, create=False) as store, spans_path.open("w", encoding="utf8") as out:
+            batch: list[tuple[int, str]] = []
+            for item in store.texts(dataset):
+                batch.append(item)
+                if len(batch) == 256:
+                    _write_spans(nlp, batch, out)
+                    batch = []
+            _write_spans(nlp, batch, out)
+    return {"model": str(result["model"]), "scores": result["scores"], "model_accuracy": model_score,
+            "wins": wins, "spans": str(spans_path) if (wins or force) else None}
+
+
+def _write_spans(nlp, batch: list[tuple[int, str]], out) -> None:
+    """One JSON line per text: ``[start, end, token_start, token_end, text, label, probability]`` per span."""
+    from .model import span_probabilities
+
+    if not batch:
+        return
+    docs = list(nlp.pipe(text for _, text in batch))
+    for (input_hash, _), doc, scores in zip(batch, docs, span_probabilities(nlp, docs)):
+        spans = []
+        for (start, end, label), probability in scores.items():
+            if probability < PROPOSAL_FLOOR:
+                continue
+            span = doc.char_span(start, end)
+            if span is not None:
+                spans.append([start, end, span.start, span.end, span.text, label, round(probability, 4)])
+        out.write(json.dumps({"input_hash": input_hash, "spans": spans}) + "\n")
+
+
+def read_model_spans(path: str | Path) -> tuple[list[ModelSpan], list[int]]:
+    """The spans a job wrote, and the texts it scored (every text, also those with no span)."""
+    spans, scored = [], []
+    with Path(path).open(encoding="utf8") as lines:
+        for line in lines:
+            entry = json.loads(line)
+            input_hash = int(entry["input_hash"])
+            scored.append(input_hash)
+            spans.extend(ModelSpan(input_hash, *span) for span in entry["spans"])
+    return spans, scored
+
+
+def base_yes_probability(aggregate) -> np.ndarray:
+    """P(yes) per question from the fit alone, before any decision moved it: "the rules' view"."""
+    table = aggregate.table
+    logits = aggregate.base_log_proba - aggregate.base_log_proba.max(axis=1, keepdims=True)
+    proba = np.exp(logits)
+    proba /= proba.sum(axis=1, keepdims=True)
+    return proba[table.question_row, table.question_class]

@@ -1,0 +1,115 @@
+"""The handoff: when to train, how model and rules are compared, and the model entering the loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bootstrap.gold import gold_answer, load_gold
+from bootstrap.handoff import HandoffPolicy, rules_accuracy
+from bootstrap.labelmatrix import ABSTAIN, MODEL_COLUMN, NOT_ENTITY, ModelSpan, with_model
+from bootstrap.ranking import Ranker
+from bootstrap.aggregate import Aggregate
+from bootstrap.session import Session, SessionConfig, build_table
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "diseases"
+
+
+@pytest.mark.parametrize("mode, decisions, last, accepts, failed, due", [
+    ("never", 500, None, {"DISEASE": 100}, False, False),
+    ("auto", 10, None, {"DISEASE": 19}, False, False),  # below min_accepts
+    ("auto", 10, None, {"DISEASE": 20, "GENE": 3}, False, False),  # every label needs them
+    ("auto", 40, None, {"DISEASE": 20}, False, True),
+    ("auto", 239, 40, {"DISEASE": 50}, False, False),
+    ("auto", 240, 40, {"DISEASE": 50}, False, True),  # every 200 decisions
+    ("auto", 50, 40, {"DISEASE": 50}, True, True),  # a failed run is retried 10 decisions later
+    ("now", 2, None, {"DISEASE": 1}, False, True),
+    ("now", 400, 2, {"DISEASE": 90}, False, False),  # "now" trains once
+])
+def test_policy_says_when_to_train(mode, decisions, last, accepts, failed, due):
+    assert HandoffPolicy(mode=mode).due(decisions, last, accepts, failed) is due
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="auto"):
+        HandoffPolicy(mode="sometimes")
+
+
+def test_rules_accuracy_counts_like_the_models():
+    tasks = [{"answer": a, "id": i} for i, a in enumerate(["accept", "accept", "reject", "reject", "ignore", "accept"])]
+    says = {0: True, 1: False, 2: False, 3: True, 4: True, 5: None}
+    score = rules_accuracy(tasks, lambda task: says[task["id"]])
+    assert score == {"accepted": 2, "rejected": 2, "accept_accuracy": 0.5, "reject_accuracy": 0.5, "accuracy": 0.5}
+
+
+def test_a_model_in_the_table_proposes_votes_and_keeps_answered_spans(nlp):
+    table = build_table([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl")
+    disease = table.class_of("DISEASE")
+    first = 0
+    text_hash = int(table.input_hash[first])
+    other_hash = int(next(h for h in table.input_hash if h != text_hash))
+    existing = ModelSpan(text_hash, int(table.start[first]), int(table.end[first]), int(table.token_start[first]),
+                         int(table.token_end[first]), table.text[first], "DISEASE", 0.9)
+    new = ModelSpan(text_hash, 0, 3, 0, 1, "new", "DISEASE", 0.7)
+    unlikely = ModelSpan(text_hash, 4, 9, 1, 2, "noise", "DISEASE", 0.2)
+    kept = ModelSpan(other_hash, 1, 2, 0, 1, "k", "DISEASE", 1.0)
+    combined = with_model(table, [existing, new, unlikely], scored_texts=[text_hash], keep=[kept])
+
+    assert combined.columns[-1].name == MODEL_COLUMN and combined.L.shape == (table.n_rows + 2, table.L.shape[1] + 1)
+    assert (combined.L[: table.n_rows, :-1] == table.L).all()
+    model = combined.L[:, -1]
+    assert model[first] == disease  # a rule's row the model agrees with
+    same_text = np.flatnonzero(combined.input_hash == text_hash)
+    assert set(model[same_text]) <= {disease, NOT_ENTITY}  # it votes on every row of texts it scored
+    assert (model[combined.input_hash != text_hash] == ABSTAIN).all()
+    questions = {combined.question(i) for i in range(combined.n_questions)}
+    assert (text_hash, 0, 3, "DISEASE") in questions  # an entity no rule found
+    assert (text_hash, 4, 9, "DISEASE") not in questions  # below the threshold
+    assert (other_hash, 1, 2, "DISEASE") in questions  # kept: an answered span of an earlier model
+    probability = {combined.question(i)[:3]: combined.model_probability[i] for i in range(combined.n_questions)}
+    assert probability[(text_hash, 0, 3)] == pytest.approx(0.7)
+    # the ranking and the aggregate take the wider table as it is
+    ranker = Ranker(Aggregate(combined), exploration=0.0)
+    seen = 0
+    while (choice := ranker.next()) is not None:
+        ranker.close(choice.index)
+        seen += 1
+    assert seen == combined.n_questions
+
+
+def test_session_trains_compares_and_adopts_the_model(tmp_path):
+    """With --handoff now the session trains in the background after a few gold answers, records the
+    model's and the rules' scores on the same held-out decisions, and lets the model in; a restart keeps it."""
+    policy = HandoffPolicy(mode="now", max_epochs=3, models_dir=str(tmp_path / "models"))
+    config = SessionConfig(background_refit=False, handoff=policy)
+    db = tmp_path / "bootstrap.db"
+    session = Session.from_files([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl", db=db, dataset="d", config=config)
+    gold = load_gold(EXAMPLE / "gold.jsonl")
+
+    def answer_some(n: int) -> None:
+        for _ in range(n):
+            task = session.next_question("alice")
+            span = task["spans"][0]
+            session.answer("alice", task["task_hash"], gold_answer(gold, task["input_hash"], span["start"], span["end"], task["label"]))
+            session.wait_for_handoff()
+
+    answer_some(40)
+    handoff = session.progress()["handoff"]
+    adopted = [run for run in handoff["runs"] if run["adopted"]]
+    assert adopted, handoff["runs"]
+    assert adopted[0]["model_accuracy"] is not None and adopted[0]["rules_accuracy"] is not None
+    assert session.scorer == "model" and handoff["scorer"] == "model"
+    assert session.table.columns[-1].name == MODEL_COLUMN and session.table.model_probability is not None
+    answered = session.progress()["answers"]
+    assert session.ranker.remaining == session.table.n_questions - answered
+    task = session.next_question("alice")
+    assert task["scorer"] == "model" and any(vote["lf"] == MODEL_COLUMN for vote in task["votes"])
+    assert Path(session.store.model_runs("d")[-1]["path"], "config.cfg").is_file()  # a pipeline spacy.load opens
+    session.close()
+
+    again = Session.from_files([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl", db=db, dataset="d", config=config)
+    assert again.scorer == "model" and again.progress()["answers"] == answered
+    again.close()
