@@ -228,13 +228,12 @@ function flash(value) {
 function onKey(event) {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   if (event.target instanceof HTMLElement && event.target.closest("input, textarea, select")) return;
-  if (event.key === "Backspace") {
-    event.preventDefault();
-    undo();
-  } else if (event.key in KEYS) {
-    event.preventDefault(); // space would scroll, or press a focused button a second time
-    answer(KEYS[event.key]);
-  }
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key; // caps lock on: still a
+  if (key !== "Backspace" && !(key in KEYS)) return;
+  event.preventDefault(); // space would scroll, backspace go back, a focused button be pressed again
+  if (event.repeat) return; // a held key answers one question, not every one that follows unseen
+  if (key === "Backspace") undo();
+  else answer(KEYS[key]);
 }
 
 function start() {
