@@ -347,3 +347,21 @@ def test_every_label_gets_a_share_of_early_questions(nlp, shared_data):
     assert set(labels) == present
     for label in present:
         assert labels.count(label) >= 0.5 * 60 / len(present) - 1
+
+
+def test_example_lfs_find_what_no_rule_covers():
+    """The bundled example's lfs.py: its proposer adds whole long forms the token patterns miss."""
+    from bootstrap.session import build_table
+
+    example = ROOT / "examples" / "diseases"
+    rules_only = build_table([example / "patterns.jsonl"], example / "texts.jsonl")
+    with_lfs = build_table([example / "patterns.jsonl"], example / "texts.jsonl", lfs=example / "lfs.py")
+    gold = load_gold(example / "gold.jsonl")
+
+    def hits(table):
+        return {table.question(i) for i in range(table.n_questions) if gold_answer(gold, *table.question(i)) == "accept"}
+
+    new = hits(with_lfs) - hits(rules_only)
+    assert "Duchenne muscular dystrophy" in {with_lfs.text[with_lfs.question_row[i]] for i in range(with_lfs.n_questions)}
+    assert len(new) >= 5
+    assert not with_lfs.errors
