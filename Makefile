@@ -24,8 +24,11 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 		else echo "chromium missing: run 'sudo apt-get install -y chromium' for the browser tests"; fi; }
 
+# The main job: check the example's rules, then serve its annotation page on 127.0.0.1:8080.
 demo: install
 	$(BIN)/bootstrap check examples/diseases/patterns.jsonl examples/diseases/texts.jsonl
+	$(BIN)/bootstrap examples/diseases/patterns.jsonl examples/diseases/texts.jsonl \
+		--lfs examples/diseases/lfs.py --dataset diseases-demo
 
 test: install browser
 	$(BIN)/pytest -q
