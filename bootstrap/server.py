@@ -11,6 +11,7 @@ Endpoints (all JSON; a ``task`` is the session's question, see below):
 
 ==========================  ==================================================================
 ``GET  /``                  the page
+``GET  /api/openapi.json``  this API as an OpenAPI schema
 ``GET  /api/next``          ``?session=NAME`` → ``{"task": task | null}``: this annotator's
                             current question (the same one until it is answered), ``null``
                             when nothing is left (always 200, so clients parse one shape)
@@ -62,10 +63,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from .session import AlreadyAnswered, Session, UnknownAnswer, UnknownTask
+from .session import DEFAULT_ANNOTATOR, AlreadyAnswered, Session, UnknownAnswer, UnknownTask
 
 STATIC = Path(__file__).parent / "static"
-DEFAULT_ANNOTATOR = "default"
+NAME_LENGTH = 200  # the store's annotator column
 HASH_KEYS = frozenset({"task_hash", "input_hash", "undone_task_hash"})
 INT64 = {"ge": -(2**63), "le": 2**63 - 1}  # hashes are signed 64-bit; a bigger number overflows SQL
 RECENT = 10
@@ -76,7 +77,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 
-AnnotatorName = Annotated[str, Field(min_length=1, max_length=200)]  # the store's annotator column
+AnnotatorName = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH)]
 AnswerValue = Literal["accept", "reject", "ignore"]
 
 
@@ -100,7 +101,7 @@ class ChangeBody(_Body):
     answer: AnswerValue
 
 
-AnnotatorQuery = Annotated[str, Query(alias="session", min_length=1, max_length=200)]
+AnnotatorQuery = Annotated[str, Query(alias="session", min_length=1, max_length=NAME_LENGTH)]
 
 
 def create_app(session: Session) -> FastAPI:
@@ -108,7 +109,9 @@ def create_app(session: Session) -> FastAPI:
     app = FastAPI(
         title=f"bootstrap: {session.dataset}",
         description="Binary accept / reject / ignore decisions on spans proposed by rules.",
-        docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+        # The schema, but no Swagger page: it loads its scripts from a CDN, which the page's
+        # content policy (and a machine without internet) refuses.
+        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
     )
 
     def state(annotator: str, task: dict | None, progress: dict | None = None) -> dict[str, Any]:

@@ -89,6 +89,13 @@ def test_page_and_its_files_are_served_with_a_strict_content_policy(client):
     assert client.get("/static/missing.js").status_code == 404
 
 
+def test_the_api_is_described_by_its_openapi_schema(client):
+    paths = client.get("/api/openapi.json").json()["paths"]
+    assert {"/api/next", "/api/answer", "/api/undo", "/api/change", "/api/recent", "/api/progress", "/api/stats"} <= set(paths)
+    answer_body = paths["/api/answer"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert answer_body == {"$ref": "#/components/schemas/AnswerBody"}
+
+
 # Next -----------------------------------------------------------------------------------------
 
 def test_next_is_a_task_with_string_hashes_and_the_text_cut_at_its_span(client, session):
