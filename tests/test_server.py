@@ -130,15 +130,22 @@ def test_both_answers_are_kept_when_two_annotators_answer_one_task(client, db):
     assert on_task == {("alice", "reject"), ("bob", "accept")}
 
 
-def test_next_is_null_when_every_question_is_answered(client, session):
-    for _ in range(session.table.n_questions):
-        task = next_task(client)
-        if task is None:
-            break
-        assert answer(client, task, "ignore").status_code == 200
-    response = client.get("/api/next", params={"session": "alice"})
-    assert response.status_code == 200 and response.json() == {"task": None}
-    assert client.get("/api/progress").json()["remaining"] == 0
+def test_next_is_null_when_every_question_is_answered(write, tmp_path):
+    texts = ["Asthma and diabetes were common.", "No disease was found.", "Her asthma improved."]
+    session = Session.from_files(
+        [write("patterns.jsonl", [{"label": "DISEASE", "pattern": [{"LOWER": {"IN": ["asthma", "diabetes"]}}]}])],
+        write("texts.jsonl", [{"text": text} for text in texts]), db=tmp_path / "small.db", dataset="small", config=CONFIG,
+    )
+    with TestClient(create_app(session)) as client:
+        answered = []
+        while (task := next_task(client)) is not None:
+            assert answer(client, task, "ignore").status_code == 200
+            answered.append(task["display"]["span"])
+        assert sorted(answered) == ["Asthma", "asthma", "diabetes"]
+        response = client.get("/api/next", params={"session": "alice"})
+        assert response.status_code == 200 and response.json() == {"task": None}
+        assert client.get("/api/progress").json()["remaining"] == 0
+    session.close()
 
 
 # Answer ---------------------------------------------------------------------------------------
