@@ -22,6 +22,7 @@ nothing and scores 0, marked untrained: a run that learnt nothing is never shown
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -280,11 +281,9 @@ def run_decisions(
     reporter: Reporter,
 ) -> dict[str, Any]:
     """One decision strategy in its own database: ask, answer, and train and score at each checkpoint."""
-    config = SessionConfig(seed=seed, background_refit=False)
-    if name == "random":
-        config.exploration = 1.0
     folder = workdir / name
     folder.mkdir()
+    config = session_config(name, seed, lang, folder / "models")
     reporter.start(name, checkpoints[-1])
     reporter.note(name, "building the candidate table")
     session = Session.from_files(pattern_files, data.pool, db=folder / "decisions.db", dataset=name, lfs=lfs,
@@ -317,6 +316,25 @@ def run_decisions(
     finally:
         session.close()
     return {"kind": "decisions", "questions": questions, "exhausted": exhausted, "points": points}
+
+
+def session_config(strategy: str, seed: int, lang: str, models_dir: Path) -> SessionConfig:
+    """The page's defaults, for ``active``; ``random`` asks in random order and never hands off.
+
+    ``random`` is annotation without the product: every question drawn uniformly from the rules'
+    candidates (``exploration=1.0``), no model in the loop. Refits happen in the foreground so a
+    run does not depend on thread timing. Models the handoff trains go to the run's temporary
+    folder, not to ``./bootstrap-models``.
+    """
+    config = SessionConfig(seed=seed, background_refit=False)
+    if hasattr(config, "lang"):
+        config.lang = lang
+    if hasattr(config, "handoff"):
+        config.handoff = dataclasses.replace(
+            config.handoff, models_dir=str(models_dir), **({"mode": "never"} if strategy == "random" else {}))
+    if strategy == "random":
+        config.exploration = 1.0
+    return config
 
 
 def settle(session: Session) -> None:
@@ -469,13 +487,13 @@ def reach(curves: dict[str, Any], ceiling: float | None) -> dict[str, dict[str, 
     return result
 
 
-def write_curves(result: dict[str, Any], output: str | Path) -> tuple[Path, Path]:
-    """``output/curves.json`` and ``output/curves.png``."""
+def write_curves(result: dict[str, Any], output: str | Path, stem: str = "curves") -> tuple[Path, Path]:
+    """``output/curves.json`` and ``output/curves.png`` (another ``stem`` for other names)."""
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    json_path = output / "curves.json"
+    json_path = output / f"{stem}.json"
     json_path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
-    png_path = output / "curves.png"
+    png_path = output / f"{stem}.png"
     plot_curves(result, png_path)
     return json_path, png_path
 

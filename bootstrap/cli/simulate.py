@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from ..simulate import REACH_LEVELS, STRATEGIES, Reporter, simulate, write_curves
@@ -66,7 +67,7 @@ def simulate_cli(
         except ValueError as error:
             fail(str(error))
     json_path, png_path = write_curves(result, output)
-    console.print(reach_table(result))
+    Console().print(reach_table(result))  # the result, on stdout; progress and messages go to stderr
     console.print(f"Curves in {json_path} and {png_path}", highlight=False)
 
 
@@ -74,20 +75,19 @@ def reach_table(result: dict[str, Any]) -> Table:
     """Per strategy: final F, and the decisions needed to reach 80% and 90% of the ceiling."""
     settings = result["settings"]
     ceiling = result.get("ceiling_f")
-    table = Table(title=f"seed {settings['seed']}, budget {settings['budget']}, noise {settings['noise']:.0%}"
-                        + (f", ceiling F {ceiling:.3f}" if ceiling is not None else ""))
+    table = Table(title=f"seed {settings['seed']}, budget {settings['budget']}, noise {settings['noise']:.0%}",
+                  caption=f"columns: decisions to reach that share of the ceiling F {ceiling:.3f}" if ceiling is not None
+                  else "no ceiling: add the gold strategy to see decisions needed", caption_justify="left")
     table.add_column("strategy")
     table.add_column("F at budget", justify="right")
-    for level in REACH_LEVELS:
-        table.add_column(f"decisions to {level:.0%} of ceiling", justify="right")
+    levels = REACH_LEVELS if ceiling is not None else ()
+    for level in levels:
+        table.add_column(f"{level:.0%} of ceiling", justify="right")
     for name, curve in result["strategies"].items():
         last = curve["points"][-1]
         cells = [name, f"{last['f']:.3f}" + ("" if last.get("trained", True) else " (untrained)")]
-        for level in REACH_LEVELS:
-            if name == "gold" or ceiling is None:
-                cells.append("")
-                continue
+        for level in levels:
             needed = result["reach"].get(name, {}).get(f"{level:.0%}")
-            cells.append(f"> {settings['budget']}" if needed is None else f"{needed:,}")
+            cells.append("" if name == "gold" else f"> {settings['budget']}" if needed is None else f"{needed:,}")
         table.add_row(*cells)
     return table

@@ -1,0 +1,193 @@
+"""``bootstrap simulate`` on a slice of NCBI-disease: the oracle, the curves, and what counts as learning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bootstrap.cli import app
+from bootstrap.gold import load_gold
+from bootstrap.hashing import input_hash
+from bootstrap.session import Session, SessionConfig
+from bootstrap.simulate import GoldAnnotator, checkpoints_of, prepare_data, reach, simulate, write_curves
+
+ROOT = Path(__file__).resolve().parents[1]
+PATTERNS = ROOT / "examples" / "diseases" / "patterns.jsonl"
+BUDGET, CHECKPOINT = 60, 30
+
+
+@pytest.fixture(scope="module")
+def slice_files(tmp_path_factory, shared_data):
+    """40 NCBI training abstracts as the pool (and its gold), 20 test abstracts as the test split."""
+    folder = tmp_path_factory.mktemp("ncbi-slice")
+    for name, source, n in (("pool.jsonl", "train.jsonl", 40), ("test.jsonl", "test.jsonl", 20)):
+        lines = (shared_data / "ncbi-disease" / source).read_text(encoding="utf8").splitlines()[:n]
+        (folder / name).write_text("\n".join(lines) + "\n", encoding="utf8")
+    return folder / "pool.jsonl", folder / "test.jsonl"
+
+
+@pytest.fixture(scope="module")
+def questions(slice_files, tmp_path_factory):
+    """Tasks as the session hands them out (random order, so both answers occur), 80 of them."""
+    pool, _ = slice_files
+    db = tmp_path_factory.mktemp("questions") / "q.db"
+    session = Session.from_files([PATTERNS], pool, db=db, dataset="q",
+                                 config=SessionConfig(exploration=1.0, background_refit=False))
+    tasks = []
+    try:
+        while len(tasks) < 80 and (task := session.next_question("t")) is not None:
+            tasks.append(task)
+            session.answer("t", task["task_hash"], "ignore")
+    finally:
+        session.close()
+    return tasks
+
+
+@pytest.fixture(scope="module")
+def curves(slice_files, tmp_path_factory):
+    pool, test = slice_files
+    result = simulate([PATTERNS], pool, pool, test=test, budget=BUDGET, checkpoint=CHECKPOINT, seed=0, max_epochs=2)
+    output = tmp_path_factory.mktemp("curves")
+    json_path, png_path = write_curves(result, output)
+    return result, json_path, png_path
+
+
+def gold_membership(path: Path) -> dict[int, set[tuple[int, int, str]]]:
+    """Straight from the JSON lines, not through bootstrap.gold."""
+    spans = {}
+    for line in path.read_text(encoding="utf8").splitlines():
+        task = json.loads(line)
+        spans[input_hash(task["text"])] = {(s["start"], s["end"], s["label"]) for s in task["spans"]}
+    return spans
+
+
+def test_oracle_accepts_exactly_the_gold_spans(slice_files, questions):
+    gold = gold_membership(slice_files[0])
+    oracle = GoldAnnotator(load_gold(slice_files[0]))
+    answers = [oracle(task) for task in questions]
+    expected = [
+        "accept" if (task["spans"][0]["start"], task["spans"][0]["end"], task["label"]) in gold[task["input_hash"]]
+        else "reject"
+        for task in questions
+    ]
+    assert answers == expected
+    assert {"accept", "reject"} <= set(answers)
+    assert oracle.flipped == 0 and oracle.asked == len(questions)
+
+
+def test_noise_flips_about_that_share_the_same_way_for_a_seed(slice_files, questions):
+    gold = load_gold(slice_files[0])
+    tasks = questions * 25  # 2,000 answers
+    truth = [GoldAnnotator(gold).truth(task) for task in tasks]
+    noisy = GoldAnnotator(gold, noise=0.2, seed=3)
+    answers = [noisy(task) for task in tasks]
+    flipped = sum(a != t for a, t in zip(answers, truth))
+    assert flipped == noisy.flipped
+    assert 0.17 < flipped / len(tasks) < 0.23
+    same_seed, other_seed = GoldAnnotator(gold, noise=0.2, seed=3), GoldAnnotator(gold, noise=0.2, seed=4)
+    assert answers == [same_seed(task) for task in tasks]
+    assert answers != [other_seed(task) for task in tasks]
+    with pytest.raises(ValueError, match="noise"):
+        GoldAnnotator(gold, noise=1.5)
+
+
+def test_default_test_split_is_stable_and_never_in_the_pool(tmp_path, shared_data):
+    gold = shared_data / "ncbi-disease" / "dev.jsonl"
+    data = prepare_data(gold, gold, None, tmp_path)
+    assert data.pool_hashes.isdisjoint(data.test_hashes)
+    assert len(data.pool_hashes) + len(data.test_hashes) == len(gold_membership(gold))
+    assert 10 <= len(data.test_hashes) <= 30  # 20% of 100, give or take
+    pool_lines = [json.loads(line) for line in data.pool.read_text(encoding="utf8").splitlines()]
+    assert all("spans" not in task for task in pool_lines)  # the loop never sees gold
+    again = tmp_path / "again"
+    again.mkdir()
+    assert prepare_data(gold, gold, None, again).test_hashes == data.test_hashes
+
+
+def test_curves_have_one_point_per_checkpoint_and_flat_lines_do_not_move(curves):
+    result, json_path, _ = curves
+    parsed = json.loads(json_path.read_text(encoding="utf8"))
+    assert parsed == json.loads(json.dumps(result))
+    assert set(parsed["strategies"]) == {"active", "random", "rules", "labelmodel", "gold"}
+    checkpoints = checkpoints_of(BUDGET, CHECKPOINT)
+    for name, curve in parsed["strategies"].items():
+        assert [p["checkpoint"] for p in curve["points"]] == checkpoints, name
+        if curve["kind"] == "flat":
+            assert {p["f"] for p in curve["points"]} == {curve["f"]}, name
+        else:
+            for point in curve["points"]:
+                assert point["decisions"] == point["checkpoint"]  # 40 abstracts have far more questions
+                assert point["accepts"] + point["rejects"] + point["ignores"] == point["decisions"]
+                assert 0.0 <= point["f"] <= 1.0
+            assert curve["annotator"] == {"asked": BUDGET, "flipped": 0}
+    assert parsed["ceiling_f"] == parsed["strategies"]["gold"]["f"]
+    assert parsed["data"] == {**parsed["data"], "pool_texts": 40, "test_texts": 20}
+
+
+def test_random_order_draws_questions_the_ranking_would_not(curves):
+    """Same seed, same candidates: the two decision strategies must not be the same run."""
+    strategies = curves[0]["strategies"]
+    assert [p["accepts"] for p in strategies["active"]["points"]] != [p["accepts"] for p in strategies["random"]["points"]] \
+        or [p["texts"] for p in strategies["active"]["points"]] != [p["texts"] for p in strategies["random"]["points"]]
+
+
+def test_the_png_is_a_png(curves):
+    png = curves[2].read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_a_run_with_only_ignores_is_not_reported_as_learning(slice_files):
+    pool, test = slice_files
+    result = simulate([PATTERNS], pool, pool, test=test, budget=40, checkpoint=20, strategies=["random"],
+                      answer_with=lambda task: "ignore", max_epochs=2)
+    points = result["strategies"]["random"]["points"]
+    assert [p["decisions"] for p in points] == [20, 40]
+    assert all(not p["trained"] and p["f"] == 0.0 and p["accepts"] == 0 for p in points)
+    assert "annotator" not in result["strategies"]["random"]
+
+
+def test_reach_counts_decisions_for_curves_and_zero_for_flat_lines():
+    curves = {
+        "active": {"kind": "decisions", "points": [{"decisions": 100, "f": 0.5}, {"decisions": 200, "f": 0.75}]},
+        "random": {"kind": "decisions", "points": [{"decisions": 100, "f": 0.2}, {"decisions": 200, "f": 0.3}]},
+        "rules": {"kind": "flat", "points": [{"decisions": 100, "f": 0.65}, {"decisions": 200, "f": 0.65}]},
+        "gold": {"kind": "flat", "points": [{"decisions": 100, "f": 0.8}, {"decisions": 200, "f": 0.8}]},
+    }
+    assert reach(curves, 0.8) == {
+        "active": {"80%": 200, "90%": 200}, "random": {"80%": None, "90%": None}, "rules": {"80%": 0, "90%": None},
+    }
+    assert reach(curves, None) == {}
+
+
+def test_cli_writes_curves_and_prints_the_table(slice_files, tmp_path):
+    pool, test = slice_files
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["simulate", str(PATTERNS), str(pool), "--gold", str(pool), "--test", str(test),
+                                      "--strategies", "rules", "--budget", "10", "--checkpoint", "5",
+                                      "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "labelmodel" in result.output and "no ceiling" in result.output
+    assert [p["checkpoint"] for p in json.loads((out / "curves.json").read_text())["strategies"]["rules"]["points"]] == [5, 10]
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_names_pool_texts_missing_from_gold(slice_files, tmp_path):
+    pool, test = slice_files
+    partial = tmp_path / "partial-gold.jsonl"
+    partial.write_text("\n".join(pool.read_text(encoding="utf8").splitlines()[:10]) + "\n", encoding="utf8")
+    result = CliRunner().invoke(app, ["simulate", str(PATTERNS), str(pool), "--gold", str(partial), "--test", str(test),
+                                      "--output", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "30 text(s) are not in" in result.output and f"{pool}:11" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_refuses_an_unknown_strategy(slice_files, tmp_path):
+    pool, test = slice_files
+    result = CliRunner().invoke(app, ["simulate", str(PATTERNS), str(pool), "--gold", str(pool),
+                                      "--strategies", "active,greedy"])
+    assert result.exit_code == 2
+    assert "greedy" in result.output
