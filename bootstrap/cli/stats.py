@@ -49,14 +49,16 @@ def stats_cli(
         print_lf_stats(dataset, lf_stats, console)
 
 
-def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: str) -> tuple[str, list[dict]]:
+def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: str) -> dict:
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:
         fail("give the pattern files, then the texts")
     store.dataset_id(dataset, create=False)
     table = build_table(pattern_files, texts, lfs=lfs, labels=labels, lang=lang)
-    session = Session(store, dataset, table)  # replays the dataset's decisions; writes nothing
-    return {"method": session.aggregate.method, "lfs": session.lf_stats()}
+    session = Session(store, dataset, table)  # replays the dataset's decisions (and its adopted model)
+    progress = session.progress()
+    return {"method": session.aggregate.method, "lfs": session.lf_stats(),
+            "accepts_per_label": progress["accepts_per_label"], "handoff": progress["handoff"]}
 
 
 def print_lf_stats(dataset: str, report: dict, console: Console) -> None:
@@ -73,6 +75,22 @@ def print_lf_stats(dataset: str, report: dict, console: Console) -> None:
             f"{lf['precision']:.2f}", _interval(lf["from_decisions"]), _interval(lf["from_exploration"]),
         )
     console.print(table)
+    accepts = ", ".join(f"{label} {n:,}" for label, n in report["accepts_per_label"].items())
+    console.print(f"Accepts per label: {accepts}. Questions are ranked by the {report['handoff']['scorer']}.",
+                  highlight=False)
+    runs = report["handoff"]["runs"]
+    if runs:
+        history = Table(title="Models trained from the decisions (accuracy on the same held-out decisions)")
+        for header in ("decisions", "model", "rules", "entered the loop"):
+            history.add_column(header, justify="right")
+        for run in runs:
+            history.add_row(f"{run['decisions']:,}", _share(run["model_accuracy"]), _share(run["rules_accuracy"]),
+                            "yes" if run["adopted"] else "no")
+        console.print(history)
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
 
 
 def _interval(interval: dict) -> str:
