@@ -1,0 +1,194 @@
+"""The full cold start on one example: rules only -> decisions -> handoff -> a pipeline spacy.load opens.
+
+    python examples/cold_start.py [examples/diseases] [--decisions 150] [--output DIR]
+
+What it does, in the order a team would:
+
+1. Holds out a stable 20% of the example's gold texts as a test split (the split ``bootstrap
+   simulate`` uses): no question is ever asked about them, so the scores at the end are not
+   measured on texts the model was taught from.
+2. Starts the real :class:`bootstrap.session.Session` over the example's ``patterns.jsonl``, the
+   other texts and ``lfs.py`` when the example has one, with an ``auto`` handoff sized for a
+   small example (the page's default waits for 20 accepts and retrains every 200 decisions).
+3. Answers its questions from ``gold.jsonl`` the way a person does on the page: ``next_question``,
+   then ``answer`` with accept when gold has exactly that span and label, reject otherwise. It
+   waits for a background refit or training before the next question, as a person (seconds per
+   answer, not milliseconds) would give it time to.
+4. Prints each handoff run's model-vs-rules accuracy on held-out decisions and which scorer ranks
+   the questions, then trains the final pipeline from the stored decisions with
+   :func:`bootstrap.train.train_from_decisions` (what ``bootstrap train`` does), opens it with
+   ``spacy.load``, shows the entities it finds in a few test texts, and scores it and the rules
+   alone against the test split's gold.
+
+The script lives outside the package on purpose: it only calls public pieces of ``bootstrap``.
+Running it again with the same ``--output`` resumes the same dataset (answered questions are not
+asked again); ``--fresh`` starts over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import spacy
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bootstrap.handoff import HandoffPolicy
+from bootstrap.session import Session, SessionConfig
+from bootstrap.simulate import GoldAnnotator, prepare_data, rules_scores, settle
+from bootstrap.train import evaluate_gold, gold_docs, train_from_decisions
+
+EXAMPLES = Path(__file__).resolve().parent
+ANNOTATOR = "cold-start"
+console = Console()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("example", nargs="?", type=Path, default=EXAMPLES / "diseases",
+                        help="Example folder with patterns.jsonl, texts.jsonl, gold.jsonl and optionally lfs.py.")
+    parser.add_argument("--decisions", type=int, default=150, help="Questions to answer (default 150).")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="Folder for the database, the handoff's models and the final pipeline "
+                             "(default ./cold-start/<example>).")
+    parser.add_argument("--min-accepts", type=int, default=15,
+                        help="Accepts per label before the first handoff training (the page's default is 20).")
+    parser.add_argument("--every", type=int, default=50,
+                        help="Decisions between two handoff trainings (the page's default is 200).")
+    parser.add_argument("--max-epochs", type=int, default=10, help="Epochs at most, per handoff model and for the final one.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--show", type=int, default=5, help="Test texts whose entities are printed.")
+    parser.add_argument("--fresh", action="store_true", help="Delete OUTPUT's database and models first.")
+    args = parser.parse_args(argv)
+    if args.decisions < 1:
+        parser.error("--decisions must be at least 1")
+    for name in ("patterns.jsonl", "texts.jsonl", "gold.jsonl"):
+        if not (args.example / name).is_file():
+            parser.error(f"{args.example} has no {name}")
+    if args.output is None:
+        args.output = Path("cold-start") / args.example.resolve().name
+    return args
+
+
+def answer_questions(session: Session, annotator: GoldAnnotator, decisions: int) -> None:
+    """Ask and answer until ``decisions`` answers are stored (or no question is left), with a progress bar."""
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[status]}")]
+    with Progress(*columns, console=console, transient=False) as bar:
+        done = session.progress()["answers"]
+        task_id = bar.add_task("answering", total=decisions, completed=min(done, decisions), status="")
+        while done < decisions:
+            settle(session)  # a refit or a handoff training finishes before the next question, as for a person
+            task = session.next_question(ANNOTATOR)
+            if task is None:
+                bar.update(task_id, description="no question left")
+                break
+            done = session.answer(ANNOTATOR, task["task_hash"], annotator(task))["progress"]["answers"]
+            bar.update(task_id, completed=min(done, decisions), status=status_line(session.progress()))
+        settle(session)
+        bar.update(task_id, status=status_line(session.progress()))
+
+
+def status_line(progress: dict[str, Any]) -> str:
+    """What the page's progress row says: answers by kind, who ranks, whether a model is training."""
+    handoff = progress["handoff"]
+    by = progress["by_answer"]
+    training = ", training a model" if handoff["training"] else ""
+    return (f"{by['accept']} accept / {by['reject']} reject, {progress['remaining']} open; "
+            f"{handoff['scorer']} rank{training}")
+
+
+def runs_table(progress: dict[str, Any]) -> Table:
+    """Each handoff run: model vs rules accuracy on the same held-out decisions, and whether it won."""
+    table = Table(title="Handoff runs (accuracy on held-out decisions)")
+    for column in ("at decisions", "model", "rules", "model ranks next"):
+        table.add_column(column, justify="right")
+    for run in progress["handoff"]["runs"]:
+        table.add_row(str(run["decisions"]), fmt(run["model_accuracy"]), fmt(run["rules_accuracy"]),
+                      "yes" if run["adopted"] else "no")
+    return table
+
+
+def scores_table(rows: dict[str, dict[str, Any]], texts: int) -> Table:
+    table = Table(title=f"Against gold on {texts} held-out test texts (no question asked about them)")
+    table.add_column("")
+    for column in ("precision", "recall", "F"):
+        table.add_column(column, justify="right")
+    for name, scores in rows.items():
+        table.add_row(name, fmt(scores["precision"]), fmt(scores["recall"]), fmt(scores["f"]))
+    return table
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    example, output = args.example, args.output
+    if args.fresh:
+        shutil.rmtree(output, ignore_errors=True)
+    output.mkdir(parents=True, exist_ok=True)
+    patterns = [example / "patterns.jsonl"]
+    lfs = example / "lfs.py" if (example / "lfs.py").is_file() else None
+    nlp = spacy.blank("en")
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
+        data = prepare_data(example / "texts.jsonl", example / "gold.jsonl", None, Path(tmp))
+        reference = gold_docs(nlp, data.test)
+        console.rule(f"[bold]{example.name}[/]: rules only, {len(data.pool_hashes)} texts to ask about, "
+                     f"{len(reference)} held out for the final scores")
+        policy = HandoffPolicy(mode="auto", min_accepts=args.min_accepts, every=args.every,
+                               max_epochs=args.max_epochs, models_dir=str(output / "handoff-models"))
+        session = Session.from_files(patterns, data.pool, db=output / "decisions.db", dataset=example.name, lfs=lfs,
+                                     config=SessionConfig(seed=args.seed, handoff=policy))
+        try:
+            progress = session.progress()
+            console.print(f"{progress['total']} questions from {len(session.table.lf_names)} rules and functions; "
+                          f"aggregate: {progress['method']}; handoff: auto, first after {policy.min_accepts} "
+                          f"accepts, then every {policy.every} decisions")
+            answer_questions(session, GoldAnnotator(data.gold, seed=args.seed), args.decisions)
+            session.wait_for_handoff()
+            progress = session.progress()
+            console.print(runs_table(progress))
+            console.print(f"Questions are ranked by: [bold]{progress['handoff']['scorer']}[/] "
+                          f"({'a model won a handoff' if progress['handoff']['scorer'] == 'model' else 'no model beat the rules'})")
+            tasks = list(session.store.export_tasks(session.dataset))
+            proposed = session.store.proposed_spans(session.dataset)
+        finally:
+            session.close()
+
+        console.rule("[bold]The final pipeline[/]")
+        console.print(f"Training from {len(tasks)} decisions (bootstrap.train.train_from_decisions) ...")
+        result = train_from_decisions(nlp, tasks, output / "model", proposed=proposed, seed=args.seed,
+                                      max_epochs=args.max_epochs)
+        model_path = Path(result["model"])
+        trained = spacy.load(model_path)
+        console.print(f"spacy.load({str(model_path)!r}): pipeline {trained.pipe_names}, labels "
+                      f"{list(trained.get_pipe('ner').labels)}")
+        for doc in trained.pipe(doc.text for doc in reference[: args.show]):
+            console.print(f"  {doc.text[:90]}{'...' if len(doc.text) > 90 else ''}", highlight=False)
+            console.print(f"    -> {[(ent.text, ent.label_) for ent in doc.ents]}", highlight=False)
+
+        baseline = rules_scores(patterns, data.test, reference, lfs=lfs, lang="en", phrase_attr="ORTH", seed=args.seed)
+        rows = {
+            "rules alone (positive matches no negative rule votes against)": baseline["rules"],
+            f"rules alone ({baseline['labelmodel']['method']}, p > 0.5, no decisions)": baseline["labelmodel"],
+            f"trained model ({len(tasks)} decisions)": evaluate_gold(trained, reference),
+        }
+        console.print(scores_table(rows, len(reference)))
+    console.print(f"Model in {model_path}; decisions in {output / 'decisions.db'} "
+                  f"(bootstrap export {example.name} --db {output / 'decisions.db'}); {time.time() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":  # the handoff trains in a spawned process, which imports this file again
+    sys.exit(main())
