@@ -191,3 +191,15 @@ def test_cli_refuses_an_unknown_strategy(slice_files, tmp_path):
                                       "--strategies", "active,greedy"])
     assert result.exit_code == 2
     assert "greedy" in result.output
+
+
+def test_a_pool_that_runs_dry_keeps_its_last_count(slice_files, tmp_path):
+    pool, test = slice_files
+    small = tmp_path / "small.jsonl"
+    small.write_text("\n".join(pool.read_text(encoding="utf8").splitlines()[:2]) + "\n", encoding="utf8")
+    result = simulate([PATTERNS], small, small, test=test, budget=400, checkpoint=200, strategies=["random"],
+                      answer_with=lambda task: "ignore")
+    curve = result["strategies"]["random"]
+    assert curve["exhausted"] and curve["questions"] < 200
+    assert [p["decisions"] for p in curve["points"]] == [curve["questions"]] * 2
+    assert [p["checkpoint"] for p in curve["points"]] == [200, 400]
