@@ -8,8 +8,10 @@ from . import annotate  # noqa: F401  (registers the command)
 from . import check  # noqa: F401
 from . import export  # noqa: F401
 from . import import_  # noqa: F401
+from . import report  # noqa: F401
 from . import stats  # noqa: F401
 from . import simulate  # noqa: F401
+from . import suggest  # noqa: F401
 from . import train  # noqa: F401
 
 
