@@ -78,6 +78,7 @@ function renderTask(next) {
   }
   $("task-label").textContent = task.label;
   $("exploration").hidden = !task.exploration;
+  $("scorer").hidden = task.scorer !== "model";
   const p = Number(task.probability);
   $("probability").textContent = Number.isFinite(p) ? `p = ${p.toFixed(2)}` : "p = ?";
   $("probability-fill").style.width = `${Number.isFinite(p) ? Math.round(p * 100) : 0}%`;
