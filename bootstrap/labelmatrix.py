@@ -254,6 +254,55 @@ def build_candidate_table(
     return builder.build()
 
 
+
+def concat_tables(tables: Sequence[CandidateTable]) -> CandidateTable:
+    """One table from tables built over consecutive parts of a corpus, in corpus order.
+
+    Equal to the table one builder makes over the whole corpus: rows and questions in the same
+    order, and the same columns, which means boundary columns (each part has those its texts
+    needed) go after the others in the order of their owner, as :meth:`_Builder.build` puts them.
+    A distributed build (``bootstrap.scale``) builds parts on workers and merges them here.
+    """
+    if not tables:
+        raise ValueError("no tables to concatenate")
+    first = tables[0]
+    if any(t.model_probability is not None for t in tables):
+        raise ValueError("tables with a model in them cannot be concatenated: add the model after")
+    base = [c for c in first.columns if c.kind != "boundary"]
+    for table in tables[1:]:
+        if table.labels != first.labels or [c for c in table.columns if c.kind != "boundary"] != base:
+            raise ValueError("tables of different rules, functions or labels cannot be concatenated")
+    owner = {column.name: j for j, column in enumerate(base)}
+    boundaries = {c.name: c for t in tables for c in t.columns if c.kind == "boundary"}
+    columns = base + sorted(boundaries.values(), key=lambda c: owner[c.source])
+    position = {column.name: j for j, column in enumerate(columns)}
+    n = sum(t.n_rows for t in tables)
+    L = np.full((n, len(columns)), ABSTAIN, dtype=np.int8)
+    offsets = np.cumsum([0] + [t.n_rows for t in tables])
+    errors = LFErrors()
+    for table, offset in zip(tables, offsets):
+        L[offset:offset + table.n_rows, [position[c.name] for c in table.columns]] = table.L
+        for name, count in table.errors.counts.items():
+            errors.first.setdefault(name, table.errors.first[name])
+            errors.counts[name] = errors.counts.get(name, 0) + count
+    join = lambda name, dtype: np.concatenate([getattr(t, name) for t in tables]).astype(dtype, copy=False)  # noqa: E731
+    return CandidateTable(
+        labels=first.labels,
+        columns=columns,
+        input_hash=join("input_hash", np.int64),
+        start=join("start", np.int32),
+        end=join("end", np.int32),
+        token_start=join("token_start", np.int32),
+        token_end=join("token_end", np.int32),
+        text=[text for t in tables for text in t.text],
+        L=L,
+        question_row=np.concatenate([t.question_row + offset for t, offset in zip(tables, offsets)]).astype(np.int32),
+        question_class=join("question_class", np.int16),
+        errors=errors,
+        texts=sum(t.texts for t in tables),
+    )
+
+
 MODEL_COLUMN = "model"
 
 

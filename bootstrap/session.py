@@ -94,6 +94,7 @@ class Session:
         self._training: Future | None = None
         self._trained_at: int | None = None  # decisions when the last model started training
         self._training_failed = False
+        self._runs: list[dict[str, Any]] = []  # the handoff's history, as the store keeps it
         self.scorer = "rules"
         self._install(table, Aggregate(table, seed=self.config.seed))
         self._resume()
@@ -114,12 +115,18 @@ class Session:
         phrase_attr: str = "ORTH",
         config: SessionConfig | None = None,
         progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
+        build: Callable[..., CandidateTable] | None = None,
     ) -> "Session":
-        """Read rules, functions and texts, store the texts and questions, and start (or resume) the loop."""
+        """Read rules, functions and texts, store the texts and questions, and start (or resume) the loop.
+
+        ``build`` makes the candidate table (default :func:`build_table`; ``bootstrap.scale`` has
+        one that runs on a Dask cluster). It takes the same arguments, and its ``progress`` hook
+        on the record stream is how the texts get stored on the way.
+        """
         store = Store(db)
-        table = build_table(
-            pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, progress=progress,
-            through=lambda results: _storing(results, store, dataset),
+        reading = lambda records: _storing(progress(records) if progress else records, store, dataset)  # noqa: E731
+        table = (build or build_table)(
+            pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, progress=reading,
         )
         store.add_questions(dataset, _question_rows(table))
         return cls(store, dataset, table, config)
@@ -146,8 +153,9 @@ class Session:
         for stored in self.store.answers(self.dataset):
             self._record(stored.task_hash, stored.annotator, stored.id, stored.answer, stored.exploration)
             replayed += 1
-        self._trained_at = replayed if self.store.model_runs(self.dataset) else None
-        adopted = [run for run in self.store.model_runs(self.dataset) if run["adopted"] and run["scores"].get("spans")]
+        self._runs = self.store.model_runs(self.dataset)
+        self._trained_at = replayed if self._runs else None
+        adopted = [run for run in self._runs if run["adopted"] and run["scores"].get("spans")]
         if adopted and Path(adopted[-1]["scores"]["spans"]).exists():
             self._adopt_model(adopted[-1]["scores"]["spans"])
         elif replayed:
@@ -267,7 +275,7 @@ class Session:
 
     def _handoff_status(self, accepts: dict[str, int]) -> dict[str, Any]:
         policy = self.config.handoff
-        runs = self.store.model_runs(self.dataset)
+        runs = self._runs
         return {
             "mode": policy.mode,
             "scorer": self.scorer,
@@ -393,9 +401,11 @@ class Session:
     def _maybe_train(self) -> None:
         """Start a model's training in the background when the handoff policy says it is time."""
         policy = self.config.handoff
+        if policy.mode == "never" or self._training is not None:
+            return
         decisions = sum(len(live.by_annotator) for live in self._live.values())
         accepts = self.progress()["accepts_per_label"]
-        if self._training is not None or not policy.due(decisions, self._trained_at, accepts, self._training_failed):
+        if not policy.due(decisions, self._trained_at, accepts, self._training_failed):
             return
         tasks = list(self.store.export_tasks(self.dataset, answers=("accept", "reject")))
         _, held_out = split_decisions(tasks)
@@ -431,6 +441,7 @@ class Session:
                     self._training_failed = True
                     self.store.add_model_run(self.dataset, decisions, "", {
                         "error": f"{type(error).__name__}: {error}", "rules": rules}, adopted=False)
+                    self._runs = self.store.model_runs(self.dataset)
                 return
             adopted = result["spans"] is not None
             scores = {"model": result["scores"]["held_out_decisions"], "rules": rules, "spans": result["spans"],
@@ -438,6 +449,7 @@ class Session:
             with self._lock:
                 self._training_failed = False
                 self.store.add_model_run(self.dataset, decisions, result["model"], scores, adopted)
+                self._runs = self.store.model_runs(self.dataset)
             if adopted:
                 self._adopt_model(result["spans"])
         finally:
@@ -512,19 +524,19 @@ def build_table(
     return build_candidate_table(results, rules, functions, labels)
 
 
-def _storing(results: Iterable[DocCandidates], store: Store, dataset: str, batch: int = 2000) -> Iterator[DocCandidates]:
-    """Pass the candidate stream through, storing every text in batches.
+def _storing(records: Iterable[Record], store: Store, dataset: str, batch: int = 2000) -> Iterator[Record]:
+    """Pass the record stream through, storing every text in batches.
 
     All texts are kept, not only those with a rule match: span proposers and, later, the model
     find candidates in the others, and the page shows texts from the store, not from memory.
     """
     buffer: list[Record] = []
-    for result in results:
-        buffer.append(result.record)
+    for record in records:
+        buffer.append(record)
         if len(buffer) >= batch:
             store.add_examples(dataset, buffer)
             buffer = []
-        yield result
+        yield record
     if buffer:
         store.add_examples(dataset, buffer)
 

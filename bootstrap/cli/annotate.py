@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from .. import scale
 from ..handoff import MODES, HandoffPolicy
 from ..session import Session, SessionConfig
 from ..store import DEFAULT_DB
@@ -35,6 +36,7 @@ def annotate_cli(
     handoff_every: Annotated[int, typer.Option(min=1, help="Train a new model every N decisions.")] = 200,
     handoff_min_accepts: Annotated[int, typer.Option(min=1, help="Accepts each label needs before the first model.")] = 20,
     models_dir: Annotated[Path, typer.Option(help="Where trained models are written.")] = Path("bootstrap-models"),
+    dask: Annotated[Optional[str], typer.Option("--dask", metavar="ADDRESS|local:N", help="Find the candidates on a Dask cluster: a scheduler's address, or local:N for N worker processes here (needs bootstrap[dask]).")] = None,
 ) -> None:
     """Answer one binary question at a time in the browser; every answer is stored at once."""
     pattern_files, texts = split_patterns_and_texts(files)
@@ -45,9 +47,14 @@ def annotate_cli(
         raise typer.BadParameter(f"one of {', '.join(MODES)}", param_hint="'--handoff'")
     policy = HandoffPolicy(mode=handoff, every=handoff_every, min_accepts=handoff_min_accepts, models_dir=str(models_dir))
     config = SessionConfig(exploration=exploration, refit_every=refit_every, seed=seed, handoff=policy, lang=lang)
+    try:
+        build = scale.builder(dask) if dask else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="'--dask'") from None
     session = Session.from_files(
         pattern_files, texts, db=db, dataset=dataset, lfs=lfs, labels=label, lang=lang, phrase_attr=phrase_attr,
         config=config, progress=lambda records: with_progress(records, f"Reading {texts.name}", count_lines(texts)),
+        build=build,
     )
     for message in session.table.errors.messages():
         console.print(f"[yellow]warning[/] {message}", highlight=False)
