@@ -187,3 +187,16 @@ def test_two_annotators_in_two_browser_pages_see_different_questions(page, serve
         assert {(str(a.task_hash), a.annotator, a.answer) for a in store.answers(DATASET)} == {
             (alice_answered, "alice", "accept"), (bob_answered, "bob", "reject"),
         }
+
+
+def test_a_question_answered_in_another_tab_shows_the_conflict_and_moves_on(page, server, db):
+    page.goto(f"{server}/?session=alice")
+    page.wait_for_selector("body[data-state=ready]")
+    shown = shown_hash(page)
+    response = page.request.post(f"{server}/api/answer", data={"task_hash": shown, "answer": "reject", "session": "alice"})
+    assert response.ok
+    after = press(page, "a")  # the page still shows it: the server refuses, the page redraws
+    assert "already answered" in page.text_content("#status")
+    assert after != shown and after not in dict(stored(db))
+    assert stored(db) == [(shown, "reject")]  # the second answer was not stored
+    assert page.locator("#recent li").count() == 1

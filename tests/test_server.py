@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from bootstrap.server import create_app
+from bootstrap.server import create_app, serve
 from bootstrap.session import Session, SessionConfig
 from bootstrap.store import Store
 
@@ -313,3 +313,15 @@ def test_unknown_paths_and_methods_are_4xx(client):
     assert client.get("/api/nothing").status_code == 404
     assert client.get("/api/answer").status_code == 405
     assert client.post("/api/next").status_code == 405
+
+
+def test_serve_binds_to_this_machine_unless_told_otherwise(session, monkeypatch):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
+    serve(session)
+    serve(session, host="0.0.0.0", port=9000)
+    assert [(options["host"], options["port"]) for _, options in calls] == [("127.0.0.1", 8080), ("0.0.0.0", 9000)]
+    with TestClient(calls[0][0]) as client:  # what would be served is this session's page and API
+        assert client.get("/api/progress").json()["dataset"] == DATASET

@@ -40,7 +40,8 @@ async function api(method, path, body) {
 
 const query = (path) => `${path}?session=${encodeURIComponent(ANNOTATOR)}`;
 
-/** Run one request with the page locked; show its error instead of throwing. */
+/** Run one request with the page locked. On an error, show it and redraw from the server: the
+ * question may have been answered in another tab, and asking it again would fail again. */
 async function run(action) {
   if (busy) return;
   busy = true;
@@ -50,6 +51,7 @@ async function run(action) {
     setStatus("");
   } catch (error) {
     setStatus(error.message, true);
+    await refresh().catch(() => {}); // the server is unreachable: keep the message and the card
   } finally {
     busy = false;
     document.body.dataset.state = task ? "ready" : "done";
@@ -251,12 +253,15 @@ function start() {
     if (task) renderText();
   });
   document.addEventListener("keydown", onKey);
-  run(async () => {
-    const [next, progress, recent] = await Promise.all([
-      api("GET", query("/api/next")), api("GET", "/api/progress"), api("GET", query("/api/recent")),
-    ]);
-    renderState({ task: next.task, progress, recent: recent.recent });
-  });
+  run(refresh);
+}
+
+/** Everything from the server: this annotator's question, the progress, the recent list. */
+async function refresh() {
+  const [next, progress, recent] = await Promise.all([
+    api("GET", query("/api/next")), api("GET", "/api/progress"), api("GET", query("/api/recent")),
+  ]);
+  renderState({ task: next.task, progress, recent: recent.recent });
 }
 
 start();
