@@ -215,6 +215,7 @@ class Store:
             _configure_sqlite(self.engine)
         # Writes go through this view of the engine: on SQLite its transactions begin IMMEDIATE.
         self._writer = self.engine.execution_options(bootstrap_write=True)
+        self._lease_writer = self.engine.execution_options(bootstrap_write=True, bootstrap_ephemeral=True)
         self._dataset_ids: dict[str, int] = {}  # ids never change, names never move
         metadata.create_all(self._writer)
 
@@ -480,7 +481,7 @@ class Store:
         dataset_id, task_hash = self.dataset_id(dataset), int(task_hash)
         now = time.time()
         a, l = answers_table, leases_table
-        with self._writer.begin() as conn:
+        with self._lease_writer.begin() as conn:
             answered = conn.scalar(sa.select(a.c.id).where(
                 a.c.dataset_id == dataset_id, a.c.task_hash == task_hash, a.c.annotator == annotator,
                 a.c.undone_at.is_(None),
@@ -503,7 +504,7 @@ class Store:
 
     def release(self, dataset: str, task_hash: int, annotator: str) -> None:
         l = leases_table
-        with self._writer.begin() as conn:
+        with self._lease_writer.begin() as conn:
             conn.execute(sa.delete(l).where(
                 l.c.dataset_id == self.dataset_id(dataset), l.c.task_hash == int(task_hash), l.c.annotator == annotator,
             ))
@@ -812,7 +813,15 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("bootstrap_write") else "BEGIN")
+        options = conn.get_execution_options()
+        if not options.get("bootstrap_write"):
+            conn.exec_driver_sql("BEGIN")
+            return
+        # Leases are not decisions: one lost in a power cut only means a question may be offered
+        # twice. Their commits skip the sync that costs most of an answer's time (WAL: a later
+        # synced commit makes them durable too); every other write is synced.
+        conn.exec_driver_sql(f"PRAGMA synchronous={'NORMAL' if options.get('bootstrap_ephemeral') else 'FULL'}")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def dumps_task(task: dict[str, Any]) -> str:
