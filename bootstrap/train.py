@@ -62,13 +62,15 @@ class Scheme:
 
     ``unproposed_share`` < 1 keeps only that share of the unproposed tokens as outside (a fixed
     random sample per text), so the mentions no rule found, wrongly taken as outside, weigh less
-    against the accepted ones.
+    against the accepted ones; ``function_words_outside`` keeps every stop word, punctuation
+    mark and number outside still, as they are hardly ever a mention and teach the boundaries.
     """
 
     name: str
     outside: Outside
     beam: bool = False
     unproposed_share: float = 1.0  # of the unproposed tokens, the share taken as outside
+    function_words_outside: bool = False  # with unproposed_share < 1: stop words, punctuation, numbers always
     description: str = ""
 
 
@@ -83,9 +85,12 @@ SCHEMES: dict[str, Scheme] = {
         Scheme("rejected-outside-beam", "rejected", beam=True, description="rejected-outside, trained with beam_ner's global updates"),
         Scheme("rejected-outside-sampled", "rejected", unproposed_share=0.3,
                description="rejected-outside, but only 30% of the unproposed tokens (a fixed sample) outside"),
+        Scheme("sparse-outside", "rejected", unproposed_share=0.1, function_words_outside=True,
+               description="rejected-outside, but of the unproposed tokens only function words (stop words, "
+                           "punctuation, numbers) and a fixed 10% sample of the rest are outside"),
     )
 }
-DEFAULT_SCHEME = "rejected-outside"
+DEFAULT_SCHEME = "sparse-outside"
 
 
 def get_scheme(scheme: str | Scheme) -> Scheme:
@@ -295,11 +300,20 @@ def _outside_tokens(doc: Doc, decisions: TextDecisions, scheme: Scheme) -> set[i
         everything.difference_update(range(span.start, span.end))
     if scheme.unproposed_share < 1.0:
         # Keep a share of the unproposed tokens as outside, the same ones on every run; tokens
-        # of rejected proposals always stay.
+        # of rejected proposals always stay, and function words too if the scheme says so.
         draw = random.Random(decisions.input_hash).random
         in_proposal = {i for span in _spans(doc, decisions.proposed) for i in range(span.start, span.end)}
-        everything = {i for i in sorted(everything) if i in in_proposal or draw() < scheme.unproposed_share}
+        function_words = scheme.function_words_outside
+        everything = {
+            i for i in sorted(everything)
+            if i in in_proposal or (function_words and _is_function_word(doc[i])) or draw() < scheme.unproposed_share
+        }
     return everything
+
+
+def _is_function_word(token) -> bool:
+    """Tokens that are almost never (part of) a new entity type's mention on their own."""
+    return token.is_stop or token.is_punct or token.like_num or token.is_space
 
 
 def _runs(doc: Doc, tokens: set[int]) -> list[Span]:

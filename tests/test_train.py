@@ -57,7 +57,7 @@ def spans_of(tasks, answer):
     return {(t["_input_hash"], t["spans"][0]["start"], t["spans"][0]["end"]) for t in tasks if t["answer"] == answer}
 
 
-@pytest.mark.parametrize("scheme", ["missing", "reviewed-outside", "rejected-outside", "all-outside", "rejected-outside-sampled"])
+@pytest.mark.parametrize("scheme", ["missing", "reviewed-outside", "rejected-outside", "all-outside", "rejected-outside-sampled", "sparse-outside"])
 def test_docs_hold_decisions_and_the_schemes_outside_tokens(nlp, decisions, scheme):
     tasks, proposed = decisions
     docs = docs_from_decisions(nlp, tasks, proposed, scheme)
@@ -80,10 +80,13 @@ def test_docs_hold_decisions_and_the_schemes_outside_tokens(nlp, decisions, sche
             assert set(iob.values()) <= {"O"}
         else:
             unproposed = [iob[i] for i in iob if i not in in_proposal]
-            if scheme == "rejected-outside-sampled":
-                share = SCHEMES[scheme].unproposed_share
+            if SCHEMES[scheme].unproposed_share < 1:
+                if SCHEMES[scheme].function_words_outside:
+                    assert all(iob[i] == "O" for i in iob if i not in in_proposal and (doc[i].is_stop or doc[i].is_punct))
+                    unproposed = [iob[i] for i in iob if i not in in_proposal and not (
+                        doc[i].is_stop or doc[i].is_punct or doc[i].like_num or doc[i].is_space)]
                 assert set(unproposed) <= {"", "O"}
-                assert abs(unproposed.count("O") / len(unproposed) - share) < 0.1
+                assert abs(unproposed.count("O") / len(unproposed) - SCHEMES[scheme].unproposed_share) < 0.1
             else:
                 assert set(unproposed) <= {"O"}
             # Every proposal here was answered, so a proposed token outside the ents was rejected.
