@@ -28,6 +28,7 @@ asked again); ``--fresh`` starts over.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -67,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=5, help="Test texts whose entities are printed.")
     parser.add_argument("--fresh", action="store_true", help="Delete OUTPUT's database and models first.")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="Also write the figures (handoff runs, scorer, P/R/F, entities shown) to this JSON file.")
     args = parser.parse_args(argv)
     if args.decisions < 1:
         parser.error("--decisions must be at least 1")
@@ -174,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         trained = spacy.load(model_path)
         console.print(f"spacy.load({str(model_path)!r}): pipeline {trained.pipe_names}, labels "
                       f"{list(trained.get_pipe('ner').labels)}")
+        shown = []
         for doc in trained.pipe(doc.text for doc in reference[: args.show]):
+            shown.append({"text": doc.text, "entities": [[ent.text, ent.label_] for ent in doc.ents]})
             console.print(f"  {doc.text[:90]}{'...' if len(doc.text) > 90 else ''}", highlight=False)
             console.print(f"    -> {[(ent.text, ent.label_) for ent in doc.ents]}", highlight=False)
 
@@ -185,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
             f"trained model ({len(tasks)} decisions)": evaluate_gold(trained, reference),
         }
         console.print(scores_table(rows, len(reference)))
+    if args.report is not None:
+        scores = dict(zip(("rules", "labelmodel", "model"), rows.values()))
+        args.report.write_text(json.dumps({
+            "example": example.name, "decisions": len(tasks), "test_texts": len(reference),
+            "runs": progress["handoff"]["runs"], "scorer": progress["handoff"]["scorer"], "model": str(model_path),
+            "scores": {name: {key: value[key] for key in ("precision", "recall", "f")} for name, value in scores.items()},
+            "shown": shown,
+        }, indent=2) + "\n", encoding="utf8")
     console.print(f"Model in {model_path}; decisions in {output / 'decisions.db'} "
                   f"(bootstrap export {example.name} --db {output / 'decisions.db'}); {time.time() - started:.0f} s")
     return 0

@@ -19,7 +19,7 @@ LONGEST_NAME = 5
 def _name_like(token) -> bool:
     """A token that can be part of a product name: capitalised, camel-cased ("iPhone") or with a digit."""
     text = token.text
-    if token.is_punct or token.is_space or (token.is_stop and not text[:1].isupper()):
+    if token.is_punct or token.is_space or text == "I" or (token.is_stop and not text[:1].isupper()):
         return False
     return text[:1].isupper() or any(c.isdigit() for c in text) or (text[:1].islower() and any(c.isupper() for c in text[1:]))
 
@@ -28,10 +28,9 @@ def _name_like(token) -> bool:
 def determiner_then_name(doc):
     """'my Nissan Leaf', 'the Ninja Foodi', 'a Thermomix TM6': a run of name-like tokens after a determiner.
 
-    One capitalised word alone ("the Tesla", "the US") is left out: that is mostly a brand or a
-    place. Two or more, or one with a digit or camel case, is mostly a product, and the brand
-    and company rules and the decisions sort out the rest ("the Hyundai Kona Electric" is one,
-    "the Sony event" is not proposed, "the S Pen" is).
+    Deliberately generous: "the Switch" and "the Hyundai Kona Electric" are products, "the Tesla",
+    "the US" and "the Sony event" ("Sony") are not. The rule against brands alone, the company
+    function below and the decisions sort them out.
     """
     for token in doc[:-1]:
         if token.lower_ not in DETERMINERS:
@@ -40,7 +39,7 @@ def determiner_then_name(doc):
         while end < len(doc) and end - token.i <= LONGEST_NAME and _name_like(doc[end]):
             end += 1
         run = doc[token.i + 1 : end]
-        if len(run) >= 2 or (len(run) == 1 and not run[0].is_title):
+        if run:
             yield run
 
 
