@@ -289,11 +289,11 @@ def _labels_plot(counts: dict[str, Any]) -> str | None:
     labels = sorted(counts["labels"])
     if not labels:
         return None
-    figure, axes = _figure(height=1.2 + 0.45 * len(labels))
+    figure, axes = _figure(height=0.9 + 0.4 * len(labels))
     left = np.zeros(len(labels))
     for name in ANSWERS:
         values = np.array([counts["labels"][label][name] for label in labels], dtype=float)
-        axes.barh(labels, values, left=left, color=ANSWER_COLORS[name], label=name)
+        axes.barh(labels, values, left=left, color=ANSWER_COLORS[name], label=name, height=0.55)
         left += values
     axes.grid(axis="y", visible=False)
     axes.grid(axis="x", color="#e6e6e6", linewidth=0.8)
