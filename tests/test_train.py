@@ -258,3 +258,17 @@ def test_cli_trains_from_a_prodigy_jsonl_file(decisions, shared_data, tmp_path):
     result = CliRunner().invoke(app, ["train", "--from-jsonl", str(path), "--output", str(output)])
     assert result.exit_code == 1 and f"{path}:2: \"answer\" must be one of" in result.output
     assert "Traceback" not in result.output
+
+
+def test_same_decisions_and_seed_give_the_same_model(decisions, tmp_path):
+    tasks, proposed = decisions
+    nlp = spacy.blank("en")
+    texts = list(dict.fromkeys(t["text"] for t in tasks))[:12]
+    few = [t for t in tasks if t["text"] in texts]
+    train_tasks, dev_tasks = split_decisions(few)
+    train_docs, dev_docs = docs_from_decisions(nlp, train_tasks, proposed), docs_from_decisions(nlp, dev_tasks, proposed)
+    weights = []
+    for run in ("a", "b"):
+        best = train_ner(train_docs, dev_docs, tmp_path / run, seed=7, max_epochs=1)
+        weights.append(spacy.load(best).get_pipe("ner").model.to_bytes())
+    assert weights[0] == weights[1]
