@@ -35,9 +35,10 @@ from typing import Any, Sequence
 import jinja2
 import numpy as np
 
+from .labelmatrix import BOUNDARY_SUFFIX
 from .rules import load_rules
 from .session import Session, SessionConfig, build_table
-from .store import ANSWERS, Store
+from .store import ANSWERS, Answer, Store
 from .suggest import suggest_patterns
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -98,7 +99,7 @@ def report_data(
     described = {rule.id: rule.describe() for rule in rules}
     lf_stats = session.lf_stats()
     for lf in lf_stats:
-        lf["pattern"] = _short(described.get(lf["name"].split("#")[0], ""), PATTERN_WIDTH)
+        lf["pattern"] = _short(described.get(lf["name"].removesuffix(BOUNDARY_SUFFIX), ""), PATTERN_WIDTH)
     label_names = list(table.labels)
     colors = {label: ENTITY_COLORS[i % len(ENTITY_COLORS)] for i, label in enumerate(label_names)}
     model = _latest_model(runs)
@@ -116,7 +117,7 @@ def report_data(
         "lfs": lf_stats,
         "runs": [_run_row(run) for run in runs],
         "model": None if model is None else model["path"],
-        "samples": _samples(session, store, dataset, model, colors, options),
+        "samples": _samples(session, store, dataset, answers, model, colors, options),
         "suggestions": _suggestions(store, dataset, pattern_files, options),
         "plots": {
             "timeline": _timeline_plot(answers),
@@ -154,7 +155,7 @@ def render_report(data: dict[str, Any]) -> str:
 # -- sample texts ----------------------------------------------------------------------------------
 
 
-def _samples(session: Session, store: Store, dataset: str, model: dict[str, Any] | None,
+def _samples(session: Session, store: Store, dataset: str, answers: list[Answer], model: dict[str, Any] | None,
              colors: dict[str, str], options: ReportOptions) -> list[dict[str, Any]]:
     """A seeded sample of texts with rule candidates, each as the rules see it and as the model does."""
     rules_table = session.rules_table
@@ -169,14 +170,20 @@ def _samples(session: Session, store: Store, dataset: str, model: dict[str, Any]
             (int(table.start[row]), int(table.end[row]), table.label_of(cls), float(probabilities[row, cls]))
         )
     hashes = sorted(spans_by_text)
-    chosen = sorted(random.Random(options.seed).sample(hashes, min(options.sample, len(hashes))))
+    random.Random(options.seed).shuffle(hashes)
+    chosen: dict[int, str] = {}
+    for input_hash in hashes:  # texts the store holds (a texts file may have more than the session stored)
+        if len(chosen) == options.sample:
+            break
+        stored = store.example(dataset, input_hash)
+        if stored is not None:
+            chosen[input_hash] = stored[0]
     decisions: dict[int, list[tuple[int, int, str, str]]] = {}
-    for answer in store.answers(dataset):
+    for answer in answers:
         decisions.setdefault(answer.input_hash, []).append((answer.start, answer.end, answer.label, answer.answer))
     nlp = _load_model(model)
     samples = []
-    for input_hash in chosen:
-        text = (store.example(dataset, input_hash) or ("", {}))[0]
+    for input_hash, text in sorted(chosen.items()):
         accepted = [(s, e, label) for s, e, label, p in spans_by_text[input_hash] if p > 0.5]
         sample = {
             "rules": render_entities(text, _without_overlaps(accepted), colors),
@@ -329,7 +336,7 @@ def _precision_plot(lf_stats: list[dict[str, Any]]) -> str | None:
 
 def _learning_plot(runs: list[dict[str, Any]]) -> str | None:
     """The handoff's models: held-out accuracy over the decisions they learnt from, and the rules'."""
-    rows = [_run_row(run) for run in runs if _run_row(run)["model_accuracy"] is not None]
+    rows = [row for row in map(_run_row, runs) if row["model_accuracy"] is not None]
     if not rows:
         return None
     figure, axes = _figure()

@@ -234,3 +234,19 @@ def test_report_command(dataset, tmp_path):
     bad.write_text('{"label": "DISEASE"}\n', encoding="utf8")
     broken = runner.invoke(app, ["report", DATASET, str(bad), str(texts), "--db", str(db), "-o", str(output)])
     assert broken.exit_code == 1 and f"{bad}:1:" in broken.output
+
+
+def test_report_of_a_dataset_without_decisions(dataset, tmp_path):
+    """Before the first answer: counts of zero, no decision plots, nothing to suggest, the rules' view of texts."""
+    _, patterns, texts = dataset
+    db = tmp_path / "fresh.db"
+    Session.from_files(patterns, texts, db=db, dataset="fresh", config=SessionConfig(background_refit=False)).close()
+    output = tmp_path / "fresh.html"
+    with Store(db, create=False) as store:
+        data = write_report(store, "fresh", patterns, texts, output, options=ReportOptions(sample=2))
+    html = output.read_text(encoding="utf8")
+    page = parse(html)
+    assert page.tiles["answers"] == "0" and page.tiles["examples"] == "191"
+    assert data["plots"]["timeline"] is None and data["plots"]["labels"] is None and data["plots"]["learning"] is None
+    assert data["suggestions"]["total"] == 0 and "No decisions yet." in html and "No model trained yet" in html
+    assert len(data["samples"]) == 2 and all(sample["decisions"] == [] for sample in data["samples"])
