@@ -26,11 +26,13 @@ work is sent.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import importlib.util
 import itertools
 import logging
+import shutil
 import tempfile
 from collections import deque
 from dataclasses import dataclass
@@ -92,6 +94,7 @@ def _load(recipe: Recipe) -> _Loaded:
     loaded = _loaded.get(recipe.digest)
     if loaded is None:
         folder = Path(tempfile.mkdtemp(prefix=f"bootstrap-{recipe.digest[:8]}-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         paths = []
         for i, (name, content) in enumerate(recipe.pattern_files):
             path = folder / str(i) / name
