@@ -60,6 +60,7 @@ def test_an_accepted_span_no_rule_covers_becomes_a_phrase_with_its_counts(answer
     db, _, reduced, phrases = answered
     with Store(db, create=False) as store:
         suggestions = suggest_patterns(store, DATASET, [reduced], min_count=2)
+    assert json.loads(json.dumps(suggestions)) == suggestions  # plain values, as a page's JSON API sends them
     positive = {s["pattern"]["pattern"]: s for s in suggestions if not s["negative"] and s["kind"] == "phrase"}
     expected = [phrase for phrase in phrases if decisions_on(db, phrase)["accept"] >= 2]
     assert expected, "the example has common-disease phrases accepted twice or more"

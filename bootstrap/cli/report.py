@@ -27,8 +27,10 @@ def report_cli(
     seed: Annotated[int, typer.Option(help="Seed of the sample of texts.")] = 0,
     min_count: Annotated[int, typer.Option(min=1, help="Decisions a suggested pattern must fix (see suggest-patterns).")] = 2,
 ) -> None:
-    """Write one HTML file (no network needed to view it) with the dataset's counts per label, every
-    rule's coverage, conflicts and precision with intervals, the handoff's models over the decisions,
+    """Write one self-contained HTML page about DATASET: counts, rules, models, suggestions, sample texts.
+
+    No network is needed to view it: the dataset's counts per label and annotator, every rule's
+    coverage, conflicts and precision with intervals, the handoff's models over the decisions,
     decisions over time, suggested patterns and a sample of texts as the rules and the model see them."""
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:

@@ -24,10 +24,11 @@ def suggest_cli(
     lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize, as given to the session.")] = "en",
     phrase_attr: Annotated[str, typer.Option(callback=validate_phrase_attr, help="Token attribute phrase patterns match on, as given to the session.")] = "ORTH",
 ) -> None:
-    """Propose pattern lines from DATASET's decisions: accepted spans no rule matches become phrase
-    patterns (and groups of them token patterns), rejected matches of rules become negative ones.
-    Each line's "comment" says how many accepted and rejected decisions it would have matched;
-    review them and add the good ones to your pattern file."""
+    """Propose pattern lines learned back from DATASET's decisions, to review and add to your rules.
+
+    Accepted spans no rule matches become phrase patterns (and groups of them token patterns),
+    rejected matches of rules negative ones. Each line's "comment" says how many accepted and
+    rejected decisions it would have matched."""
     blank_nlp(lang)
     try:
         with Store(db, create=False) as store:
