@@ -157,46 +157,57 @@ def render_report(data: dict[str, Any]) -> str:
 
 def _samples(session: Session, store: Store, dataset: str, answers: list[Answer], model: dict[str, Any] | None,
              colors: dict[str, str], options: ReportOptions) -> list[dict[str, Any]]:
-    """A seeded sample of texts with rule candidates, each as the rules see it and as the model does."""
-    rules_table = session.rules_table
-    table, aggregate = session.table, session.aggregate
-    probabilities = aggregate.probabilities()
-    spans_by_text: dict[int, list[tuple[int, int, str, float]]] = {}
-    for i in range(table.n_questions):
-        row, cls = int(table.question_row[i]), int(table.question_class[i])
-        if row >= rules_table.n_rows:  # a span only the model proposed
-            continue
-        spans_by_text.setdefault(int(table.input_hash[row]), []).append(
-            (int(table.start[row]), int(table.end[row]), table.label_of(cls), float(probabilities[row, cls]))
-        )
+    """A seeded sample of texts with rule candidates, each as the rules see it and as the model does.
+
+    With a model, three times as many texts are drawn and those where the two views differ come
+    first: a sample where both say the same shows little.
+    """
+    spans_by_text = _rule_view(session)
     hashes = sorted(spans_by_text)
     random.Random(options.seed).shuffle(hashes)
-    chosen: dict[int, str] = {}
+    nlp = _load_model(model)
+    wanted = options.sample * (3 if nlp is not None else 1)
+    drawn: list[tuple[int, str]] = []
     for input_hash in hashes:  # texts the store holds (a texts file may have more than the session stored)
-        if len(chosen) == options.sample:
+        if len(drawn) == wanted:
             break
         stored = store.example(dataset, input_hash)
         if stored is not None:
-            chosen[input_hash] = stored[0]
+            drawn.append((input_hash, stored[0]))
     decisions: dict[int, list[tuple[int, int, str, str]]] = {}
     for answer in answers:
         decisions.setdefault(answer.input_hash, []).append((answer.start, answer.end, answer.label, answer.answer))
-    nlp = _load_model(model)
-    samples = []
-    for input_hash, text in sorted(chosen.items()):
-        accepted = [(s, e, label) for s, e, label, p in spans_by_text[input_hash] if p > 0.5]
-        sample = {
-            "rules": render_entities(text, _without_overlaps(accepted), colors),
-            "model": None,
+    views = []
+    for (input_hash, text), doc in zip(drawn, nlp.pipe(text for _, text in drawn) if nlp is not None else [None] * len(drawn)):
+        rules = _without_overlaps([(s, e, label) for s, e, label, p in spans_by_text[input_hash] if p > 0.5])
+        predicted = None if doc is None else [(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents]
+        views.append((predicted is not None and predicted == rules, input_hash, text, rules, predicted))
+    views.sort(key=lambda view: view[0])  # stable: differing views first, each group in the seeded order
+    return [
+        {
+            "rules": render_entities(text, rules, colors),
+            "model": None if predicted is None else render_entities(text, predicted, colors),
             "decisions": [
                 {"text": text[s:e], "label": label, "answer": answer} for s, e, label, answer in sorted(decisions.get(input_hash, []))
             ],
         }
-        if nlp is not None:
-            doc = nlp(text)
-            sample["model"] = render_entities(text, [(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents], colors)
-        samples.append(sample)
-    return samples
+        for _, input_hash, text, rules, predicted in views[: options.sample]
+    ]
+
+
+def _rule_view(session: Session) -> dict[int, list[tuple[int, int, str, float]]]:
+    """Per text, the rules' candidates with the aggregate's probability (decisions included)."""
+    table, rules_rows = session.table, session.rules_table.n_rows
+    probabilities = session.aggregate.probabilities()
+    spans_by_text: dict[int, list[tuple[int, int, str, float]]] = {}
+    for i in range(table.n_questions):
+        row, cls = int(table.question_row[i]), int(table.question_class[i])
+        if row >= rules_rows:  # a span only the model proposed
+            continue
+        spans_by_text.setdefault(int(table.input_hash[row]), []).append(
+            (int(table.start[row]), int(table.end[row]), table.label_of(cls), float(probabilities[row, cls]))
+        )
+    return spans_by_text
 
 
 def render_entities(text: str, spans: list[tuple[int, int, str]], colors: dict[str, str]) -> str:
