@@ -32,7 +32,7 @@ from typing import Collection
 
 import numpy as np
 
-from .aggregate import Aggregate
+from .aggregate import Aggregate, row_reduce
 
 WEIGHTS = {"uncertainty": 0.7, "entropy": 0.15, "conflict": 0.15}
 
@@ -68,6 +68,8 @@ class Ranker:
         self.open = np.ones(self.table.n_questions, dtype=bool)
         self.asked_per_class = np.zeros(self.table.cardinality, dtype=np.int64)
         self._conflict = row_conflict(self.table.L, self.table.cardinality)[self.table.question_row]
+        # each question's cell in the flattened rows × classes probabilities
+        self._question_cell = self.table.question_row.astype(np.int64) * self.table.cardinality + self.table.question_class
         self._index = {
             (int(row), int(cls)): i for i, (row, cls) in enumerate(zip(self.table.question_row, self.table.question_class))
         }
@@ -78,14 +80,14 @@ class Ranker:
     def scores(self) -> np.ndarray:
         """The score of every question (answered ones included), as in the module docstring."""
         proba = self.aggregate.probabilities()
-        p = proba[self.table.question_row, self.table.question_class]
+        p = np.take(proba, self._question_cell)
         model = self.table.model_probability
         if model is not None:  # a trained model is in the loop: its uncertainty counts as much as the rules'
             p = np.where(np.isnan(model), p, (p + model) / 2)
         uncertainty = 1 - np.abs(2 * p - 1)
         k = self.table.cardinality
         safe = np.clip(proba, 1e-12, 1)
-        entropy = (-(proba * np.log(safe)).sum(axis=1) / np.log(k))[self.table.question_row]
+        entropy = (-row_reduce(np.add, proba * np.log(safe)) / np.log(k))[self.table.question_row]
         return (WEIGHTS["uncertainty"] * uncertainty + WEIGHTS["entropy"] * entropy
                 + WEIGHTS["conflict"] * self._conflict)
 
@@ -108,7 +110,9 @@ class Ranker:
 
     def _starved_class(self, available: np.ndarray) -> int | None:
         """A label below its floor share of asked questions that still has open ones, if any."""
-        classes = np.unique(self.table.question_class[available])
+        if self.table.cardinality <= 2:  # one label: nothing to share
+            return None
+        classes = np.flatnonzero(np.bincount(self.table.question_class[available], minlength=self.table.cardinality))
         if len(classes) < 2:
             return None
         asked = self.asked_per_class[classes]

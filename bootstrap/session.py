@@ -172,9 +172,8 @@ class Session:
                 if index is not None and self.ranker.open[index] and self._lease(pending[0], annotator):
                     return self._task(index, pending[1])
             self._pending.pop(annotator, None)
+            # (questions this annotator answered are closed in the ranker: no need to exclude them)
             exclude = {self._index_of[t] for t in self.store.leased_by_others(self.dataset, annotator) if t in self._index_of}
-            exclude.update(self._index_of[task] for task, live in self._live.items()
-                           if annotator in live.by_annotator and task in self._index_of)
             while (choice := self.ranker.next(exclude)) is not None:
                 task = self._task_hashes[choice.index]
                 if self._lease(task, annotator):
@@ -207,8 +206,9 @@ class Session:
                 self._pending.pop(annotator, None)
             self._record(task_hash, annotator, answer_id, answer, exploration)
             self._maybe_refit()
-            self._maybe_train()
-            return {"answer_id": answer_id, "progress": self.progress()}
+            progress = self.progress()
+            self._maybe_train(progress)
+            return {"answer_id": answer_id, "progress": progress}
 
     def undo(self, annotator: str = DEFAULT_ANNOTATOR) -> dict[str, Any] | None:
         """Take back the annotator's last answer; its question becomes their next one."""
@@ -244,11 +244,12 @@ class Session:
 
     def recent(self, annotator: str = DEFAULT_ANNOTATOR, n: int = 10) -> list[dict[str, Any]]:
         with self._lock:
+            answers = self.store.recent_answers(self.dataset, annotator, n)
+            texts = self.store.example_texts(self.dataset, {a.input_hash for a in answers})
             return [
                 {"answer_id": a.id, "task_hash": a.task_hash, "span_text": a.span_text, "label": a.label,
-                 "answer": a.answer, "created": a.created,
-                 "text": (self.store.example(self.dataset, a.input_hash) or ("", {}))[0]}
-                for a in self.store.recent_answers(self.dataset, annotator, n)
+                 "answer": a.answer, "created": a.created, "text": texts.get(a.input_hash, "")}
+                for a in answers
             ]
 
     # -- what the page shows -------------------------------------------------------------------
@@ -398,14 +399,13 @@ class Session:
 
     # -- handoff -------------------------------------------------------------------------------
 
-    def _maybe_train(self) -> None:
+    def _maybe_train(self, progress: dict[str, Any]) -> None:
         """Start a model's training in the background when the handoff policy says it is time."""
         policy = self.config.handoff
         if policy.mode == "never" or self._training is not None:
             return
-        decisions = sum(len(live.by_annotator) for live in self._live.values())
-        accepts = self.progress()["accepts_per_label"]
-        if not policy.due(decisions, self._trained_at, accepts, self._training_failed):
+        decisions = progress["answers"]
+        if not policy.due(decisions, self._trained_at, progress["accepts_per_label"], self._training_failed):
             return
         tasks = list(self.store.export_tasks(self.dataset, answers=("accept", "reject")))
         _, held_out = split_decisions(tasks)

@@ -295,6 +295,18 @@ class Store:
             )).first()
         return None if row is None else (row.text, row.meta)
 
+    def example_texts(self, dataset: str, input_hashes: Iterable[int]) -> dict[int, str]:
+        """The texts of several examples in one query (the page's list of recent answers)."""
+        hashes = [int(h) for h in input_hashes]
+        if not hashes:
+            return {}
+        e = examples_table
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(e.c.input_hash, e.c.text).where(
+                e.c.dataset_id == self.dataset_id(dataset), e.c.input_hash.in_(hashes),
+            ))
+            return {row.input_hash: row.text for row in rows}
+
     def add_questions(self, dataset: str, questions: Iterable[Any]) -> int:
         """Register questions (candidates or dicts with ``input_hash, start, end, label, token_start,
         token_end``), asked or not: the spans proposed for a text are what training treats as
