@@ -86,7 +86,7 @@ def report_data(
     labels: Sequence[str] | None = None,
     options: ReportOptions = ReportOptions(),
 ) -> dict[str, Any]:
-    """Everything the page shows, as plain values (the session replays the decisions; nothing is written)."""
+    """Everything the page shows, as plain values (a session replays the decisions; it records no answer)."""
     store.dataset_id(dataset, create=False)
     table = build_table(pattern_files, texts, lfs=lfs, labels=labels, lang=options.lang, phrase_attr=options.phrase_attr)
     session = Session(store, dataset, table, SessionConfig(lang=options.lang))

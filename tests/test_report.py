@@ -179,6 +179,8 @@ def test_report_shows_the_recorded_model_beside_the_rules(dataset, report):
     assert data["model"] == run["path"]
     assert data["samples"] and all(sample["model"] is not None for sample in data["samples"])
     assert html.count('class="who model"') == len(data["samples"]) == html.count('class="who rules"')
+    same = [sample["rules"] == sample["model"] for sample in data["samples"]]
+    assert not all(same) and same == sorted(same)  # texts where the two views differ come first
     assert data["plots"]["learning"] and data["plots"]["timeline"] and data["plots"]["precision"]
 
 
