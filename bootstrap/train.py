@@ -112,6 +112,7 @@ class TextDecisions:
     input_hash: int
     votes: dict[SpanKey, Counter] = field(default_factory=lambda: defaultdict(Counter))
     proposed: set[SpanKey] = field(default_factory=set)
+    silver: dict[SpanKey, float] = field(default_factory=dict)  # weak-supervision probabilities
 
     def _resolved(self, answer: str) -> set[SpanKey]:
         other = "reject" if answer == "accept" else "accept"
@@ -158,12 +159,14 @@ def task_problem(task: Any) -> str | None:
 
 
 def group_decisions(
-    tasks: Iterable[dict[str, Any]], proposed: dict[int, Iterable[Sequence]] | None = None
+    tasks: Iterable[dict[str, Any]],
+    proposed: dict[int, Iterable[Sequence]] | None = None,
+    silver: Iterable[tuple[str, Iterable[Sequence]]] | None = None,
 ) -> dict[int, TextDecisions]:
     """Collect the decisions per text (in first-seen order) with the spans proposed on it.
 
     A task with several spans says the same answer about each of them. Without ``proposed``,
-    the spans asked about are the proposed ones.
+    the spans asked about are the proposed ones. ``silver`` texts without decisions come last.
     """
     texts: dict[int, TextDecisions] = {}
     for number, task in enumerate(tasks, start=1):
@@ -181,6 +184,14 @@ def group_decisions(
     for key, decisions in texts.items():
         for start, end, label, *_ in (proposed or {}).get(key, ()):
             decisions.proposed.add((start, end, label))
+    key_of_text = {decisions.text: key for key, decisions in texts.items()}
+    for text, spans in silver or ():
+        key = key_of_text.get(text, hash_text(text))
+        decisions = texts.get(key)
+        if decisions is None:
+            decisions = texts[key] = key_of_text[text] = TextDecisions(text, key)
+        for start, end, label, probability in spans:
+            decisions.silver[(start, end, label)] = float(probability)
     return texts
 
 
@@ -240,14 +251,28 @@ def token_span(doc: Doc, start: int, end: int, label: str = "") -> Span | None:
     return Span(doc, first, last, label=label) if first < last else None
 
 
-def doc_from_decisions(nlp: Language, decisions: TextDecisions, scheme: str | Scheme = DEFAULT_SCHEME) -> Doc:
-    """One reference Doc: accepted spans as ents, rejected as incorrect spans, the rest by scheme."""
+def doc_from_decisions(
+    nlp: Language, decisions: TextDecisions, scheme: str | Scheme = DEFAULT_SCHEME, silver_threshold: float = 0.9
+) -> Doc:
+    """One reference Doc: accepted spans as ents, rejected as incorrect spans, the rest by scheme.
+
+    Silver spans (weak-supervision probabilities) count only where no person answered: at or
+    above ``silver_threshold`` as entities (where they overlap no accepted span), at or below
+    ``1 - silver_threshold`` as incorrect spans.
+    """
     scheme = get_scheme(scheme)
     doc = nlp.make_doc(decisions.text)
     accepted = filter_spans(_spans(doc, decisions.accepted))
+    asked = set(decisions.votes)
+    silver_yes = {key for key, p in decisions.silver.items() if p >= silver_threshold and key not in asked}
+    silver_no = {key for key, p in decisions.silver.items() if p <= 1 - silver_threshold and key not in asked}
+    taken = {i for span in accepted for i in range(span.start, span.end)}
+    accepted += [
+        span for span in filter_spans(_spans(doc, silver_yes)) if taken.isdisjoint(range(span.start, span.end))
+    ]
     accepted_keys = {(span.start, span.end, span.label_) for span in accepted}
     rejected = [
-        span for span in _unique(_spans(doc, decisions.rejected))
+        span for span in _unique(_spans(doc, decisions.rejected | silver_no))
         if (span.start, span.end, span.label_) not in accepted_keys  # E868 after snapping to tokens
     ]
     outside = _outside_tokens(doc, decisions, scheme) if decisions.answered else set()
@@ -263,6 +288,8 @@ def docs_from_decisions(
     tasks: Iterable[dict[str, Any]],
     proposed: dict[int, Iterable[Sequence]] | None = None,
     scheme: str | Scheme = DEFAULT_SCHEME,
+    silver: Iterable[tuple[str, Iterable[Sequence]]] | None = None,
+    silver_threshold: float = 0.9,
 ) -> list[Doc]:
     """Training Docs from binary decisions, one per text that has any (see the module docstring).
 
@@ -270,9 +297,18 @@ def docs_from_decisions(
     on that text (the store's ``proposed_spans``); without it, the spans asked about are taken
     as the proposed ones. Texts whose only answers are "ignore" still yield a Doc (so their
     decisions are kept), but none of their tokens is taken as outside.
+
+    ``silver`` (off by default, and not measured yet) adds weak-supervision labels:
+    ``[(text, [(start, end, label, probability), ...]), ...]``. A span at or above
+    ``silver_threshold`` becomes an entity and one at or below ``1 - silver_threshold`` an
+    incorrect span, unless a person answered that question. Texts with silver spans only get a
+    Doc too, with every other token missing: nobody reviewed them.
     """
     scheme = get_scheme(scheme)
-    return [doc_from_decisions(nlp, decisions, scheme) for decisions in group_decisions(tasks, proposed).values()]
+    if not 0.5 < silver_threshold <= 1:
+        raise ValueError(f"silver_threshold must be above 0.5 and at most 1, got {silver_threshold}")
+    texts = group_decisions(tasks, proposed, silver).values()
+    return [doc_from_decisions(nlp, decisions, scheme, silver_threshold) for decisions in texts]
 
 
 def _spans(doc: Doc, keys: Iterable[SpanKey]) -> list[Span]:
@@ -386,7 +422,7 @@ def train_ner(
     ``output_dir`` also gets ``config.cfg``, ``train.spacy`` and ``dev.spacy``:
     ``spacy train output_dir/config.cfg --output DIR`` repeats the run. Without
     ``eval_frequency`` the dev set is scored about once an epoch. With ``progress`` spaCy's
-    console logger prints its table and a progress bar; otherwise training is silent.
+    console logger prints its table and a progress bar on stderr; otherwise training is silent.
     """
     from spacy.training.initialize import init_nlp
     from spacy.training.loop import train as train_loop
@@ -413,7 +449,7 @@ def train_ner(
     config["paths"]["dev"] = str(dev_path.resolve())
     config.to_disk(output_dir / "config.cfg")
 
-    out = sys.stdout if progress else io.StringIO()
+    out = sys.stderr if progress else io.StringIO()
     nlp = init_nlp(config)
     train_loop(nlp, output_dir, stdout=out, stderr=out)
     return output_dir / "model-best"

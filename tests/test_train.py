@@ -272,3 +272,19 @@ def test_same_decisions_and_seed_give_the_same_model(decisions, tmp_path):
         best = train_ner(train_docs, dev_docs, tmp_path / run, seed=7, max_epochs=1)
         weights.append(spacy.load(best).get_pipe("ner").model.to_bytes())
     assert weights[0] == weights[1]
+
+
+def test_silver_spans_count_only_where_nobody_answered(nlp):
+    text = "Asthma and eczema and gout were common."
+    tasks = [binary_task(text, 0, 6, "DISEASE", "reject")]
+    silver = [
+        (text, [(0, 6, "DISEASE", 0.99), (11, 17, "DISEASE", 0.95), (22, 26, "DISEASE", 0.02), (27, 31, "DISEASE", 0.6)]),
+        ("Gout again.", [(0, 4, "DISEASE", 0.97)]),
+    ]
+    answered, silver_only = docs_from_decisions(nlp, tasks, scheme="missing", silver=silver)
+    assert [e.text for e in answered.ents] == ["eczema"]  # the human reject of "Asthma" wins
+    assert sorted(s.text for s in answered.spans[INCORRECT_SPANS_KEY]) == ["Asthma", "gout"]
+    assert [e.text for e in silver_only.ents] == ["Gout"]
+    assert [t.ent_iob_ for t in silver_only] == ["B", "", ""]  # unreviewed: the rest stays missing
+    (without,) = docs_from_decisions(nlp, tasks, scheme="missing")
+    assert not without.ents
