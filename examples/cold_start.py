@@ -184,9 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"    -> {[(ent.text, ent.label_) for ent in doc.ents]}", highlight=False)
 
         baseline = rules_scores(patterns, data.test, reference, lfs=lfs, lang="en", phrase_attr="ORTH", seed=args.seed)
+        voters = "rules and lfs.py" if lfs else "rules"
         rows = {
             "rules alone (positive matches no negative rule votes against)": baseline["rules"],
-            f"rules alone ({baseline['labelmodel']['method']}, p > 0.5, no decisions)": baseline["labelmodel"],
+            f"{voters}, no decisions ({baseline['labelmodel']['method']} p > 0.5)": baseline["labelmodel"],
             f"trained model ({len(tasks)} decisions)": evaluate_gold(trained, reference),
         }
         console.print(scores_table(rows, len(reference)))
