@@ -40,10 +40,12 @@ import spacy
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from spacy.language import Language
+from spacy.tokens import Doc
 
 from bootstrap.handoff import HandoffPolicy
 from bootstrap.session import Session, SessionConfig
-from bootstrap.simulate import GoldAnnotator, prepare_data, rules_scores, settle
+from bootstrap.simulate import GoldAnnotator, SimulationData, prepare_data, rules_scores, settle
 from bootstrap.train import evaluate_gold, gold_docs, train_from_decisions
 
 EXAMPLES = Path(__file__).resolve().parent
@@ -134,73 +136,99 @@ def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def run_session(args: argparse.Namespace, data: SimulationData, lfs: Path | None) -> dict[str, Any]:
+    """Rules only, then decisions and handoffs: the part a person does on the page."""
+    policy = HandoffPolicy(mode="auto", min_accepts=args.min_accepts, every=args.every,
+                           max_epochs=args.max_epochs, models_dir=str(args.output / "handoff-models"))
+    session = Session.from_files([args.example / "patterns.jsonl"], data.pool, db=args.output / "decisions.db",
+                                 dataset=args.example.name, lfs=lfs, config=SessionConfig(seed=args.seed, handoff=policy))
+    try:
+        progress = session.progress()
+        console.print(f"{progress['total']} questions from {len(session.table.lf_names)} rules and functions; "
+                      f"aggregate: {progress['method']}; handoff: auto, first after {policy.min_accepts} "
+                      f"accepts, then every {policy.every} decisions")
+        answer_questions(session, GoldAnnotator(data.gold, seed=args.seed), args.decisions)
+        session.wait_for_handoff()
+        progress = session.progress()
+        console.print(runs_table(progress))
+        console.print(f"Questions are ranked by: [bold]{progress['handoff']['scorer']}[/] ({scorer_reason(progress)})")
+        return {"progress": progress, "tasks": list(session.store.export_tasks(session.dataset)),
+                "proposed": session.store.proposed_spans(session.dataset)}
+    finally:
+        session.close()
+
+
+def scorer_reason(progress: dict[str, Any]) -> str:
+    handoff = progress["handoff"]
+    if handoff["scorer"] == "model":
+        return "a model beat the rules on held-out decisions and entered the loop"
+    if not handoff["runs"]:
+        return f"no model trained: every label needs {handoff['accepts_needed_per_label']} accepts"
+    return "no model beat the rules on held-out decisions"
+
+
+def show_entities(nlp: Language, texts: list[str]) -> list[dict[str, Any]]:
+    """Print and return what the trained pipeline finds in a few texts."""
+    shown = []
+    for doc in nlp.pipe(texts):
+        shown.append({"text": doc.text, "entities": [[ent.text, ent.label_] for ent in doc.ents]})
+        console.print(f"  {doc.text[:90]}{'...' if len(doc.text) > 90 else ''}", highlight=False)
+        console.print(f"    -> {[(ent.text, ent.label_) for ent in doc.ents]}", highlight=False)
+    return shown
+
+
+def compare_with_rules(args: argparse.Namespace, data: SimulationData, reference: list[Doc], lfs: Path | None,
+                       trained: Language, decisions: int) -> dict[str, dict[str, Any]]:
+    """P/R/F on the test split: the two "rules alone" lines of ``bootstrap simulate``, and the model."""
+    baseline = rules_scores([args.example / "patterns.jsonl"], data.test, reference, lfs=lfs, lang="en",
+                            phrase_attr="ORTH", seed=args.seed)
+    voters = "rules and lfs.py" if lfs else "rules"
+    rows = {
+        "rules alone (positive matches no negative rule votes against)": baseline["rules"],
+        f"{voters}, no decisions ({baseline['labelmodel']['method']} p > 0.5)": baseline["labelmodel"],
+        f"trained model ({decisions} decisions)": evaluate_gold(trained, reference),
+    }
+    console.print(scores_table(rows, len(reference)))
+    return dict(zip(("rules", "labelmodel", "model"), rows.values()))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    example, output = args.example, args.output
     if args.fresh:
-        shutil.rmtree(output, ignore_errors=True)
-    output.mkdir(parents=True, exist_ok=True)
-    patterns = [example / "patterns.jsonl"]
-    lfs = example / "lfs.py" if (example / "lfs.py").is_file() else None
+        shutil.rmtree(args.output, ignore_errors=True)
+    args.output.mkdir(parents=True, exist_ok=True)
+    lfs = args.example / "lfs.py" if (args.example / "lfs.py").is_file() else None
     nlp = spacy.blank("en")
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp:
-        data = prepare_data(example / "texts.jsonl", example / "gold.jsonl", None, Path(tmp))
+        data = prepare_data(args.example / "texts.jsonl", args.example / "gold.jsonl", None, Path(tmp))
         reference = gold_docs(nlp, data.test)
-        console.rule(f"[bold]{example.name}[/]: rules only, {len(data.pool_hashes)} texts to ask about, "
+        console.rule(f"[bold]{args.example.name}[/]: rules only, {len(data.pool_hashes)} texts to ask about, "
                      f"{len(reference)} held out for the final scores")
-        policy = HandoffPolicy(mode="auto", min_accepts=args.min_accepts, every=args.every,
-                               max_epochs=args.max_epochs, models_dir=str(output / "handoff-models"))
-        session = Session.from_files(patterns, data.pool, db=output / "decisions.db", dataset=example.name, lfs=lfs,
-                                     config=SessionConfig(seed=args.seed, handoff=policy))
-        try:
-            progress = session.progress()
-            console.print(f"{progress['total']} questions from {len(session.table.lf_names)} rules and functions; "
-                          f"aggregate: {progress['method']}; handoff: auto, first after {policy.min_accepts} "
-                          f"accepts, then every {policy.every} decisions")
-            answer_questions(session, GoldAnnotator(data.gold, seed=args.seed), args.decisions)
-            session.wait_for_handoff()
-            progress = session.progress()
-            console.print(runs_table(progress))
-            console.print(f"Questions are ranked by: [bold]{progress['handoff']['scorer']}[/] "
-                          f"({'a model won a handoff' if progress['handoff']['scorer'] == 'model' else 'no model beat the rules'})")
-            tasks = list(session.store.export_tasks(session.dataset))
-            proposed = session.store.proposed_spans(session.dataset)
-        finally:
-            session.close()
+        session = run_session(args, data, lfs)
 
         console.rule("[bold]The final pipeline[/]")
+        tasks = session["tasks"]
         console.print(f"Training from {len(tasks)} decisions (bootstrap.train.train_from_decisions) ...")
-        result = train_from_decisions(nlp, tasks, output / "model", proposed=proposed, seed=args.seed,
+        result = train_from_decisions(nlp, tasks, args.output / "model", proposed=session["proposed"], seed=args.seed,
                                       max_epochs=args.max_epochs)
         model_path = Path(result["model"])
         trained = spacy.load(model_path)
         console.print(f"spacy.load({str(model_path)!r}): pipeline {trained.pipe_names}, labels "
                       f"{list(trained.get_pipe('ner').labels)}")
-        shown = []
-        for doc in trained.pipe(doc.text for doc in reference[: args.show]):
-            shown.append({"text": doc.text, "entities": [[ent.text, ent.label_] for ent in doc.ents]})
-            console.print(f"  {doc.text[:90]}{'...' if len(doc.text) > 90 else ''}", highlight=False)
-            console.print(f"    -> {[(ent.text, ent.label_) for ent in doc.ents]}", highlight=False)
-
-        baseline = rules_scores(patterns, data.test, reference, lfs=lfs, lang="en", phrase_attr="ORTH", seed=args.seed)
-        voters = "rules and lfs.py" if lfs else "rules"
-        rows = {
-            "rules alone (positive matches no negative rule votes against)": baseline["rules"],
-            f"{voters}, no decisions ({baseline['labelmodel']['method']} p > 0.5)": baseline["labelmodel"],
-            f"trained model ({len(tasks)} decisions)": evaluate_gold(trained, reference),
-        }
-        console.print(scores_table(rows, len(reference)))
+        shown = show_entities(trained, [doc.text for doc in reference[: args.show]])
+        scores = compare_with_rules(args, data, reference, lfs, trained, len(tasks))
     if args.report is not None:
-        scores = dict(zip(("rules", "labelmodel", "model"), rows.values()))
+        handoff = session["progress"]["handoff"]
         args.report.write_text(json.dumps({
-            "example": example.name, "decisions": len(tasks), "test_texts": len(reference),
-            "runs": progress["handoff"]["runs"], "scorer": progress["handoff"]["scorer"], "model": str(model_path),
+            "example": args.example.name, "decisions": len(tasks), "test_texts": len(reference),
+            "runs": handoff["runs"], "scorer": handoff["scorer"], "model": str(model_path),
             "scores": {name: {key: value[key] for key in ("precision", "recall", "f")} for name, value in scores.items()},
             "shown": shown,
         }, indent=2) + "\n", encoding="utf8")
-    console.print(f"Model in {model_path}; decisions in {output / 'decisions.db'} "
-                  f"(bootstrap export {example.name} --db {output / 'decisions.db'}); {time.time() - started:.0f} s")
+    db = args.output / "decisions.db"
+    console.print(f"Model in {model_path}; decisions in {db} (bootstrap export {args.example.name} --db {db}); "
+                  f"{time.time() - started:.0f} s")
     return 0
 
 
