@@ -111,3 +111,15 @@ def test_cold_start_runs_end_to_end_on_the_bundled_example(tmp_path):
         assert all(0.0 <= scores[key] <= 1.0 for key in ("precision", "recall", "f")), (name, scores)
     assert result["scores"]["rules"]["f"] > 0  # the rules alone find some gold spans of the test split
     assert "trained model (60 decisions)" in out and "rules alone" in out
+
+
+def test_products_functions_find_unlisted_brands_and_vote_against_companies(nlp):
+    """The proposer finds names no rule lists; the functions vote for owned things and against announcers."""
+    functions = {lf.name: lf for lf in load_lfs(EXAMPLES / "products" / "lfs.py")}
+    doc = nlp("Test drove the Kia EV6 and my old Nissan Leaf; Samsung Electronics reported a drop and I kept the Elgato.")
+    proposed = [span.text for span in functions["determiner_then_name"](doc)]
+    assert proposed == ["Kia EV6", "Nissan Leaf", "Elgato"]  # "old" is a determiner here, "I" is never a name
+    company = doc.char_span(doc.text.index("Samsung"), doc.text.index(" reported"))
+    assert functions["acts_like_a_company"](company) is False
+    assert functions["owned_or_bought"](doc.char_span(doc.text.index("Nissan"), doc.text.index(";"))) is True
+    assert functions["owned_or_bought"](company) is None

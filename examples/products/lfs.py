@@ -9,6 +9,7 @@ vote on what is owned or bought (a product) and on what makes announcements (a c
 
 from bootstrap.lfs import labeling_function, span_proposer
 
+OWNERS = {"my", "our"}
 DETERMINERS = {"my", "the", "a", "an", "our", "his", "her", "their", "your", "new", "old"}
 BUYING_VERBS = {"bought", "buy", "ordered", "returned", "selling", "sold", "upgraded", "tried", "tested", "replaced", "recommend"}
 COMPANY_VERBS = {"said", "says", "announced", "reported", "confirmed", "recalled", "delivered", "cut", "quietly", "will", "did", "has", "is"}
@@ -45,12 +46,13 @@ def determiner_then_name(doc):
 
 @labeling_function(label="PRODUCT")
 def owned_or_bought(span):
-    """'bought the X', 'my X', 'the X battery': people own, buy and break products, not companies."""
+    """'bought the X', 'my (old) X', 'the X battery': people own, buy and break products, not companies."""
     doc = span.doc
     before = doc[span.start - 1].lower_ if span.start > 0 else ""
     two_before = doc[span.start - 2].lower_ if span.start > 1 else ""
     after = doc[span.end].lower_ if span.end < len(doc) else ""
-    if before in {"my", "our"} or two_before in BUYING_VERBS or before in BUYING_VERBS or after in OWNED_AFTER:
+    owned = before in OWNERS or (before in {"new", "old"} and two_before in OWNERS)
+    if owned or before in BUYING_VERBS or two_before in BUYING_VERBS or after in OWNED_AFTER:
         return True
     return None
 
