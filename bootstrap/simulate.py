@@ -510,7 +510,7 @@ def plot_curves(result: dict[str, Any], path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     settings = result["settings"]
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    figure, axes = plt.subplots(figsize=(9, 4.5), dpi=120)
     for name, curve in result["strategies"].items():
         color, style = STYLE.get(name, (None, "-"))
         if curve["kind"] == "flat":
@@ -527,13 +527,15 @@ def plot_curves(result: dict[str, Any], path: str | Path) -> None:
     if ceiling:
         for level in REACH_LEVELS:
             axes.axhline(level * ceiling, color="black", linewidth=0.5, alpha=0.3)
+            axes.annotate(f"{level:.0%} of ceiling", (settings["budget"], level * ceiling), xytext=(-4, 2),
+                          textcoords="offset points", ha="right", fontsize=7, alpha=0.6)
     axes.set_xlabel("decisions")
     axes.set_ylabel("entity F1 on the gold test split")
     axes.set_ylim(0, 1)
     axes.set_xlim(0, settings["budget"])
     axes.set_title(f"seed {settings['seed']}, noise {settings['noise']:.0%}, {result['data']['pool_texts']} pool "
                    f"/ {result['data']['test_texts']} test texts", fontsize=9)
-    axes.legend(fontsize=8, loc="lower right")
+    axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
