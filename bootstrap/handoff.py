@@ -5,8 +5,9 @@ The policy (``--handoff``):
 * ``auto`` (default): once every label has ``min_accepts`` accepted answers, and again every
   ``every`` decisions after, train a model in a background process (the page keeps answering).
   Score it and the rules on the same held-out decisions — the texts ``train.split_decisions``
-  keeps aside, stable as the dataset grows — and let the model into the loop when it is right
-  on more of them than the rules are.
+  keeps aside, stable as the dataset grows — by F1 with the accepted spans as positives
+  (:func:`decision_f`), and let the model into the loop when its F is higher, with at least
+  ``MIN_HELD_OUT_ACCEPTS`` accepted spans held out to compare on.
 * ``now``: train at once (as soon as each label has an accept and two texts have decisions, one
   to hold out) and let the model in whatever the scores say.
 * ``never``: the rules rank every question.
@@ -36,6 +37,7 @@ HandoffMode = Literal["never", "auto", "now"]
 MODES = ("never", "auto", "now")
 PROPOSAL_FLOOR = 0.05  # spans the model scores below this are not worth keeping
 RETRY_AFTER = 10  # decisions between a failed training and the next try
+MIN_HELD_OUT_ACCEPTS = 5  # fewer accepted held-out decisions than this compare nothing
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,29 @@ class HandoffPolicy:
         return self.mode == "auto" and decisions - last_trained_at >= self.every
 
 
+def decision_f(score: dict[str, Any]) -> float | None:
+    """F1 over held-out decisions, from a score dict of ``rules_accuracy`` / ``train.evaluate_decisions``.
+
+    The accepted spans are the positives: recall is the share of them predicted, precision the
+    share of predicted decided spans that were accepted. Plain accuracy would reward a model that
+    predicts nothing: the questions asked first are the ones the rules are unsure of, and many of
+    them are rejects.
+    """
+    accepted, rejected = score.get("accepted") or 0, score.get("rejected") or 0
+    if not accepted or score.get("accept_accuracy") is None:
+        return None
+    true_positives = score["accept_accuracy"] * accepted
+    false_positives = (1 - score["reject_accuracy"]) * rejected if rejected and score.get("reject_accuracy") is not None else 0.0
+    if not true_positives:
+        return 0.0
+    precision = true_positives / (true_positives + false_positives)
+    recall = true_positives / accepted
+    return 2 * precision * recall / (precision + recall)
+
+
 def rules_accuracy(tasks: Iterable[dict[str, Any]], says_accept: Callable[[dict[str, Any]], bool | None]) -> dict[str, Any]:
-    """The rules' accuracy on held-out decisions, counted as ``train.evaluate_decisions`` counts
-    the model's; ``says_accept(task)`` is None for a question the rules have no view on."""
+    """The rules' accuracy and F on held-out decisions, counted as ``train.evaluate_decisions``
+    counts the model's; ``says_accept(task)`` is None for a question the rules have no view on."""
     right = {"accept": 0, "reject": 0}
     total = {"accept": 0, "reject": 0}
     for task in tasks:
@@ -80,12 +102,13 @@ def rules_accuracy(tasks: Iterable[dict[str, Any]], says_accept: Callable[[dict[
         total[task["answer"]] += 1
         right[task["answer"]] += verdict == (task["answer"] == "accept")
     share = lambda n, of: n / of if of else None  # noqa: E731
-    return {
+    score = {
         "accepted": total["accept"], "rejected": total["reject"],
         "accept_accuracy": share(right["accept"], total["accept"]),
         "reject_accuracy": share(right["reject"], total["reject"]),
         "accuracy": share(right["accept"] + right["reject"], total["accept"] + total["reject"]),
     }
+    return {**score, "f": decision_f(score)}
 
 
 def train_job(
@@ -102,8 +125,10 @@ def train_job(
     from .train import train_from_decisions
 
     result = train_from_decisions(spacy.blank(lang), tasks, output_dir, proposed=proposed, seed=seed, max_epochs=max_epochs)
-    model_score = result["scores"]["held_out_decisions"]["accuracy"]
-    wins = model_score is not None and (rules_score is None or model_score > rules_score)
+    held_out = result["scores"]["held_out_decisions"]
+    held_out["f"] = model_score = decision_f(held_out)
+    enough = (held_out.get("accepted") or 0) >= MIN_HELD_OUT_ACCEPTS
+    wins = enough and model_score is not None and (rules_score is None or model_score > rules_score)
     spans_path = Path(output_dir) / "spans.jsonl"
     if wins or force:
         nlp = spacy.load(result["model"])
@@ -115,7 +140,7 @@ def train_job(
                     _write_spans(nlp, batch, out)
                     batch = []
             _write_spans(nlp, batch, out)
-    return {"model": str(result["model"]), "scores": result["scores"], "model_accuracy": model_score,
+    return {"model": str(result["model"]), "scores": result["scores"], "model_f": model_score,
             "wins": wins, "spans": str(spans_path) if (wins or force) else None}
 
 

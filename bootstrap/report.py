@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import jinja2
 import numpy as np
 
+from .handoff import decision_f
 from .labelmatrix import BOUNDARY_SUFFIX
 from .rules import load_rules
 from .session import Session, SessionConfig, build_table
@@ -254,6 +255,8 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
     return {
         "created": run["created"], "decisions": run["decisions"], "adopted": run["adopted"],
         "model_accuracy": model.get("accuracy"), "rules_accuracy": rules.get("accuracy"),
+        # runs recorded before F was stored get it from their accuracies
+        "model_f": model.get("f", decision_f(model)), "rules_f": rules.get("f", decision_f(rules)),
         "held_out": (model.get("accepted") or 0) + (model.get("rejected") or 0) or None,
         "scheme": scores.get("scheme"), "error": scores.get("error"), "path": run["path"],
     }
@@ -346,22 +349,23 @@ def _precision_plot(lf_stats: list[dict[str, Any]]) -> str | None:
 
 
 def _learning_plot(runs: list[dict[str, Any]]) -> str | None:
-    """The handoff's models: held-out accuracy over the decisions they learnt from, and the rules'."""
-    rows = [row for row in map(_run_row, runs) if row["model_accuracy"] is not None]
+    """The handoff's models: F on held-out decisions (what adoption compares) over the decisions
+    they learnt from, and the rules' on the same decisions."""
+    rows = [row for row in map(_run_row, runs) if row["model_f"] is not None]
     if not rows:
         return None
     figure, axes = _figure()
     x = [row["decisions"] for row in rows]
-    axes.plot(x, [row["model_accuracy"] for row in rows], "o-", color=MODEL_COLOR, label="model")
-    rules = [(row["decisions"], row["rules_accuracy"]) for row in rows if row["rules_accuracy"] is not None]
+    axes.plot(x, [row["model_f"] for row in rows], "o-", color=MODEL_COLOR, label="model")
+    rules = [(row["decisions"], row["rules_f"]) for row in rows if row["rules_f"] is not None]
     if rules:
         axes.plot(*zip(*rules), "s--", color=RULES_COLOR, label="rules (LabelModel)")
-    adopted = [(row["decisions"], row["model_accuracy"]) for row in rows if row["adopted"]]
+    adopted = [(row["decisions"], row["model_f"]) for row in rows if row["adopted"]]
     if adopted:
         axes.plot(*zip(*adopted), "o", markersize=11, markerfacecolor="none", markeredgecolor="#333", label="adopted")
     axes.set_ylim(0, 1.02)
     axes.set_xlabel("decisions the model was trained on")
-    axes.set_ylabel("accuracy on held-out decisions")
+    axes.set_ylabel("F on held-out decisions")
     axes.legend(frameon=False)
     return _png(figure)
 

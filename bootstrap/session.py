@@ -285,6 +285,8 @@ class Session:
             "accepts": accepts,
             "ready": policy.mode != "never" and bool(accepts) and min(accepts.values()) >= policy.min_accepts,
             "runs": [{"decisions": run["decisions"], "adopted": run["adopted"],
+                      "model_f": run["scores"].get("model", {}).get("f"),
+                      "rules_f": run["scores"].get("rules", {}).get("f"),
                       "model_accuracy": run["scores"].get("model", {}).get("accuracy"),
                       "rules_accuracy": run["scores"].get("rules", {}).get("accuracy")} for run in runs],
         }
@@ -382,10 +384,13 @@ class Session:
             self.aggregate.fit(balance)
             return
 
+        aggregate = self.aggregate
+
         def refit() -> None:
-            fitted = self.aggregate.compute_fit(balance)
+            fitted = aggregate.compute_fit(balance)
             with self._lock:
-                self.aggregate.apply_fit(fitted)
+                if self.aggregate is aggregate:  # a model adopted meanwhile brought a new table and fit
+                    aggregate.apply_fit(fitted)
                 self._refitting = None
 
         self._refitting = threading.Thread(target=refit, name="bootstrap-refit", daemon=True)
@@ -421,7 +426,7 @@ class Session:
         self._training = self._executor().submit(
             train_job, self.store.engine.url.render_as_string(hide_password=False), self.dataset, tasks,
             self.store.proposed_spans(self.dataset), str(output), self.config.lang, self.config.seed,
-            policy.max_epochs, rules["accuracy"], policy.mode == "now",
+            policy.max_epochs, rules["f"], policy.mode == "now",
         )
         self._training.add_done_callback(lambda future: self._on_trained(future, decisions, rules))
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bootstrap.gold import gold_answer, load_gold
-from bootstrap.handoff import HandoffPolicy, rules_accuracy
+from bootstrap.handoff import HandoffPolicy, decision_f, rules_accuracy
 from bootstrap.labelmatrix import ABSTAIN, MODEL_COLUMN, NOT_ENTITY, ModelSpan, with_model
 from bootstrap.ranking import Ranker
 from bootstrap.aggregate import Aggregate
@@ -42,7 +42,18 @@ def test_rules_accuracy_counts_like_the_models():
     tasks = [{"answer": a, "id": i} for i, a in enumerate(["accept", "accept", "reject", "reject", "ignore", "accept"])]
     says = {0: True, 1: False, 2: False, 3: True, 4: True, 5: None}
     score = rules_accuracy(tasks, lambda task: says[task["id"]])
-    assert score == {"accepted": 2, "rejected": 2, "accept_accuracy": 0.5, "reject_accuracy": 0.5, "accuracy": 0.5}
+    assert score == {"accepted": 2, "rejected": 2, "accept_accuracy": 0.5, "reject_accuracy": 0.5, "accuracy": 0.5,
+                     "f": pytest.approx(0.5)}
+
+
+def test_decision_f_does_not_reward_predicting_nothing():
+    """On uncertainty-sampled questions most answers are rejects: saying no to all is accurate, not good."""
+    silent = {"accepted": 10, "rejected": 30, "accept_accuracy": 0.0, "reject_accuracy": 1.0}
+    eager = {"accepted": 10, "rejected": 30, "accept_accuracy": 0.8, "reject_accuracy": 0.6}
+    assert decision_f(silent) == 0.0
+    # 8 true positives, 12 false positives: precision 0.4, recall 0.8
+    assert decision_f(eager) == pytest.approx(2 * 0.4 * 0.8 / 1.2)
+    assert decision_f({"accepted": 0, "rejected": 5, "accept_accuracy": None, "reject_accuracy": 1.0}) is None
 
 
 def test_a_model_in_the_table_proposes_votes_and_keeps_answered_spans(nlp):
@@ -100,7 +111,7 @@ def test_session_trains_compares_and_adopts_the_model(tmp_path):
     handoff = session.progress()["handoff"]
     adopted = [run for run in handoff["runs"] if run["adopted"]]
     assert adopted, handoff["runs"]
-    assert adopted[0]["model_accuracy"] is not None and adopted[0]["rules_accuracy"] is not None
+    assert adopted[0]["model_f"] is not None and adopted[0]["rules_f"] is not None
     assert session.scorer == "model" and handoff["scorer"] == "model"
     assert session.table.columns[-1].name == MODEL_COLUMN and session.table.model_probability is not None
     answered = session.progress()["answers"]

@@ -80,12 +80,12 @@ def print_lf_stats(dataset: str, report: dict, console: Console) -> None:
                   highlight=False)
     runs = report["handoff"]["runs"]
     if runs:
-        history = Table(title="Models trained from the decisions (accuracy on the same held-out decisions)")
-        for header in ("decisions", "model", "rules", "entered the loop"):
+        history = Table(title="Models trained from the decisions, scored with the rules on the same held-out decisions")
+        for header in ("decisions", "model F", "rules F", "model acc.", "rules acc.", "entered the loop"):
             history.add_column(header, justify="right")
         for run in runs:
-            history.add_row(f"{run['decisions']:,}", _share(run["model_accuracy"]), _share(run["rules_accuracy"]),
-                            "yes" if run["adopted"] else "no")
+            history.add_row(f"{run['decisions']:,}", _share(run["model_f"]), _share(run["rules_f"]),
+                            _share(run["model_accuracy"]), _share(run["rules_accuracy"]), "yes" if run["adopted"] else "no")
         console.print(history)
 
 

@@ -160,9 +160,9 @@ function handoffSummary(handoff, method) {
   else if (handoff.mode === "never") parts.push("The rules rank the questions (handoff off).");
   else parts.push(handoff.ready ? "Enough accepts to train a model." : "Not enough accepts to train a model yet.");
   const last = (handoff.runs || []).at(-1);
-  if (last && Number.isFinite(last.model_accuracy) && Number.isFinite(last.rules_accuracy)) {
+  if (last && Number.isFinite(last.model_f) && Number.isFinite(last.rules_f)) {
     const verdict = last.adopted ? "model adopted" : "rules kept";
-    parts.push(`Last model: ${pct(last.model_accuracy)} vs rules ${pct(last.rules_accuracy)} on held-out decisions (${verdict}).`);
+    parts.push(`Last model: F ${last.model_f.toFixed(2)} vs rules ${last.rules_f.toFixed(2)} on held-out decisions (${verdict}).`);
   }
   parts.push(`Probabilities: ${method || "?"}.`);
   return parts.join(" ");
