@@ -235,6 +235,8 @@ def simulate(
                     lang=lang, phrase_attr=phrase_attr, max_epochs=max_epochs, patience=patience, reporter=reporter)
                 if isinstance(answerer, GoldAnnotator):
                     curves[name]["annotator"] = {"asked": answerer.asked, "flipped": answerer.flipped}
+                final = curves[name]["points"][-1]
+                reporter.note(name, f"F {final['f']:.3f} at {final['decisions']:,} decisions")
             elif name == "rules":
                 reporter.start(name, 1)
                 reporter.note(name, "matching the test texts")
