@@ -45,7 +45,6 @@ from .corpus import read_texts
 from .errors import InputError
 from .gold import Gold, gold_answer, load_gold
 from .hashing import input_hash as hash_text
-from .labelmatrix import NOT_ENTITY
 from .session import Session, SessionConfig, build_table
 from .train import evaluate_gold, gold_docs, score_ents, token_span, train_from_decisions, train_ner
 
@@ -418,7 +417,7 @@ def rules_scores(
     model_spans: dict[int, list[tuple[int, int, str]]] = {}
     for row in range(table.n_rows):
         for cls in range(1, table.cardinality):
-            if proba[row, cls] > 0.5 and cls != NOT_ENTITY:
+            if proba[row, cls] > 0.5:  # classes from 1: 0 is not-an-entity
                 model_spans.setdefault(int(table.input_hash[row]), []).append(
                     (int(table.start[row]), int(table.end[row]), table.label_of(cls)))
     return {
