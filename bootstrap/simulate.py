@@ -327,14 +327,11 @@ def session_config(strategy: str, seed: int, lang: str, models_dir: Path) -> Ses
     run does not depend on thread timing. Models the handoff trains go to the run's temporary
     folder, not to ``./bootstrap-models``.
     """
-    config = SessionConfig(seed=seed, background_refit=False)
-    if hasattr(config, "lang"):
-        config.lang = lang
-    if hasattr(config, "handoff"):
-        config.handoff = dataclasses.replace(
-            config.handoff, models_dir=str(models_dir), **({"mode": "never"} if strategy == "random" else {}))
+    config = SessionConfig(seed=seed, background_refit=False, lang=lang)
+    config.handoff = dataclasses.replace(config.handoff, models_dir=str(models_dir))
     if strategy == "random":
         config.exploration = 1.0
+        config.handoff = dataclasses.replace(config.handoff, mode="never")
     return config
 
 
