@@ -46,7 +46,7 @@ from .errors import InputError
 from .gold import Gold, gold_answer, load_gold
 from .hashing import input_hash as hash_text
 from .session import Session, SessionConfig, build_table
-from .train import evaluate_gold, gold_docs, score_ents, token_span, train_from_decisions, train_ner
+from .train import DEFAULT_SCHEME, evaluate_gold, gold_docs, score_ents, token_span, train_from_decisions, train_ner
 
 STRATEGIES = ("active", "random", "rules", "gold")
 DECISION_STRATEGIES = ("active", "random")
@@ -225,7 +225,7 @@ def simulate(
         reference = gold_docs(nlp, data.test)
         curves: dict[str, Any] = {}
         settings = {"budget": budget, "checkpoint": checkpoint, "checkpoints": points, "seed": seed, "noise": noise,
-                    "max_epochs": max_epochs, "patience": patience, "lang": lang}
+                    "max_epochs": max_epochs, "patience": patience, "lang": lang, "scheme": DEFAULT_SCHEME}
         for name in strategies:
             if name in DECISION_STRATEGIES:
                 answerer = answer_with or GoldAnnotator(data.gold, noise, seed)
