@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 from itertools import islice
@@ -288,3 +289,27 @@ def test_silver_spans_count_only_where_nobody_answered(nlp):
     assert [t.ent_iob_ for t in silver_only] == ["B", "", ""]  # unreviewed: the rest stays missing
     (without,) = docs_from_decisions(nlp, tasks, scheme="missing")
     assert not without.ents
+
+
+def test_scheme_benchmark_simulates_an_oracle_on_gold(shared_data, nlp):
+    spec = importlib.util.spec_from_file_location("training_schemes", ROOT / "benchmarks" / "training_schemes.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rules = load_rules(bench.PATTERNS, nlp.vocab)
+    records = list(islice(read_texts(shared_data / "ncbi-disease" / "train.jsonl"), 20))
+    gold = {(r.input_hash, s["start"], s["end"], s["label"]) for r in records for s in r.task["spans"]}
+    tasks, proposed = bench.simulate_decisions(nlp, rules, records, model_share=1.0, answer_share=1.0, seed=0)
+    for task in tasks:
+        span = task["spans"][0]
+        key = (task["_input_hash"], span["start"], span["end"], span["label"])
+        assert (task["answer"] == "accept") == (key in gold)
+        assert key[1:] in proposed[task["_input_hash"]]
+    by_model = [t for t in tasks if t["meta"]["source"] == "model"]
+    assert by_model and all(t["answer"] == "accept" for t in by_model)
+    assert sum(t["answer"] == "accept" for t in tasks) >= 0.95 * len(gold)  # all but unalignable mentions
+    rules_only, _ = bench.simulate_decisions(nlp, rules, records, model_share=0.0, answer_share=0.5, seed=0)
+    assert {t["meta"]["source"] for t in rules_only} == {"rules"} and len(rules_only) < len(tasks) - len(by_model)
+    reference = gold_docs(nlp, shared_data / "ncbi-disease" / "test.jsonl")[:20]
+    plain = bench.rules_baseline(nlp, rules, reference, use_negative=False)
+    vetoed = bench.rules_baseline(nlp, rules, reference, use_negative=True)
+    assert 0 < plain["f"] < 1 and vetoed["recall"] <= plain["recall"]
