@@ -19,8 +19,9 @@ Taken literally, that closed-world guess is wrong exactly where the model should
 mention no rule found is marked "not an entity", and the model learns the rules' recall at best.
 The default, ``"sparse-outside"``, keeps the guess where it is nearly always right (stop words,
 punctuation, numbers, and the tokens of rejected proposals) and for a fixed 10% sample of the
-other unproposed tokens, and leaves the rest missing. On NCBI-disease it gave the best F of the
-schemes measured, and the gap grows once the model's own proposals are answered too.
+other unproposed tokens, and leaves the rest missing. On NCBI-disease, with the rules' candidates
+alone, every scheme that marks tokens outside lands near the rules' F; once mentions no rule found
+are proposed and answered too, sparse-outside is clearly best (``benchmarks/training_schemes.py``).
 
 Conflicting answers on one question (two annotators, or a change of mind) are resolved by
 majority; a tie leaves the span out of both ``ents`` and ``incorrect_spans``. spaCy refuses a
