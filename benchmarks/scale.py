@@ -9,7 +9,9 @@ texts are nearly all distinct even at 1M), written to a temporary JSONL file:
   worker processes (``local:2``). Wall-clock seconds, best of ``--repeats`` interleaved runs
   (the machine is shared: interference only slows a run down); the cluster is started and
   warmed up (workers import bootstrap and load the rules) before timing, and its start-up is
-  printed apart. The two tables must be identical, or the script says so and exits 1.
+  printed apart. The two tables must be identical, or the script says so and exits 1. CPU
+  seconds of this process and of each worker are printed too: on a shared machine they say what
+  the speed-up would be on cores of its own (the busiest process sets the time).
 * ``growth``: for each size, a fresh Python process runs a whole session start-up
   (``Session.from_files`` on a new SQLite file: read and store every text, candidate table,
   questions stored, LabelModel fit, ranker) and reports its seconds per phase and its peak
@@ -86,14 +88,18 @@ def throughput(n_texts: int, repeats: int, partition_size: int, lfs: str | None)
             warm = write_corpus(Path(folder) / "warm.jsonl", 200, seed=1)
             build_table_dask(PATTERNS, warm, lfs=lfs, client_or_address=client, partition_size=100)
             build_table(PATTERNS, warm, lfs=lfs)
-            single, dask = [], []
+            single, dask, single_cpu, dask_cpu = [], [], [], []
             for _ in range(repeats):
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 expected = build_table(PATTERNS, corpus, lfs=lfs)
                 single.append(time.perf_counter() - started)
-                started = time.perf_counter()
+                single_cpu.append(time.process_time() - cpu)
+                workers = client.run(_cpu_seconds)
+                started, cpu = time.perf_counter(), time.process_time()
                 got = build_table_dask(PATTERNS, corpus, lfs=lfs, client_or_address=client, partition_size=partition_size)
                 dask.append(time.perf_counter() - started)
+                dask_cpu.append([time.process_time() - cpu,
+                                 *sorted(after - workers[w] for w, after in client.run(_cpu_seconds).items())])
                 if diff := differences(got, expected):
                     print(f"Dask's table differs from the single process's in: {', '.join(diff)}")
                     return 1
@@ -106,8 +112,18 @@ def throughput(n_texts: int, repeats: int, partition_size: int, lfs: str | None)
     print("| path | best s | texts/s (best) | runs (s) |\n|---|---|---|---|")
     for name, runs in (("one process", single), (f"Dask local:2, partitions of {partition_size:,}", dask)):
         print(f"| {name} | {min(runs):.1f} | {n_texts / min(runs):,.0f} | {', '.join(f'{r:.1f}' for r in runs)} |")
-    print(f"speed-up: {min(single) / min(dask):.2f}x; tables identical in every array, column and question")
+    print(f"speed-up in wall-clock time: {min(single) / min(dask):.2f}x; tables identical in every array, column and question")
+    best = min(dask_cpu, key=max)
+    print(f"CPU seconds (best run): one process {min(single_cpu):.1f}; Dask: this process {best[0]:.1f}, workers "
+          f"{', '.join(f'{w:.1f}' for w in best[1:])} (sum {sum(best):.1f}). On cores of its own, the busiest process "
+          f"sets the time: expected speed-up {min(single_cpu) / max(best):.2f}x")
     return 0
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds this process has used (run on each Dask worker through ``Client.run``)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _rss_mb() -> float:
