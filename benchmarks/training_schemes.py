@@ -153,20 +153,21 @@ def main() -> None:
             scores = evaluate_gold(model, test)
             scores["dev_decisions"] = evaluate_decisions(model, dev_tasks)
         scores["seconds"] = round(time.perf_counter() - started, 1)
+        scores["seconds_per_1000_decisions"] = round(scores["seconds"] * 1000 / max(len(train_tasks), 1), 1)
         results["schemes"][name] = scores
         print(f"{name:24} P {scores['precision']:.3f}  R {scores['recall']:.3f}  F {scores['f']:.3f}  "
-              f"({scores['seconds']} s)", flush=True)
+              f"({scores['seconds']} s, {scores['seconds_per_1000_decisions']} s per 1,000 training decisions)", flush=True)
 
     print()
-    print(f"| {'method':24} | P     | R     | F     | dev accept acc | dev reject acc |")
-    print(f"|{'-' * 26}|-------|-------|-------|----------------|----------------|")
+    print(f"| {'method':24} | P     | R     | F     | dev accept acc | dev reject acc | s / 1,000 decisions |")
+    print(f"|{'-' * 26}|-------|-------|-------|----------------|----------------|---------------------|")
     for name in ("rules", "rules_minus_negative"):
         s = results[name]
-        print(f"| {name:24} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f']:.3f} |                |                |")
+        print(f"| {name:24} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f']:.3f} |                |                |                     |")
     for name, s in results["schemes"].items():
         d = s["dev_decisions"]
         print(f"| {name:24} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f']:.3f} | "
-              f"{d['accept_accuracy']:.3f}          | {d['reject_accuracy']:.3f}          |")
+              f"{d['accept_accuracy']:.3f}          | {d['reject_accuracy']:.3f}          | {s['seconds_per_1000_decisions']:>19} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten {args.out}")
