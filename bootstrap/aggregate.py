@@ -32,6 +32,7 @@ the posteriors keep their counts on top of the new priors.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -74,6 +75,42 @@ class LFStats:
         data["from_decisions"] = dict(self.from_decisions.__dict__)
         data["from_exploration"] = dict(self.from_exploration.__dict__)
         return data
+
+
+@functools.cache
+def _label_model_class():
+    """Defined on first use: importing snorkel imports torch, which commands that never fit skip."""
+    from snorkel.labeling.model import LabelModel
+
+    class _CountedLabelModel(LabelModel):
+        """Snorkel's LabelModel fit on the distinct rows of a label matrix, each with its count.
+
+        Only the overlap matrix ``O`` and the coverages depend on the rows themselves; both are
+        sums over rows, so weighting each distinct row by its count gives exactly what the full
+        matrix gives. ``mu_eps`` (the clamp) is set from the real number of rows, as Snorkel does.
+        """
+
+        def fit_counted(self, distinct: np.ndarray, counts: np.ndarray, **kwargs) -> None:
+            self._counts = counts.astype(float)
+            total = self._counts.sum()
+            kwargs.setdefault("mu_eps", min(0.01, 1 / 10 ** np.ceil(np.log10(total))))
+            self.fit(distinct, **kwargs)
+
+        def _generate_O(self, L: np.ndarray, higher_order: bool = False) -> None:
+            import torch
+
+            L_aug = self._get_augmented_label_matrix(L, higher_order=higher_order)
+            self.d = L_aug.shape[1]
+            total = self._counts.sum()
+            self.O = torch.from_numpy((L_aug.T * self._counts) @ L_aug / total).float().to(self.config.device)
+            self.coverage = ((L != 0) * self._counts[:, None]).sum(axis=0) / total  # L is shifted: 0 abstains
+
+    return _CountedLabelModel
+
+
+def counted_label_model(**kwargs):
+    """A LabelModel that fits on distinct rows with counts (see ``_label_model_class``)."""
+    return _label_model_class()(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -183,9 +220,14 @@ class Aggregate:
         self._cache = None
 
     def _fit_label_model(self, L: np.ndarray, class_balance: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Snorkel's LabelModel on the voting columns: per-LF accuracies and per-row probabilities."""
+        """Snorkel's LabelModel on the voting columns: per-LF accuracies and per-row probabilities.
+
+        Rows with the same votes get the same probabilities, and a label matrix has few distinct
+        rows (58 of 25,900 on the example rules), so the model is fit and applied on the distinct
+        rows with their counts; the result is the same, without the dense rows × LFs × classes
+        matrix Snorkel would build for every row (6 GB at a million candidates).
+        """
         import torch
-        from snorkel.labeling.model import LabelModel
 
         # The LabelModel's matrices are tiny (LFs × classes): extra torch threads only add
         # synchronisation. Measured here on 9k × 40, 7 classes: 2.4 s with one thread,
@@ -193,11 +235,12 @@ class Aggregate:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            model = LabelModel(cardinality=self.table.cardinality, verbose=False)
-            L = L.astype(np.int64)
+            distinct, inverse, counts = np.unique(L.astype(np.int64), axis=0, return_inverse=True, return_counts=True)
+            model = counted_label_model(cardinality=self.table.cardinality, verbose=False)
             balance = None if class_balance is None else list(class_balance)
-            model.fit(L, class_balance=balance, n_epochs=self.epochs, seed=self.seed, progress_bar=False)
-            return np.clip(model.get_weights(), *ACCURACY_RANGE), model.predict_proba(L)
+            model.fit_counted(distinct, counts, class_balance=balance, n_epochs=self.epochs, seed=self.seed, progress_bar=False)
+            proba = model.predict_proba(distinct)[inverse.reshape(-1)]
+            return np.clip(model.get_weights(), *ACCURACY_RANGE), proba
         finally:
             torch.set_num_threads(threads)
 
