@@ -182,9 +182,13 @@ class ImportResult:
 
 
 def engine_url(db: str | Path) -> str:
-    """A URL as given, or a path to a SQLite file."""
+    """A URL as given, or a path to a SQLite file.
+
+    A bare ``postgresql://`` gets the psycopg 3 driver the ``postgres`` extra installs
+    (SQLAlchemy's default for it is psycopg2, which bootstrap does not depend on).
+    """
     if isinstance(db, str) and "://" in db:
-        return db
+        return "postgresql+psycopg://" + db.removeprefix("postgresql://") if db.startswith("postgresql://") else db
     return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
