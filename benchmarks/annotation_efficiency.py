@@ -9,8 +9,8 @@ the same seed. Prints the decisions each needs to reach 80% and 90% of the ceili
 writes the curves to ``benchmarks/results/annotation_efficiency.{json,png}``.
 
 Default run: budget 400 decisions, a model every 100, at most 8 epochs per model (patience 3):
-14 minutes on the 2-core machine when it is quiet, 30 when other jobs load it. The goal: active at 90% of the ceiling with at most a
-fifth of the decisions random order needs.
+14 minutes on the 2-core machine when it is quiet, 30 when other jobs load it. The goal:
+active at 90% of the ceiling with at most a fifth of the decisions random order needs.
 
     python benchmarks/annotation_efficiency.py [--budget 400] [--checkpoint 100] [--seed 0] [--noise 0.0]
 """
