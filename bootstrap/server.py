@@ -31,6 +31,9 @@ Endpoints (all JSON; a ``task`` is the session's question, see below):
                             and the ``dataset`` name
 ``GET  /api/stats``         ``{"lfs": [...]}``: per rule / labeling function its coverage,
                             conflicts and precision (estimate and interval from decisions)
+``GET  /api/suggestions``   ``{"suggestions": [...]}``: pattern lines learned back from the
+                            decisions (as ``bootstrap suggest-patterns``), each with how many
+                            accepts and rejects it would have matched
 ==========================  ==================================================================
 
 A task is ``{"task_hash", "input_hash", "text", "label", "spans": [one span], "probability",
@@ -177,6 +180,10 @@ def create_app(session: Session) -> FastAPI:
     @app.get("/api/progress")
     def progress():
         return to_json({**session.progress(), "dataset": session.dataset})
+
+    @app.get("/api/suggestions")
+    def suggestions():
+        return {"suggestions": session.suggestions()}
 
     @app.get("/api/stats")
     def stats():

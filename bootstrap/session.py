@@ -96,6 +96,8 @@ class Session:
         self._training_failed = False
         self._runs: list[dict[str, Any]] = []  # the handoff's history, as the store keeps it
         self.scorer = "rules"
+        self.pattern_files: list[Path] = []  # set by from_files; suggestions need the rules' files
+        self.phrase_attr = "ORTH"
         self._install(table, Aggregate(table, seed=self.config.seed))
         self._resume()
 
@@ -129,7 +131,9 @@ class Session:
             pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, progress=reading,
         )
         store.add_questions(dataset, _question_rows(table))
-        return cls(store, dataset, table, config)
+        session = cls(store, dataset, table, config)
+        session.pattern_files, session.phrase_attr = [Path(p) for p in pattern_files], phrase_attr
+        return session
 
     def _install(self, table: CandidateTable, aggregate: Aggregate) -> None:
         """Make ``table`` the one questions come from, with the live answers replayed into it."""
@@ -290,6 +294,15 @@ class Session:
                       "model_accuracy": run["scores"].get("model", {}).get("accuracy"),
                       "rules_accuracy": run["scores"].get("rules", {}).get("accuracy")} for run in runs],
         }
+
+    def suggestions(self, min_count: int = 2) -> list[dict[str, Any]]:
+        """Pattern lines learned back from the decisions (``bootstrap suggest-patterns``), for the page."""
+        if not self.pattern_files:
+            return []
+        from .suggest import suggest_patterns
+
+        return suggest_patterns(self.store, self.dataset, self.pattern_files, min_count=min_count,
+                                lang=self.config.lang, phrase_attr=self.phrase_attr)
 
     def lf_stats(self) -> list[dict[str, Any]]:
         with self._lock:

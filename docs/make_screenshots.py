@@ -64,9 +64,11 @@ def main() -> None:
         write_report(session.store, "diseases", *files, report, lfs=EXAMPLE / "lfs.py")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 760})
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.goto(f"http://127.0.0.1:{port}/?session=alice")
             page.wait_for_selector("mark")
+            page.click("#suggest")
+            page.wait_for_selector("#suggestions li")
             page.screenshot(path=str(DOCS / "page.png"))
             page = browser.new_page(viewport={"width": 1280, "height": 2000})
             page.goto(report.as_uri())

@@ -325,3 +325,26 @@ def test_serve_binds_to_this_machine_unless_told_otherwise(session, monkeypatch)
     assert [(options["host"], options["port"]) for _, options in calls] == [("127.0.0.1", 8080), ("0.0.0.0", 9000)]
     with TestClient(calls[0][0]) as client:  # what would be served is this session's page and API
         assert client.get("/api/progress").json()["dataset"] == DATASET
+
+
+def test_suggestions_are_pattern_lines_learned_from_the_decisions(built, tmp_path):
+    """The page's panel: after gold answers, /api/suggestions gives lines load_rules accepts."""
+    from bootstrap.gold import gold_answer, load_gold
+    from bootstrap.rules import load_rules
+
+    db = tmp_path / "suggest.db"
+    session = Session.from_files([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl", db=db, dataset=DATASET,
+                                 config=CONFIG)
+    client = TestClient(create_app(session))
+    assert client.get("/api/suggestions").json() == {"suggestions": []}  # nothing decided yet
+    gold = load_gold(EXAMPLE / "gold.jsonl")
+    for _ in range(120):
+        task = session.next_question("alice")
+        span = task["spans"][0]
+        session.answer("alice", task["task_hash"], gold_answer(gold, task["input_hash"], span["start"], span["end"], task["label"]))
+    suggestions = client.get("/api/suggestions").json()["suggestions"]
+    assert suggestions and all(item["fixes"] >= 2 for item in suggestions)
+    lines = tmp_path / "suggested.jsonl"
+    lines.write_text("".join(json.dumps(item["pattern"]) + "\n" for item in suggestions))
+    assert len(load_rules(lines)) == len(suggestions)
+    session.close()

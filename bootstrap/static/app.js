@@ -239,6 +239,18 @@ function onKey(event) {
   else answer(KEYS[key]);
 }
 
+const SUGGESTIONS_SHOWN = 8; // the best ones; `bootstrap suggest-patterns` writes them all
+
+/** Suggested pattern lines, each as the JSON line to copy and what it would have matched. */
+async function suggest() {
+  const { suggestions } = await api("GET", "/api/suggestions");
+  const shown = suggestions.slice(0, SUGGESTIONS_SHOWN);
+  const items = shown.map((item) => el("li", "suggestion",
+    el("code", "suggestion-line", JSON.stringify({ ...item.pattern, comment: undefined })),
+    el("span", "muted", `${item.negative ? "not " : ""}${item.label}: fixes ${item.fixes}, matches ${item.accepts} accepted / ${item.rejects} rejected`)));
+  $("suggestions").replaceChildren(...(items.length ? items : [el("li", "muted", "Nothing to suggest yet.")]));
+}
+
 function start() {
   $("annotator").textContent = ANNOTATOR;
   for (const button of document.querySelectorAll(".action[data-answer]")) {
@@ -248,6 +260,7 @@ function start() {
     });
   }
   $("undo").addEventListener("click", undo);
+  $("suggest").addEventListener("click", () => run(suggest));
   $("toggle-context").addEventListener("click", () => {
     wholeText = !wholeText;
     if (task) renderText();
