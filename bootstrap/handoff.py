@@ -12,8 +12,11 @@ The policy (``--handoff``):
   to hold out) and let the model in whatever the scores say.
 * ``never``: the rules rank every question.
 
-"The rules' answer" to a held-out question is the LabelModel's, fit without decisions: accept
-when its probability is above one half. Both scores are recorded (``Store.add_model_run``), so
+"The rules' answer" to a held-out question is the aggregate's current fit before any decision
+moved it (the LabelModel's, or the weighted vote's): accept when its probability is above one
+half. That fit may use the class balance of the decisions (refits do), and after an adoption it
+includes the previous model's column, so a new model is compared with what ranks the questions
+now. Both scores are recorded (``Store.add_model_run``), so
 ``bootstrap stats`` and the page can say which scorer ranks the questions, and why.
 
 The job runs in a separate process: spaCy training would otherwise hold the interpreter the

@@ -36,7 +36,8 @@ Endpoints (all JSON; a ``task`` is the session's question, see below):
                             accepts and rejects it would have matched
 ==========================  ==================================================================
 
-A task is ``{"task_hash", "input_hash", "text", "label", "spans": [one span], "probability",
+A task is ``{"task_hash", "input_hash", "text", "label", "spans": [one span, token_end exclusive
+as in spaCy], "probability",
 "exploration", "score", "votes": [{"lf", "kind", "vote", "precision"}], "meta"}`` plus
 ``"display": {"before", "span", "after"}``, the text cut at the span, so the page never
 computes offsets (Python counts code points, JavaScript UTF-16 units: they differ on emoji).
@@ -73,6 +74,7 @@ NAME_LENGTH = 200  # the store's annotator column
 HASH_KEYS = frozenset({"task_hash", "input_hash", "undone_task_hash"})
 INT64 = {"ge": -(2**63), "le": 2**63 - 1}  # hashes are signed 64-bit; a bigger number overflows SQL
 RECENT = 10
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # The page loads only its own files: even a text that escaped escaping could not run a script.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'",
@@ -198,8 +200,12 @@ def serve(session: Session, host: str = "127.0.0.1", port: int = 8080, *, log_le
     line per request would drown it, so the access log is off). Only this machine can reach the
     page unless ``host`` says otherwise (``0.0.0.0`` for every interface): it has no login."""
     import uvicorn
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-    uvicorn.run(create_app(session), host=host, port=port, log_level=log_level, access_log=False)
+    app = create_app(session)
+    if host in LOOPBACK:  # a web page elsewhere cannot read this one through a rebound DNS name
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
 def with_display(task: dict | None) -> dict | None:

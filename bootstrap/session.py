@@ -22,6 +22,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+import warnings
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,8 +162,12 @@ class Session:
         self._trained_at = replayed if self._runs else None
         adopted = [run for run in self._runs if run["adopted"] and run["scores"].get("spans")]
         if adopted and Path(adopted[-1]["scores"]["spans"]).exists():
-            self._adopt_model(adopted[-1]["scores"]["spans"])
-        elif replayed:
+            try:
+                self._adopt_model(adopted[-1]["scores"]["spans"])
+                return
+            except (OSError, ValueError, KeyError) as error:  # an unreadable spans file: the rules rank
+                warnings.warn(f"the last adopted model's spans could not be read ({error}); the rules rank the questions")
+        if replayed:
             self.aggregate.refit()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -240,7 +245,10 @@ class Session:
                          if live.by_annotator.get(annotator, (None,))[0] == answer_id), None)
             if task is None:
                 raise UnknownAnswer(f"{annotator!r} has no live answer with id {answer_id}")
-            self.store.change_answer(answer_id, answer)
+            try:
+                self.store.change_answer(answer_id, answer)
+            except (KeyError, ValueError) as error:  # undone meanwhile, e.g. by another process
+                raise UnknownAnswer(str(error)) from None
             exploration = self._live[task].by_annotator[annotator][2]
             self._unrecord(task, annotator, reopen=False)
             self._record(task, annotator, answer_id, answer, exploration)
@@ -332,7 +340,9 @@ class Session:
         self.ranker.close(index)
 
     def _unrecord(self, task_hash: int, annotator: str, reopen: bool = True) -> None:
-        live = self._live[task_hash]
+        live = self._live.get(task_hash)
+        if live is None or annotator not in live.by_annotator:  # written by another process: the store has it
+            return
         del live.by_annotator[annotator]
         if not live.by_annotator:
             del self._live[task_hash]
@@ -366,7 +376,11 @@ class Session:
         return votes
 
     def _task(self, index: int, exploration: bool, score: float | None = None) -> dict[str, Any]:
-        """A question as a Prodigy-style task, with what the page shows beside it."""
+        """A question as a Prodigy-style task, with what the page shows beside it.
+
+        ``token_end`` here is spaCy's (exclusive), as everywhere inside bootstrap; ``bootstrap
+        export`` writes Prodigy's inclusive one.
+        """
         row, cls = self._row_class(index)
         input_hash = int(self.table.input_hash[row])
         text, meta = self.store.example(self.dataset, input_hash) or ("", {})
@@ -400,11 +414,14 @@ class Session:
         aggregate = self.aggregate
 
         def refit() -> None:
-            fitted = aggregate.compute_fit(balance)
-            with self._lock:
-                if self.aggregate is aggregate:  # a model adopted meanwhile brought a new table and fit
-                    aggregate.apply_fit(fitted)
-                self._refitting = None
+            try:
+                fitted = aggregate.compute_fit(balance)
+                with self._lock:
+                    if self.aggregate is aggregate:  # a model adopted meanwhile brought a new table and fit
+                        aggregate.apply_fit(fitted)
+            finally:  # a failed fit leaves the previous one in place, and the next one may run
+                with self._lock:
+                    self._refitting = None
 
         self._refitting = threading.Thread(target=refit, name="bootstrap-refit", daemon=True)
         self._refitting.start()
@@ -461,44 +478,47 @@ class Session:
                         "error": f"{type(error).__name__}: {error}", "rules": rules}, adopted=False)
                     self._runs = self.store.model_runs(self.dataset)
                 return
-            adopted = result["spans"] is not None
             scores = {"model": result["scores"]["held_out_decisions"], "rules": rules, "spans": result["spans"],
                       "scheme": result["scores"].get("scheme")}
+            adopted = result["spans"] is not None
+            if adopted:
+                try:
+                    self._adopt_model(result["spans"])
+                except Exception as error:  # noqa: BLE001 - the rules keep ranking; the run says why
+                    adopted, scores["error"] = False, f"adoption failed: {type(error).__name__}: {error}"
             with self._lock:
                 self._training_failed = False
                 self.store.add_model_run(self.dataset, decisions, result["model"], scores, adopted)
                 self._runs = self.store.model_runs(self.dataset)
-            if adopted:
-                self._adopt_model(result["spans"])
         finally:
             with self._lock:
                 self._training = None
 
     def _adopt_model(self, spans_path: str) -> None:
-        """Rebuild the table with the model's spans and vote; the slow fit runs outside the lock."""
+        """Rebuild the table with the model's spans and vote; the slow fit runs outside the lock.
+
+        Every answered span stays a question (``keep``), whoever proposed it, so no decision
+        leaves the loop when a new model brings other spans; answers given while the new table
+        was being fit are checked for again before it is installed.
+        """
         spans, scored = read_model_spans(spans_path)
-        with self._lock:
-            known = set(self._index_of)
-            keep = [span for span in self._answered_spans() if hash_task(span.input_hash, span.start, span.end, span.label) not in known]
+        keep = self._answered_spans()
         table = with_model(self.rules_table, spans, scored, keep=keep)
-        self.store.add_questions(self.dataset, _question_rows(table))
         aggregate = Aggregate(table, seed=self.config.seed)
         with self._lock:
-            self._pending.clear()  # indexes change; what is on screen can still be answered by its hash
-            self._install(table, aggregate)
+            indexed = {hash_task(*table.question(i)) for i in range(table.n_questions)}
+            missing = [span for span in self._answered_spans() if hash_task(span.input_hash, span.start, span.end, span.label) not in indexed]
+            if missing:  # answered meanwhile, on a question only the old table had
+                table = with_model(self.rules_table, spans, scored, keep=keep + missing)
+                aggregate = Aggregate(table, seed=self.config.seed)
+            self.store.add_questions(self.dataset, _question_rows(table))
+            self._install(table, aggregate)  # what is on screen stays: pending questions are kept by hash
             self.scorer = "model"
 
     def _answered_spans(self) -> list[ModelSpan]:
-        """Answered questions of the current table, as spans a new table must keep."""
-        spans = []
-        for task in self._live:
-            index = self._index_of.get(task)
-            if index is not None:
-                row, cls = self._row_class(index)
-                spans.append(ModelSpan(int(self.table.input_hash[row]), int(self.table.start[row]), int(self.table.end[row]),
-                                       int(self.table.token_start[row]), int(self.table.token_end[row]),
-                                       self.table.text[row], self.table.label_of(cls), 1.0))
-        return spans
+        """Every live answer's span, from the store: answered questions a new table must keep."""
+        return [ModelSpan(a.input_hash, a.start, a.end, a.token_start, a.token_end, a.span_text or "", a.label, 1.0)
+                for a in self.store.answers(self.dataset)]
 
     def wait_for_handoff(self) -> None:
         """Block until a training in the background (if any) is recorded and, if it won, adopted."""

@@ -712,7 +712,14 @@ class _ParsedImport:
             given = span.get("token_start"), span.get("token_end")
             if given != (None, None) and not (all(map(_is_int, given)) and 0 <= given[0] <= given[1]):
                 return f'span {i}: "token_start" and "token_end" must be integers with token_start <= token_end'
-            tokens = (given[0], given[1] + 1) if given != (None, None) else self._token_offsets(record.text, span)
+            tokens = self._token_offsets(record.text, span)
+            if given != (None, None):
+                claimed = (given[0], given[1] + 1)  # Prodigy's token_end is the last token, inclusive
+                if tokens is not None and claimed != tokens:
+                    return (f"span {i}: token_start/token_end {given[0]}, {given[1]} do not match characters "
+                            f"{span['start']}-{span['end']}, which are tokens {tokens[0]}-{tokens[1] - 1} of "
+                            f"spacy.blank({self.nlp.lang!r}) (Prodigy counts token_end inclusive)")
+                tokens = tokens or claimed  # a span our tokenizer cannot align keeps the tokens it came with
             if tokens is None:
                 if self.skip_misaligned:
                     self.skipped_misaligned += 1

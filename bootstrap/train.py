@@ -49,9 +49,9 @@ from thinc.api import Config
 from .corpus import read_texts
 from .errors import InputError, Problem
 from .hashing import input_hash as hash_text
+from .store import ANSWERS
 
 INCORRECT_SPANS_KEY = "incorrect_spans"
-ANSWERS = ("accept", "reject", "ignore")
 
 Outside = Literal["none", "unproposed", "rejected", "all"]
 SpanKey = tuple[int, int, str]  # (start_char, end_char, label)

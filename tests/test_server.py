@@ -323,8 +323,12 @@ def test_serve_binds_to_this_machine_unless_told_otherwise(session, monkeypatch)
     serve(session)
     serve(session, host="0.0.0.0", port=9000)
     assert [(options["host"], options["port"]) for _, options in calls] == [("127.0.0.1", 8080), ("0.0.0.0", 9000)]
-    with TestClient(calls[0][0]) as client:  # what would be served is this session's page and API
+    with TestClient(calls[0][0], base_url="http://127.0.0.1:8080") as client:  # this session's page and API
         assert client.get("/api/progress").json()["dataset"] == DATASET
+        # bound to this machine, it answers only to this machine's names (no DNS rebinding)
+        assert client.get("/api/progress", headers={"host": "attacker.example"}).status_code == 400
+    with TestClient(calls[1][0], base_url="http://10.0.0.5:9000") as client:  # bound to every interface
+        assert client.get("/api/progress").status_code == 200
 
 
 def test_suggestions_are_pattern_lines_learned_from_the_decisions(built, tmp_path):

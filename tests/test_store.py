@@ -361,19 +361,21 @@ def test_import_reports_every_bad_line_and_writes_nothing(store, tmp_path, abstr
         json.dumps({"text": text, "answer": "accept"}),
         json.dumps({**good, "spans": [{"start": 0, "end": inside, "label": "DISEASE"}]}),
         json.dumps({**good, "spans": [{"start": 0, "end": 5, "label": "DISEASE", "token_start": 0, "token_end": "1"}]}),
+        json.dumps({**good, "spans": [{"start": 0, "end": 5, "label": "DISEASE", "token_start": 3, "token_end": 4}]}),
     ]
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf8")
     with pytest.raises(InputError) as error:
         store.import_tasks("bad", path)
     problems = [(p.line, p.message) for p in error.value.problems]
-    assert [line for line, _ in problems] == [2, 3, 4, 5, 6]
+    assert [line for line, _ in problems] == [2, 3, 4, 5, 6, 7]
     assert all(p.path == str(path) for p in error.value.problems)
     assert "invalid JSON" in problems[0][1]
     assert "'maybe'" in problems[1][1]
     assert 'missing "spans"' in problems[2][1]
     assert "token boundaries" in problems[3][1]
     assert "token_end" in problems[4][1]
+    assert "do not match characters 0-5" in problems[5][1]  # offsets that contradict the characters
     assert "bad" not in store.dataset_names()
     with pytest.raises(InputError, match="expected a JSONL file"):
         store.import_tasks("bad", tmp_path / "tasks.csv")
