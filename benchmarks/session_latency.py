@@ -8,7 +8,7 @@ synced to disk) followed by ``Session.next_question`` (rescoring, a lease, the t
 the store). Prints start-up time and p50/p95/max of that step; the page adds one HTTP round trip
 on 127.0.0.1 to it.
 
-    python benchmarks/session_latency.py [--texts 100000] [--decisions 300]
+    python benchmarks/session_latency.py [--texts 100000] [--decisions 300] [--http]
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=100_000)
     parser.add_argument("--decisions", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--http", action="store_true", help="answer through the JSON API (FastAPI's TestClient)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "texts.jsonl"
@@ -58,17 +59,31 @@ def main() -> None:
         )
         startup = time.perf_counter() - started
         rng = np.random.default_rng(args.seed)
-        task = session.next_question("bench")
         timings = []
-        for _ in range(args.decisions):
-            started = time.perf_counter()
-            session.answer("bench", task["task_hash"], "accept" if rng.random() < 0.4 else "reject")
+        if args.http:  # through the page's API: POST /api/answer returns the next task
+            from fastapi.testclient import TestClient
+
+            from bootstrap.server import create_app
+
+            client = TestClient(create_app(session))
+            task = client.get("/api/next", params={"session": "bench"}).json()["task"]
+            for _ in range(args.decisions):
+                started = time.perf_counter()
+                body = {"task_hash": task["task_hash"], "answer": "accept" if rng.random() < 0.4 else "reject", "session": "bench"}
+                task = client.post("/api/answer", json=body).json()["task"]
+                timings.append((time.perf_counter() - started) * 1000)
+        else:
             task = session.next_question("bench")
-            timings.append((time.perf_counter() - started) * 1000)
+            for _ in range(args.decisions):
+                started = time.perf_counter()
+                session.answer("bench", task["task_hash"], "accept" if rng.random() < 0.4 else "reject")
+                task = session.next_question("bench")
+                timings.append((time.perf_counter() - started) * 1000)
         session.close()
     p50, p95 = np.percentile(timings, [50, 95])
     print(f"{args.texts:,} texts, {session.table.n_questions:,} questions ({session.aggregate.method}); start-up {startup:.1f} s")
-    print(f"answer (durable) → next question, {args.decisions} decisions (a refit every 100 runs in the background):")
+    via = "POST /api/answer (the page's round trip, in-process)" if args.http else "Session.answer + next_question"
+    print(f"answer (durable) → next question via {via}, {args.decisions} decisions (refits in the background):")
     print(f"  p50 {p50:.1f} ms   p95 {p95:.1f} ms   max {max(timings):.1f} ms")
 
 
