@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy.stats import beta as beta_distribution
@@ -140,6 +140,13 @@ def row_reduce(ufunc: np.ufunc, matrix: np.ndarray) -> np.ndarray:
     for column in range(1, matrix.shape[1]):
         ufunc(out, matrix[:, column], out=out)
     return out
+
+
+def format_interval(interval: dict[str, Any]) -> str:
+    """An interval as ``bootstrap stats`` and the report show it: ``0.83 [0.61, 0.95] n=12``."""
+    if not interval["n"]:
+        return "–"
+    return f"{interval['estimate']:.2f} [{interval['low']:.2f}, {interval['high']:.2f}] n={interval['n']}"
 
 
 def vote_weight(accuracy: np.ndarray, cardinality: int) -> np.ndarray:

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import jinja2
 import numpy as np
 
+from .aggregate import format_interval
 from .handoff import decision_f
 from .labelmatrix import BOUNDARY_SUFFIX
 from .rules import load_rules
@@ -148,7 +149,7 @@ def render_report(data: dict[str, Any]) -> str:
         trim_blocks=True, lstrip_blocks=True,
     )
     environment.filters["number"] = _number
-    environment.filters["interval"] = _interval
+    environment.filters["interval"] = format_interval
     environment.filters["when"] = lambda seconds: datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M")
     return environment.get_template("report.html").render(answers=ANSWERS, colors=ANSWER_COLORS, **data)
 
@@ -379,13 +380,6 @@ def _number(value: float | int | None, digits: int = 2) -> str:
     if isinstance(value, (int, np.integer)):
         return f"{value:,}"
     return f"{value:.{digits}f}"
-
-
-def _interval(interval: dict[str, Any]) -> str:
-    """As ``bootstrap stats`` prints it: ``0.83 [0.61, 0.95] n=12``."""
-    if not interval["n"]:
-        return "–"
-    return f"{interval['estimate']:.2f} [{interval['low']:.2f}, {interval['high']:.2f}] n={interval['n']}"
 
 
 def _short(name: str, width: int = 28) -> str:

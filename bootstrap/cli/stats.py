@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..aggregate import format_interval
 from ..session import Session, build_table
 from ..store import DEFAULT_DB, DatasetStats, Store, UnknownDataset
 from ._util import DB_OPTION, app, fail, reports_input_errors, split_patterns_and_texts
@@ -72,7 +73,7 @@ def print_lf_stats(dataset: str, report: dict, console: Console) -> None:
         table.add_row(
             Text(lf["name"]), lf["kind"], Text(("not " if lf["negative"] else "") + (lf["label"] or "")),
             f"{lf['coverage']:,}", f"{lf['conflicts']:,}", "–" if accuracy is None else f"{accuracy:.2f}",
-            f"{lf['precision']:.2f}", _interval(lf["from_decisions"]), _interval(lf["from_exploration"]),
+            f"{lf['precision']:.2f}", format_interval(lf["from_decisions"]), format_interval(lf["from_exploration"]),
         )
     console.print(table)
     accepts = ", ".join(f"{label} {n:,}" for label, n in report["accepts_per_label"].items())
@@ -91,12 +92,6 @@ def print_lf_stats(dataset: str, report: dict, console: Console) -> None:
 
 def _share(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
-
-
-def _interval(interval: dict) -> str:
-    if not interval["n"]:
-        return "–"
-    return f"{interval['estimate']:.2f} [{interval['low']:.2f}, {interval['high']:.2f}] n={interval['n']}"
 
 
 # Prodigy's name for the same command.
