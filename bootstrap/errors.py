@@ -37,6 +37,12 @@ class InputError(Exception):
         return cls([Problem(str(path), line, message)])
 
 
+class Notice(UserWarning):
+    """Something the user should know that is not an error: lines skipped, files ignored, a slow
+    rule switched off. Raised with :func:`warnings.warn`; the command line prints each as one
+    ``warning`` line (``cli/_util.py``), and tests catch them with ``pytest.warns(Notice)``."""
+
+
 def json_type(value: object) -> str:
     """The JSON name of a parsed value's type, for messages about a user's JSON ("got number")."""
     if value is None:

@@ -1,12 +1,14 @@
 """Reading texts: JSONL tasks, plain text, folders; streamed, with file:line errors."""
 
+import contextlib
 import itertools
 import json
+import warnings
 
 import pytest
 
 from bootstrap.corpus import read_texts
-from bootstrap.errors import InputError
+from bootstrap.errors import InputError, Notice, Problem
 from bootstrap.hashing import input_hash
 
 
@@ -43,13 +45,35 @@ def test_jsonl_bom_crlf_and_empty_lines(write):
     assert [(r.text, r.source.rpartition(":")[2]) for r in read_texts(path)] == [("one", "1"), ("two", "5")]
 
 
-def test_a_folder_is_read_recursively_in_sorted_order(write, tmp_path):
+def test_a_folder_is_read_recursively_in_sorted_order_and_ignored_files_are_named(write, tmp_path):
     write("corpus/b.txt", ["b1", "b2"])
     write("corpus/a.jsonl", [{"text": "a1"}])
     write("corpus/sub/c.txt", ["c1"])
     write("corpus/sub/a.txt", ["sub-a1"])
     write("corpus/notes.md", ["not a text"])
-    assert [r.text for r in read_texts(tmp_path / "corpus")] == ["a1", "b1", "b2", "sub-a1", "c1"]
+    write("corpus/sub/table.csv", ["text,label", "a,b"])
+    with pytest.warns(Notice) as caught:
+        assert [r.text for r in read_texts(tmp_path / "corpus")] == ["a1", "b1", "b2", "sub-a1", "c1"]
+    assert [str(w.message) for w in caught] == [
+        f"{tmp_path / 'corpus'}: 2 files ignored, not .txt, .jsonl, .ndjson: notes.md, sub/table.csv"]
+
+
+def test_lines_without_a_text_are_counted_in_a_warning(write):
+    path = write("t.jsonl", [{"text": "one"}, "", {"text": "  "}, {"text": "two"}])
+    with pytest.warns(Notice, match=r"t.jsonl: 2 lines without a text skipped \(lines 2, 3\)"):
+        assert [r.text for r in read_texts(path)] == ["one", "two"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n", b'{"text": ""}\n'])
+def test_a_file_without_any_text_is_an_error_not_an_empty_session(write, content):
+    path = write("texts.jsonl", content)
+    with pytest.raises(InputError) as caught, pytest.warns(Notice) if content else contextlib.nullcontext():
+        list(read_texts(path))
+    assert [str(p) for p in caught.value.problems] == [f"{path}: no texts to annotate: no line has a text"]
+    collected: list[Problem] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Notice)
+        assert list(read_texts(path, on_problem=collected.append)) == [] and len(collected) == 1  # as `check` collects
 
 
 def test_an_empty_folder_or_missing_path_is_an_error(tmp_path):
@@ -73,7 +97,10 @@ BAD_LINES = [
     ('{"text": "abc", "spans": [{"start": 0, "end": 2}]}', 'span 0 needs a "label" string'),
     ('{"text": "abc", "spans": [{"start": 0, "end": 1, "label": "X"}, {"start": 2, "end": 9, "label": "X"}]}',
      "span 1 (2, 9) is outside the text of 3 characters"),
-    ('{"text": "abc", "spans": [{"start": 2, "end": 2, "label": "X"}]}', "span 0 (2, 2) is outside"),
+    ('{"text": "abc", "spans": [{"start": 2, "end": 2, "label": "X"}]}', "span 0 (2, 2) is empty"),
+    # a reversed span is not "outside" a text it lies in (issue 15, 8)
+    ('{"text": "' + "x" * 40 + '", "spans": [{"start": 29, "end": 14, "label": "X"}]}', "span 0 (29, 14) ends before it starts"),
+    ('{"text": "abc", "spans": [{"start": -1, "end": 2, "label": "X"}]}', "span 0 (-1, 2) is outside the text of 3 characters"),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NoReturn, TypeVar
 
@@ -18,7 +19,7 @@ from spacy.tokens import Doc
 from spacy.vocab import Vocab
 from typer.core import TyperGroup
 
-from ..errors import InputError
+from ..errors import InputError, Notice
 from ..store import DEFAULT_DB
 
 DEFAULT_COMMAND = "annotate"
@@ -31,6 +32,18 @@ DB_OPTION = typer.Option(
     help=f"Where decisions are stored: a SQLite file (default ./{DEFAULT_DB}) or a database URL (postgresql://...).",
 )
 T = TypeVar("T")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning) -> None:
+    """A :class:`Notice` (lines skipped, a slow rule switched off) as one ``warning`` line, as
+    problems are shown; any other warning as Python shows it."""
+    if issubclass(category, Notice):
+        console.print(f"[yellow]warning[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
+warnings.showwarning = _show_warning
 
 
 class DefaultCommandGroup(TyperGroup):
