@@ -1,4 +1,10 @@
-"""What every command shares: the Typer app, the default command, and how input errors are shown."""
+"""What every command shares: the Typer app, the default command, and how input errors are shown.
+
+Nothing here (or at the top of any command's module) imports spaCy, Snorkel, torch, FastAPI or
+matplotlib: together they take seconds to import, and ``bootstrap --help`` should answer at
+once. Each command imports the library's modules inside its function, when it runs
+(``tests/test_cli_startup.py`` keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,19 @@ import functools
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, NoReturn, TypeVar
 
-import spacy
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from spacy.language import Language
-from spacy.matcher import PhraseMatcher
-from spacy.tokens import Doc
-from spacy.vocab import Vocab
 from typer.core import TyperGroup
 
 from ..errors import InputError, Notice
 from ..store import DEFAULT_DB
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 DEFAULT_COMMAND = "annotate"
 
@@ -117,6 +121,8 @@ def count_lines(path: Path) -> int | None:
 
 def blank_nlp(lang: str) -> Language:
     """``spacy.blank(lang)``, with an unknown language code as a usage error, not a traceback."""
+    import spacy
+
     try:
         return spacy.blank(lang)
     except ImportError:
@@ -127,8 +133,15 @@ def validate_phrase_attr(attr: str) -> str:
     """Typer callback: an attribute spaCy's PhraseMatcher accepts on a blank pipeline's Docs.
 
     Adding a tokenized phrase is spaCy's own check: it refuses POS, LEMMA, DEP ... (E155),
-    which only a trained pipeline sets.
+    which only a trained pipeline sets. The default, ``ORTH``, is always valid: a command run
+    without the option need not import spaCy for it.
     """
+    if attr == "ORTH":
+        return attr
+    from spacy.matcher import PhraseMatcher
+    from spacy.tokens import Doc
+    from spacy.vocab import Vocab
+
     vocab = Vocab()
     try:
         PhraseMatcher(vocab, attr=attr).add("check", [Doc(vocab, words=["phrase"])])

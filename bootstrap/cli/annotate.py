@@ -7,9 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import scale
-from ..handoff import MODES, HandoffPolicy
-from ..session import Session, SessionConfig
 from ..store import DEFAULT_DB
 from ._util import (
     DB_OPTION, app, blank_nlp, console, count_lines, reports_input_errors, split_patterns_and_texts,
@@ -39,6 +36,10 @@ def annotate_cli(
     dask: Annotated[Optional[str], typer.Option("--dask", metavar="ADDRESS|local:N", help="Find the candidates on a Dask cluster: a scheduler's address, or local:N for N worker processes here (needs bootstrap[dask]).")] = None,
 ) -> None:
     """Answer one binary question at a time in the browser; every answer is stored at once."""
+    from .. import scale
+    from ..handoff import MODES, HandoffPolicy
+    from ..session import Session, SessionConfig
+
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:
         raise typer.BadParameter("give the pattern files, then the texts", param_hint="FILES")

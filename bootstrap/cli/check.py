@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -13,15 +13,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..candidates import generate_candidates
-from ..check import CheckReport, check_rules
-from ..corpus import read_texts
 from ..errors import InputError, Problem
-from ..matching import RuleMatcher
-from ..rules import RuleSet, load_rules, polarity
 from ._util import (
     app, blank_nlp, count_lines, reports_input_errors, split_patterns_and_texts, validate_phrase_attr, with_progress,
 )
+
+if TYPE_CHECKING:
+    from ..check import CheckReport
+    from ..rules import RuleSet
 
 
 @app.command("check")
@@ -34,6 +33,8 @@ def check_cli(
     batch_size: Annotated[int, typer.Option(help="Texts per nlp.pipe batch.")] = 256,
 ) -> None:
     """Validate pattern files and report, per rule, matches, coverage, overlaps and conflicts."""
+    from ..rules import load_rules
+
     pattern_files, texts_path = split_patterns_and_texts(files)
     nlp = blank_nlp(lang)
     rules = load_rules(pattern_files, nlp.vocab)
@@ -49,6 +50,11 @@ def check_cli(
 
 def run_check(nlp, rules: RuleSet, texts_path: Path, phrase_attr: str = "ORTH", batch_size: int = 256) -> CheckReport:
     """Read the whole corpus; every bad line of it is reported at the end, together."""
+    from ..candidates import generate_candidates
+    from ..check import check_rules
+    from ..corpus import read_texts
+    from ..matching import RuleMatcher
+
     problems: list[Problem] = []
     records = read_texts(texts_path, on_problem=problems.append)
     records = with_progress(records, f"Matching {texts_path.name}", count_lines(texts_path))
@@ -59,6 +65,8 @@ def run_check(nlp, rules: RuleSet, texts_path: Path, phrase_attr: str = "ORTH", 
 
 
 def _print_rules_only(rules: RuleSet, as_json: bool) -> None:
+    from ..rules import polarity
+
     if as_json:
         rows = [{"rule_id": r.id, "label": r.label, "negative": r.negative, "pattern": r.describe()} for r in rules]
         typer.echo(json.dumps({"rules": rows}, indent=2, ensure_ascii=False))
@@ -72,6 +80,8 @@ def _print_rules_only(rules: RuleSet, as_json: bool) -> None:
 
 
 def print_report(report: CheckReport, console: Console) -> None:
+    from ..rules import polarity
+
     headers = ["matches", "texts", "agree", "label≠", "neg.", "overlap"]
     rows = []
     for stats in sorted(report.rules, key=lambda s: -s.matches):

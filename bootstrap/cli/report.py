@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..report import ReportOptions, write_report
 from ..store import DEFAULT_DB, Store, UnknownDataset
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors, split_patterns_and_texts, validate_phrase_attr
 
@@ -32,6 +31,8 @@ def report_cli(
     No network is needed to view it: the dataset's counts per label and annotator, every rule's
     coverage, conflicts and precision with intervals, the handoff's models over the decisions,
     decisions over time, suggested patterns and a sample of texts as the rules and the model see them."""
+    from ..report import ReportOptions, write_report
+
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:
         raise typer.BadParameter("give the pattern files, then the texts", param_hint="FILES")

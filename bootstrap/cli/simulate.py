@@ -9,12 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..simulate import REACH_LEVELS, STRATEGIES, Reporter, simulate, write_curves
 from ._util import app, console, fail, progress_bar, reports_input_errors, split_patterns_and_texts
 
+# ``bootstrap.simulate.STRATEGIES``, written out so that ``--help`` need not import the
+# simulation (spaCy, Snorkel, torch); tests/test_cli_startup.py checks that the two agree.
+STRATEGIES = ("active", "random", "rules", "gold")
 
-class ProgressReporter(Reporter):
-    """One rich progress bar per strategy (hidden when stderr is not a terminal)."""
+
+class ProgressReporter:
+    """One rich progress bar per strategy (hidden when stderr is not a terminal): a
+    ``bootstrap.simulate.Reporter``, by its methods."""
 
     def __init__(self, progress) -> None:
         self.progress = progress
@@ -47,6 +51,8 @@ def simulate_cli(
     lang: Annotated[str, typer.Option(help="Language of spacy.blank().")] = "en",
 ) -> None:
     """Answer the loop's questions from gold and compare learning curves: active, random order, rules, ceiling."""
+    from ..simulate import simulate, write_curves
+
     patterns, texts = split_patterns_and_texts(files)
     if texts is None:
         raise typer.BadParameter("give the pattern file(s) and then the TEXTS file", param_hint="FILES")
@@ -73,6 +79,8 @@ def simulate_cli(
 
 def reach_table(result: dict[str, Any]) -> Table:
     """Per strategy: final F, and the decisions needed to reach 80% and 90% of the ceiling."""
+    from ..simulate import REACH_LEVELS
+
     settings = result["settings"]
     ceiling = result.get("ceiling_f")
     table = Table(title=f"seed {settings['seed']}, budget {settings['budget']}, noise {settings['noise']:.0%}",

@@ -12,8 +12,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..aggregate import format_interval
-from ..session import Session, build_table
 from ..store import DEFAULT_DB, DatasetStats, Store, UnknownDataset
 from ._util import DB_OPTION, app, fail, reports_input_errors, split_patterns_and_texts
 
@@ -51,6 +49,8 @@ def stats_cli(
 
 
 def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: str) -> dict:
+    from ..session import Session, build_table
+
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:
         fail("give the pattern files, then the texts")
@@ -63,6 +63,8 @@ def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: 
 
 
 def print_lf_stats(dataset: str, report: dict, console: Console) -> None:
+    from ..aggregate import format_interval
+
     table = Table(title=f"Rules and functions ({report['method']}), decisions of {dataset!r}")
     for header, justify in (("name", "left"), ("kind", "left"), ("label", "left"), ("votes", "right"),
                             ("conflicts", "right"), ("LM acc.", "right"), ("precision", "right"),

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from ..store import DEFAULT_DB, Store, UnknownDataset
-from ..suggest import suggest_patterns
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors, validate_phrase_attr
 
 
@@ -29,6 +28,8 @@ def suggest_cli(
     Accepted spans no rule matches become phrase patterns (and groups of them token patterns),
     rejected matches of rules negative ones. Each line's "comment" says how many accepted and
     rejected decisions it would have matched."""
+    from ..suggest import suggest_patterns
+
     blank_nlp(lang)
     try:
         with Store(db, create=False) as store:

@@ -9,12 +9,12 @@ from typing import Annotated, Optional
 import typer
 
 from ..store import DEFAULT_DB, Store, UnknownDataset
-from ..train import DEFAULT_SCHEME, SCHEMES, read_decisions, train_from_decisions
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors
 
-SCHEME_HELP = "How tokens no decision covers are treated: " + "; ".join(
-    f"{name}: {scheme.description}" for name, scheme in SCHEMES.items()
-)
+# ``bootstrap.train.DEFAULT_SCHEME``, written out so that ``--help`` need not import spaCy;
+# tests/test_cli_startup.py checks that the two agree.
+DEFAULT_SCHEME = "sparse-outside"
+SCHEME_HELP = 'Which tokens no decision covers count as "not an entity" in training (README: "Training schemes").'
 
 
 @app.command("train")
@@ -33,6 +33,8 @@ def train_cli(
     dev_share: Annotated[float, typer.Option(help="Share of texts held out to pick the best model and score it.")] = 0.2,
 ) -> None:
     """Train a spaCy NER pipeline from binary decisions; `spacy.load(OUTPUT/model-best)` opens it."""
+    from ..train import SCHEMES, read_decisions, train_from_decisions
+
     if (dataset is None) == (from_jsonl is None):
         raise typer.BadParameter("give a DATASET or --from-jsonl FILE (one of them)")
     if scheme not in SCHEMES:
