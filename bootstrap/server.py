@@ -51,6 +51,12 @@ task or answer id is 404, answering a question twice is 409, a malformed body or
 JSON, a missing field, an answer other than accept/reject/ignore, a hash outside 64 bits) is
 422 with the offending field named.
 
+**Cross-site requests are refused.** Every ``POST`` must be ``Content-Type: application/json``
+(415 otherwise) and must not come from another origin: a request whose ``Sec-Fetch-Site`` is not
+``same-origin`` (or ``none``, typed by a person), or whose ``Origin`` is not this page's host, is
+403. A web page elsewhere can send a form or a ``text/plain`` fetch without asking first, but not
+a JSON one, so no other site can answer, undo or change for the annotator whose page is open.
+
 Handlers are plain functions, which uvicorn runs in a thread pool; the session serialises its
 own calls with its lock, so two annotators answering at once never interleave their updates.
 """
@@ -81,6 +87,9 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SAME_ORIGIN_FETCHES = frozenset({"same-origin", "none"})  # Sec-Fetch-Site of the page itself, or of a typed URL
 
 AnnotatorName = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH)]
 AnswerValue = Literal["accept", "reject", "ignore"]
@@ -126,7 +135,8 @@ def create_app(session: Session) -> FastAPI:
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
-        response = await call_next(request)
+        refused = cross_site_refusal(request)
+        response = refused if refused is not None else await call_next(request)
         response.headers.update(SECURITY_HEADERS)
         return response
 
@@ -206,6 +216,33 @@ def serve(session: Session, host: str = "127.0.0.1", port: int = 8080, *, log_le
     if host in LOOPBACK:  # a web page elsewhere cannot read this one through a rebound DNS name
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def cross_site_refusal(request: Request) -> JSONResponse | None:
+    """A 403 or 415 for a state-changing request another site's page could have sent, else None.
+
+    Forms and ``text/plain`` or ``multipart`` fetches reach a server from any page without a
+    CORS preflight; a JSON body does not, and browsers name the requesting site in
+    ``Sec-Fetch-Site`` and ``Origin``. Scripts and ``curl`` send neither header and are served.
+    """
+    if request.method in SAFE_METHODS:
+        return None
+    fetch_site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if fetch_site is not None and fetch_site not in SAME_ORIGIN_FETCHES:
+        return JSONResponse({"detail": f"refused: a {fetch_site} request may not change answers"}, status_code=403)
+    if origin is not None and _host_of(origin) != request.headers.get("host", "").lower():
+        return JSONResponse({"detail": f"refused: a request from {origin} may not change answers here"}, status_code=403)
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        return JSONResponse({"detail": "send the body as Content-Type: application/json"}, status_code=415)
+    return None
+
+
+def _host_of(origin: str) -> str:
+    """``host[:port]`` of an ``Origin`` header (``null`` and garbage give ``""``, which never matches)."""
+    scheme, _, rest = origin.lower().partition("://")
+    return rest.rstrip("/") if scheme in ("http", "https") else ""
 
 
 def with_display(task: dict | None) -> dict | None:

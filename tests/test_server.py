@@ -212,6 +212,53 @@ def test_a_body_that_is_not_a_json_object_is_refused(client, path, content):
         assert_client_error(response, 422)
 
 
+# Cross-site requests (issue 15, 1) ------------------------------------------------------------
+
+# What a page on another site can send without a CORS preflight: forms (urlencoded, multipart,
+# text/plain), text/plain fetches, or no body at all.
+CROSS_SITE_BODIES = [
+    {"content": b"", "headers": {}},
+    {"content": b"session=default", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+    {"content": b'{"session": "default"}', "headers": {"content-type": "text/plain"}},
+    {"content": b"--x\r\n\r\n--x--\r\n", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+]
+
+
+@pytest.mark.parametrize("path", ["/api/answer", "/api/undo", "/api/change"])
+@pytest.mark.parametrize("request_", CROSS_SITE_BODIES)
+def test_a_body_a_foreign_form_could_send_changes_nothing(client, db, path, request_):
+    task = next_task(client, "default")
+    assert answer(client, task, "accept", "default").status_code == 200
+    response = client.post(path, **request_)
+    assert_client_error(response, 415, "application/json")
+    assert [a.task_hash for a in stored(db)] == [int(task["task_hash"])]  # still answered
+
+
+@pytest.mark.parametrize("headers, word", [
+    ({"origin": "http://evil.example"}, "evil.example"),
+    ({"origin": "http://testserver.evil.example"}, "evil.example"),
+    ({"origin": "null"}, "null"),  # a sandboxed frame or a file:// page
+    ({"sec-fetch-site": "cross-site"}, "cross-site"),
+    ({"sec-fetch-site": "same-site", "origin": "http://testserver"}, "same-site"),  # another port of this host
+])
+def test_a_json_request_from_another_origin_changes_nothing(client, db, headers, word):
+    task = next_task(client, "default")
+    answer(client, task, "accept", "default")
+    response = client.post("/api/undo", json={"session": "default"}, headers=headers)
+    assert_client_error(response, 403, word)
+    assert len(stored(db)) == 1
+
+
+def test_the_page_s_own_requests_are_served(client, db):
+    task = next_task(client, "default")
+    own = {"origin": "http://testserver", "sec-fetch-site": "same-origin"}
+    response = client.post("/api/answer", json={"task_hash": task["task_hash"], "answer": "accept"}, headers=own)
+    assert response.status_code == 200, response.text
+    response = client.post("/api/undo", json={}, headers=own)
+    assert response.status_code == 200 and response.json()["undone_task_hash"] == task["task_hash"]
+    assert stored(db) == []
+
+
 # Undo and change --------------------------------------------------------------------------------
 
 def test_undo_takes_back_the_last_answer_and_asks_its_question_again(client, db):
@@ -312,7 +359,8 @@ def test_stats_is_the_lf_table_in_strict_json(client, session):
 def test_unknown_paths_and_methods_are_4xx(client):
     assert client.get("/api/nothing").status_code == 404
     assert client.get("/api/answer").status_code == 405
-    assert client.post("/api/next").status_code == 405
+    assert client.post("/api/next", json={}).status_code == 405
+    assert client.post("/api/next").status_code == 415  # no JSON body: refused before routing (the cross-site rule)
 
 
 def test_serve_binds_to_this_machine_unless_told_otherwise(session, monkeypatch):
