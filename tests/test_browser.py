@@ -55,6 +55,22 @@ def db(tmp_path) -> Path:
     return tmp_path / "bootstrap.db"
 
 
+class Recorder:
+    """ASGI middleware that notes the method, path and status of every request: proof that a
+    refused request did reach the server (a test of a refusal must not pass because nothing came)."""
+
+    def __init__(self, app):
+        self.app, self.seen = app, []
+
+    async def __call__(self, scope, receive, send):
+        async def noting(message):
+            if message["type"] == "http.response.start":
+                self.seen.append((scope["method"], scope["path"], message["status"]))
+            await send(message)
+
+        await (self.app(scope, receive, noting) if scope["type"] == "http" else self.app(scope, receive, send))
+
+
 @pytest.fixture
 def server(write, db):
     """The app over a fresh session, served by uvicorn on 127.0.0.1 and a free port."""
@@ -65,17 +81,27 @@ def server(write, db):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(session), host="127.0.0.1", port=port, log_level="warning"))
+    app = Recorder(create_app(session))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
+    yield Served(f"http://127.0.0.1:{port}", app.seen)
     server.should_exit = True
     thread.join(timeout=10)
     session.close()
+
+
+class Served(str):
+    """The page's address, with every request the server answered (``seen``)."""
+
+    def __new__(cls, url: str, seen: list):
+        served = super().__new__(cls, url)
+        served.seen = seen
+        return served
 
 
 @pytest.fixture
@@ -200,3 +226,60 @@ def test_a_question_answered_in_another_tab_shows_the_conflict_and_moves_on(page
     assert after != shown and after not in dict(stored(db))
     assert stored(db) == [(shown, "reject")]  # the second answer was not stored
     assert page.locator("#recent li").count() == 1
+
+
+ATTACK = """<!doctype html><title>another site</title>
+<iframe name="sink"></iframe>
+<form id="form" method="post" action="{target}/api/undo" enctype="text/plain" target="sink">
+  <input name='{{"session": "alice", "x": "' value='"}}'>
+</form>
+<script>
+  const sink = document.querySelector("iframe");
+  const submitted = new Promise((resolve) => sink.addEventListener("load", resolve, {{once: true}}));
+  document.getElementById("form").submit();
+  const tries = [
+    submitted,
+    fetch("{target}/api/undo", {{method: "POST", mode: "no-cors", body: ""}}),
+    fetch("{target}/api/undo", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
+                                body: JSON.stringify({{session: "alice"}})}}),
+    fetch("{target}/api/undo", {{method: "POST", headers: {{"Content-Type": "application/json"}},
+                                body: JSON.stringify({{session: "alice"}})}}),  // preflighted, and refused
+  ];
+  Promise.allSettled(tries).then((results) => {{ window.done = results.map((r) => r.status); }});
+</script>"""
+
+
+@pytest.fixture
+def other_site(server, tmp_path):
+    """A page on another origin (localhost on another port) that tries to undo alice's answer."""
+    import functools
+    import http.server
+
+    folder = tmp_path / "attacker"
+    folder.mkdir()
+    (folder / "index.html").write_text(ATTACK.format(target=server), encoding="utf8")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://localhost:{httpd.server_address[1]}/index.html"
+    httpd.shutdown()
+
+
+def test_a_page_on_another_origin_cannot_undo_an_answer(page, server, other_site, db):
+    """Issue 15, 1: a form, a no-cors fetch and a JSON fetch from another site, none undoes."""
+    page.goto(f"{server}/?session=alice")
+    page.wait_for_selector("body[data-state=ready]")
+    first = shown_hash(page)
+    press(page, "a")
+    assert stored(db) == [(first, "accept")]
+
+    page.goto(other_site)
+    page.wait_for_function("window.done !== undefined")
+    undos = [status for method, path, status in server.seen if (method, path) == ("POST", "/api/undo")]
+    assert len(undos) >= 3 and all(status in (403, 415) for status in undos), server.seen  # they came, and were refused
+    assert stored(db) == [(first, "accept")]
+
+    page.goto(f"{server}/?session=alice")  # the page's own undo still works
+    page.wait_for_selector("body[data-state=ready]")
+    assert press(page, "Backspace") == first
+    assert stored(db) == []
