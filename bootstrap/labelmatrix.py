@@ -144,6 +144,8 @@ class _Builder:
     def add(self, result: DocCandidates) -> None:
         self.texts += 1
         doc, record = result.doc, result.record
+        for failure in result.failures:  # rules that timed out on this text: counted as LF errors are
+            self.errors.record_named(*failure)
         # (column, token_start, token_end, class, start_char, end_char); positive ones propose rows
         proposals: list[tuple[int, int, int, int, int, int]] = []
         for match in result.matches:
@@ -282,9 +284,7 @@ def concat_tables(tables: Sequence[CandidateTable]) -> CandidateTable:
     errors = LFErrors()
     for table, offset in zip(tables, offsets):
         L[offset:offset + table.n_rows, [position[c.name] for c in table.columns]] = table.L
-        for name, count in table.errors.counts.items():
-            errors.first.setdefault(name, table.errors.first[name])
-            errors.counts[name] = errors.counts.get(name, 0) + count
+        errors.merge(table.errors)
     join = lambda name, dtype: np.concatenate([getattr(t, name) for t in tables]).astype(dtype, copy=False)  # noqa: E731
     return CandidateTable(
         labels=first.labels,

@@ -34,7 +34,10 @@ a user's file to the order of labels in the matrix; returning ``True``/``False``
 ``lfs.py`` readable and stable when a label is added.
 
 A function that raises is counted as abstaining on that span; the session goes on, and the
-error is reported once per function with a count (:class:`LFErrors`).
+error is reported once per function with a count (:class:`LFErrors`). So is a function that runs
+longer than :data:`~bootstrap.limits.FUNCTION_SECONDS` on one span (a proposer: on one text);
+after :data:`~bootstrap.limits.SWITCH_OFF_AFTER` timeouts it is not called any more, so one that
+never returns delays start-up by seconds (``bootstrap/limits.py`` says how calls are bounded).
 """
 
 from __future__ import annotations
@@ -48,7 +51,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 from spacy.tokens import Doc, Span
 
+from . import limits
 from .errors import InputError, Problem
+from .limits import TimedOut
 
 LF_PREFIX = "lf:"
 
@@ -135,31 +140,63 @@ def _line_in(path: Path, error: BaseException) -> int | None:
 
 @dataclass
 class LFErrors:
-    """Errors raised inside user functions: counted, the first of each function kept for the message."""
+    """Errors and timeouts of user functions and rules: counted, the first of each kept for the message.
+
+    Keyed by name (a function's name or a rule's id). One that timed out
+    :data:`~bootstrap.limits.SWITCH_OFF_AFTER` times is :meth:`switched_off`: not run any more.
+    """
 
     counts: dict[str, int] = field(default_factory=dict)
     first: dict[str, str] = field(default_factory=dict)
+    what: dict[str, str] = field(default_factory=dict)  # "labeling function 'x'", "rule 'x' (patterns.jsonl:3)"
+    timeouts: dict[str, int] = field(default_factory=dict)
 
     def record(self, lf: LabelingFunction, where: str, error: BaseException) -> None:
-        if lf.name not in self.counts:
-            self.first[lf.name] = f"{type(error).__name__}: {error} (on {where})"
-        self.counts[lf.name] = self.counts.get(lf.name, 0) + 1
+        self.record_named(lf.name, f"labeling function {lf.name!r}", where, error)
+
+    def record_named(self, name: str, what: str, where: str, error: BaseException) -> None:
+        if name not in self.counts:
+            self.first[name] = f"{type(error).__name__}: {error} (on {where})"
+            self.what[name] = what
+        self.counts[name] = self.counts.get(name, 0) + 1
+        if isinstance(error, TimedOut):
+            self.timeouts[name] = self.timeouts.get(name, 0) + 1
+
+    def switched_off(self, name: str) -> bool:
+        return self.timeouts.get(name, 0) >= limits.SWITCH_OFF_AFTER
+
+    def merge(self, other: "LFErrors") -> None:
+        """Add another part's counts (a table built in parts, ``concat_tables``)."""
+        for name, count in other.counts.items():
+            self.first.setdefault(name, other.first[name])
+            self.what.setdefault(name, other.what.get(name, f"labeling function {name!r}"))
+            self.counts[name] = self.counts.get(name, 0) + count
+            self.timeouts[name] = self.timeouts.get(name, 0) + other.timeouts.get(name, 0)
 
     def __bool__(self) -> bool:
         return bool(self.counts)
 
     def messages(self) -> list[str]:
-        return [
-            f"labeling function {name!r} failed {count:,} time{'s' if count > 1 else ''}, counted as abstaining; "
-            f"first: {self.first[name]}"
-            for name, count in self.counts.items()
-        ]
+        return [self._message(name, count) for name, count in self.counts.items()]
+
+    def _message(self, name: str, count: int) -> str:
+        what = self.what.get(name, f"labeling function {name!r}")
+        outcome = "no match" if what.startswith("rule ") else "abstaining"
+        message = f"{what} failed {count:,} time{'s' if count > 1 else ''}, counted as {outcome}; first: {self.first[name]}"
+        if self.switched_off(name):
+            message += f"; switched off after {self.timeouts[name]} timeouts (not run on the texts after)"
+        return message
 
 
 def vote_of(lf: LabelingFunction, span: Span, labels: Iterable[str], errors: LFErrors, where: str) -> tuple[str, bool] | None:
     """Call a voting function on a span: ``(label, True)`` for, ``(label, False)`` against, None to abstain."""
+    if errors.switched_off(lf.name):
+        return None
     try:
-        value = lf.func(span)
+        value = limits.call_with_deadline(limits.FUNCTION_SECONDS, lf.func, span)
+    except TimedOut:
+        errors.record(lf, where, TimedOut(f"ran longer than {limits.FUNCTION_SECONDS:g} s on one span"))
+        return None
     except Exception as error:  # noqa: BLE001 - a user function's bug must not end the session
         errors.record(lf, where, error)
         return None
@@ -179,8 +216,13 @@ def vote_of(lf: LabelingFunction, span: Span, labels: Iterable[str], errors: LFE
 
 def proposals_of(lf: LabelingFunction, doc: Doc, errors: LFErrors, where: str) -> Iterator[tuple[int, int, str]]:
     """Call a proposer on a doc and yield ``(start_char, end_char, label)`` for each span it proposes."""
-    try:
-        proposed = list(lf.func(doc))
+    if errors.switched_off(lf.name):
+        return
+    try:  # list(): a generator's work happens while it is consumed, so inside the deadline
+        proposed = limits.call_with_deadline(limits.FUNCTION_SECONDS, lambda: list(lf.func(doc)))
+    except TimedOut:
+        errors.record(lf, where, TimedOut(f"ran longer than {limits.FUNCTION_SECONDS:g} s on one text"))
+        return
     except Exception as error:  # noqa: BLE001
         errors.record(lf, where, error)
         return

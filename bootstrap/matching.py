@@ -14,18 +14,33 @@ Two choices worth knowing:
 
 Token patterns are added with ``greedy="LONGEST"``, as a user of ``{"OP": "+"}`` expects one
 vote for the longest stretch, not one for every sub-span of it.
+
+**Every regex has a time limit** (:data:`~bootstrap.limits.REGEX_SECONDS`): a rule is user input,
+and ``(a+)+$`` takes minutes on a long text. Text-level regexes run with the ``regex`` module's
+``timeout=``; token-level ``REGEX`` predicates, which spaCy would run with ``re`` (no timeout),
+are compiled here with ``regex`` and given to the Matcher as a custom token attribute. A rule that
+times out on a text has no match there (reported as a :class:`Failure`, counted as a labeling
+function's error is); after :data:`~bootstrap.limits.SWITCH_OFF_AFTER` timeouts it is not run
+any more.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import functools
+import itertools
+import time
+from typing import Any, Callable, NamedTuple
 
 import regex
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Token
 
-from .rules import RuleSet
+from . import limits
+from .limits import TimedOut
+from .rules import Rule, RuleSet
+
+_extension_ids = itertools.count()
 
 
 class Match(NamedTuple):
@@ -34,6 +49,15 @@ class Match(NamedTuple):
     end: int
     token_start: int
     token_end: int
+
+
+class Failure(NamedTuple):
+    """A rule that timed out on one text: ``LFErrors.record_named(*failure)`` counts it."""
+
+    name: str  # the rule's id
+    what: str  # "rule 'id' (patterns.jsonl:3)"
+    where: str  # the text's "file:line"
+    error: BaseException
 
 
 class RuleMatcher:
@@ -51,13 +75,22 @@ class RuleMatcher:
             token_patterns = [p.value for p in rule.patterns if p.kind == "tokens"]
             phrases = [p.value for p in rule.patterns if p.kind == "phrase"]
             if token_patterns:
-                self.token_matcher.add(rule.id, token_patterns, greedy="LONGEST")
+                bounded = [self._bounded(pattern, rule) for pattern in token_patterns]
+                self.token_matcher.add(rule.id, bounded, greedy="LONGEST")
             if phrases:
                 self.phrase_matcher.add(rule.id, list(nlp.tokenizer.pipe(phrases)))
             self.regexes.extend((rule.id, regex.compile(p.value)) for p in rule.patterns if p.kind == "regex")
+        self._what = {rule.id: f"rule {rule.id!r} ({rule.patterns[0].source})" for rule in rules}
+        self._timeouts: dict[str, int] = {}  # rule id -> texts it timed out on
+        self._failed: dict[str, TimedOut] = {}  # rules that timed out on the current text
 
     def __call__(self, doc: Doc) -> list[Match]:
         """Every (rule, span) match in ``doc``, sorted by position, each (rule, span) once."""
+        return self.match(doc)[0]
+
+    def match(self, doc: Doc, where: str = "") -> tuple[list[Match], list[Failure]]:
+        """The matches in ``doc`` and the rules that timed out on it (``where`` names the text)."""
+        self._failed = {}
         found: set[tuple[str, int, int]] = set()
         rule_of_key = self._rule_of_key
         spans = []
@@ -66,12 +99,15 @@ class RuleMatcher:
                 spans += [(rule_of_key[key], start, end) for key, start, end in matcher(doc)]
         text = doc.text if self.regexes else ""  # Doc.text joins every token: build it once
         for rule_id, pattern in self.regexes:
-            for hit in pattern.finditer(text):
-                if hit.end() > hit.start():
-                    span = doc.char_span(hit.start(), hit.end(), alignment_mode="expand")
-                    if span is not None:
-                        spans.append((rule_id, span.start, span.end))
+            if not self._switched_off(rule_id):
+                spans += [(rule_id, start, end) for start, end in self._regex_spans(rule_id, pattern, doc, text)]
+        failed, self._failed = self._failed, {}
+        for rule_id in failed:
+            self._timeouts[rule_id] = self._timeouts.get(rule_id, 0) + 1
+        failures = [Failure(rule_id, self._what[rule_id], where or "a text", error) for rule_id, error in failed.items()]
         for rule_id, start, end in spans:
+            if rule_id in failed or self._switched_off(rule_id):  # no match of a rule that did not finish
+                continue
             start, end = trim_whitespace(doc, start, end)
             if start < end:
                 found.add((rule_id, start, end))
@@ -80,7 +116,81 @@ class RuleMatcher:
             last = doc[end - 1]
             matches.append(Match(rule_id, doc[start].idx, last.idx + len(last), start, end))
         matches.sort(key=lambda m: (m.start, -m.end, m.rule_id))
-        return matches
+        return matches, failures
+
+    def _switched_off(self, rule_id: str) -> bool:
+        return self._timeouts.get(rule_id, 0) >= limits.SWITCH_OFF_AFTER
+
+    def _regex_spans(self, rule_id: str, pattern: regex.Pattern, doc: Doc, text: str) -> list[tuple[int, int]]:
+        """Token spans of a text-level regex's matches, within the rule's time limit on this text."""
+        seconds = limits.REGEX_SECONDS
+        started = time.monotonic()
+        spans = []
+        try:
+            for hit in pattern.finditer(text, timeout=seconds):  # the timeout bounds each search step
+                if time.monotonic() - started > seconds:  # ... and this the text as a whole
+                    raise TimeoutError
+                if hit.end() > hit.start():
+                    span = doc.char_span(hit.start(), hit.end(), alignment_mode="expand")
+                    if span is not None:
+                        spans.append((span.start, span.end))
+        except TimeoutError:
+            self._failed.setdefault(rule_id, TimedOut(f"regex /{pattern.pattern}/ ran longer than {seconds:g} s on a text of {len(text):,} characters"))
+            return []
+        return spans
+
+    def _bounded(self, pattern: list[dict[str, Any]], rule: Rule) -> list[dict[str, Any]]:
+        """A token pattern whose ``REGEX`` predicates run with a time limit (see the module docstring)."""
+        return [self._bounded_token(token, rule) for token in pattern]
+
+    def _bounded_token(self, token: dict[str, Any], rule: Rule) -> dict[str, Any]:
+        bounded: dict[str, Any] = {}
+        extensions: dict[str, Any] = {}
+        for attr, value in token.items():
+            read = _attr_reader(attr)
+            if isinstance(value, dict) and "REGEX" in value and read is not None:
+                extensions[self._regex_extension(rule, value["REGEX"], read)] = True
+                value = {op: v for op, v in value.items() if op != "REGEX"}
+                if not value:
+                    continue
+            bounded[attr] = value
+        if extensions:
+            bounded["_"] = {**bounded.get("_", {}), **extensions}
+        return bounded
+
+    def _regex_extension(self, rule: Rule, expression: str, read: Callable[[Token], str]) -> str:
+        """Register ``Token._.<name>``: does the token's attribute match ``expression`` (in time)?"""
+        compiled = regex.compile(expression)
+        seconds = limits.REGEX_SECONDS
+
+        @functools.lru_cache(maxsize=1 << 16)  # token strings repeat: each is searched once
+        def matches(value: str) -> bool:
+            return compiled.search(value, timeout=seconds) is not None
+
+        def getter(token: Token) -> bool:
+            if rule.id in self._failed or self._switched_off(rule.id):
+                return False
+            value = read(token)
+            try:
+                return matches(value)
+            except TimeoutError:
+                self._failed[rule.id] = TimedOut(f"token REGEX /{expression}/ ran longer than {seconds:g} s on the token {value[:40]!r}")
+                return False
+
+        name = f"bootstrap_regex_{next(_extension_ids)}"
+        Token.set_extension(name, getter=getter)
+        return name
+
+
+def _attr_reader(attr: str) -> Callable[[Token], str] | None:
+    """How spaCy reads a token attribute for a ``REGEX`` predicate (the attribute's string, or an
+    extension's value); None for one we leave to spaCy."""
+    if attr == "_":
+        return None  # {"_": {"ext": {"REGEX": ...}}}: left to spaCy
+    name = "orth_" if attr in ("TEXT", "ORTH") else f"{attr.lower()}_"
+    if not hasattr(Token, name):
+        return None
+    return lambda token: getattr(token, name)
 
 
 def trim_whitespace(doc: Doc, start: int, end: int) -> tuple[int, int]:
