@@ -2,6 +2,9 @@
 
 Counts are per match of the rule:
 
+* ``votes``: matches on a *candidate*, a span some positive rule matched. Those are the votes the
+  session's label matrix gets (``bootstrap stats`` counts them): a negative rule's match where no
+  positive rule matched asks nothing, so it is a match here and no vote there;
 * ``agreements``: another positive rule of the same label matched exactly the same span;
 * ``label_conflicts``: a positive rule of a *different* label matched exactly the same span;
 * ``negative_conflicts``: a rule of the same label and the other polarity matched the same span
@@ -30,6 +33,7 @@ class RuleStats:
     negative: bool
     pattern: str
     matches: int = 0
+    votes: int = 0
     texts: int = 0
     agreements: int = 0
     label_conflicts: int = 0
@@ -77,8 +81,17 @@ def check_rules(rules: RuleSet, results: Iterable[DocCandidates]) -> CheckReport
         report.candidates_per_label.update(candidate.label for candidate in result.candidates)
         for rule_id in {match.rule_id for match in result.matches}:
             stats[rule_id].texts += 1
+        _count_votes(result, stats)
         _count_pairs(result.matches, rules, stats)
     return report
+
+
+def _count_votes(result: DocCandidates, stats: dict[str, RuleStats]) -> None:
+    """A rule votes once on each candidate span it matched (a row of the label matrix is a span)."""
+    spans = {(candidate.start, candidate.end) for candidate in result.candidates}
+    for rule_id, start, end in {(match.rule_id, match.start, match.end) for match in result.matches}:
+        if (start, end) in spans:
+            stats[rule_id].votes += 1
 
 
 def _count_pairs(matches: list[Match], rules: RuleSet, stats: dict[str, RuleStats]) -> None:

@@ -54,6 +54,22 @@ def test_per_rule_counts(nlp, files):
     assert data["unmatched_rules"] == ["never"] and data["rules"][0]["conflicts_with"]["symptom"] == 3
 
 
+def test_votes_are_the_votes_the_label_matrix_gets(nlp, files, write):
+    """`check` and `stats` count the same votes: a negative rule's match where no positive rule
+    matched is a match in `check` and no vote in the label matrix `stats` counts."""
+    from bootstrap.labelmatrix import build_candidate_table
+
+    texts = write("more.jsonl", [*TEXTS, {"text": "heart failure"}, {"text": "a failure of the heart"}])
+    lonely = write("lonely.jsonl", [*PATTERNS, {"label": "DISEASE", "pattern": "heart", "negative": True, "id": "not-heart"}])
+    rules, results, report = run_check(nlp, lonely, texts)
+    table = build_candidate_table(results, rules, [], None)
+    coverage = {column.name: int((table.L[:, j] != -1).sum()) for j, column in enumerate(table.columns) if column.kind == "rule"}
+    votes = {s.rule_id: s.votes for s in report.rules}
+    assert votes == {rule_id: coverage.get(rule_id, 0) for rule_id in votes}
+    # "heart" matches inside every "heart failure" and alone once; no positive rule matches "heart"
+    assert (report.to_dict()["rules"][-1]["matches"], votes["not-heart"]) == (5, 0)
+
+
 def test_report_is_consistent_with_the_candidate_stream_on_real_data(write, nlp, gold_tasks):
     tasks = gold_tasks("ncbi-disease/dev.jsonl", 30)
     mentions = sorted({t["text"][s["start"]:s["end"]] for t in tasks for s in t["spans"]})
@@ -116,9 +132,9 @@ def test_cli_table_shows_every_column_within_the_terminal(files, columns):
     lines = result.stdout.splitlines()
     assert max(len(line.rstrip()) for line in lines) <= columns
     header = next(line for line in lines if "matches" in line).split()
-    assert header == ["rule", "label", "matches", "texts", "agree", "label≠", "neg.", "overlap"] + ["pattern"] * (columns > 100)
+    assert header == ["rule", "label", "matches", "votes", "texts", "agree", "label≠", "neg.", "overlap"] + ["pattern"] * (columns > 100)
     hf = next(line for line in lines if line.split() and line.split()[0] == "hf").split()
-    assert hf[1:8] == ["DISEASE", "3", "2", "3", "3", "3", "3"]
+    assert hf[1:9] == ["DISEASE", "3", "3", "2", "3", "3", "3", "3"]
 
 
 def test_cli_json_is_the_library_report(nlp, files):

@@ -82,10 +82,11 @@ def _print_rules_only(rules: RuleSet, as_json: bool) -> None:
 def print_report(report: CheckReport, console: Console) -> None:
     from ..rules import polarity
 
-    headers = ["matches", "texts", "agree", "label≠", "neg.", "overlap"]
+    headers = ["matches", "votes", "texts", "agree", "label≠", "neg.", "overlap"]
     rows = []
     for stats in sorted(report.rules, key=lambda s: -s.matches):
-        numbers = [stats.matches, stats.texts, stats.agreements, stats.label_conflicts, stats.negative_conflicts, stats.overlaps]
+        numbers = [stats.matches, stats.votes, stats.texts, stats.agreements, stats.label_conflicts,
+                   stats.negative_conflicts, stats.overlaps]
         cells = [Text(f"{n:,}", style="yellow" if n and header in ("label≠", "neg.") else "") for n, header in zip(numbers, headers)]
         rows.append((stats, Text(stats.rule_id), Text(polarity(stats.label, stats.negative)), cells))
     # Rich shrinks columns badly when none may wrap: the last ones were cut off on an
@@ -112,5 +113,8 @@ def print_report(report: CheckReport, console: Console) -> None:
         f"of {report.texts:,} texts.",
         highlight=False,
     )
+    if any(stats.votes != stats.matches for stats in report.rules):
+        console.print("votes: matches on a span some positive rule matched, the votes `bootstrap stats` counts; a "
+                      "negative rule's other matches ask nothing.", highlight=False, style="dim")
     if report.unmatched:
         console.print(f"[yellow]{len(report.unmatched)} rules never match:[/] ", Text(", ".join(s.rule_id for s in report.unmatched)))
