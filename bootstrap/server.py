@@ -49,7 +49,9 @@ accept a hash as a JSON number or a string of digits.
 **Errors** are 4xx with ``{"detail": "a sentence"}``, never a 500 for bad input: an unknown
 task or answer id is 404, answering a question twice is 409, a malformed body or query (not
 JSON, a missing field, an answer other than accept/reject/ignore, a hash outside 64 bits) is
-422 with the offending field named.
+422 with the offending field named. A database that refuses the write (disk full, read-only)
+is 503, ``"the answer was not saved: disk full (...)"``: nothing of the request is stored, and
+the page shows the message with the question still on screen.
 
 **Cross-site requests are refused.** Every ``POST`` must be ``Content-Type: application/json``
 (415 otherwise) and must not come from another origin: a request whose ``Sec-Fetch-Site`` is not
@@ -74,6 +76,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from .session import DEFAULT_ANNOTATOR, AlreadyAnswered, Session, UnknownAnswer, UnknownTask
+from .store import StorageError
 
 STATIC = Path(__file__).parent / "static"
 NAME_LENGTH = 200  # the store's annotator column
@@ -155,6 +158,14 @@ def create_app(session: Session) -> FastAPI:
     @app.exception_handler(AlreadyAnswered)
     async def already_answered(request: Request, error: AlreadyAnswered) -> JSONResponse:
         return JSONResponse({"detail": message(error, "this question is already answered")}, status_code=409)
+
+    @app.exception_handler(StorageError)
+    async def storage_failed(request: Request, error: StorageError) -> JSONResponse:
+        """The disk is full or the database read-only: nothing of the request was stored (its
+        transaction rolled back), and the page shows this and keeps the question on screen."""
+        done = "the answer was not saved" if request.url.path == "/api/answer" else "nothing was changed"
+        where = error.problems[0].path
+        return JSONResponse({"detail": f"{done}: {error.reason} ({where}); try again once it is fixed"}, status_code=503)
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

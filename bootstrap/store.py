@@ -11,6 +11,12 @@ SQLAlchemy Core (tables, not the ORM) keeps rows plain and lets the same code ru
 "is this question free?" never both see "yes" (a deferred transaction would read, then fail to
 upgrade its lock).
 
+**A database that refuses writes** (a read-only file, a full disk, an I/O error) raises
+:class:`StorageError`, an :class:`~bootstrap.errors.InputError` with one line naming the
+database and what is wrong, from whatever statement met it (SQLAlchemy's ``handle_error`` hook):
+the command line prints it without a traceback, and the page's API answers ``503`` with it. The
+transaction it interrupted is rolled back, so nothing is half-stored.
+
 Token offsets: in the tables, as everywhere in bootstrap, ``token_end`` is exclusive (spaCy's
 ``Span.end``). Prodigy's task format counts it inclusively (the last token), so
 :meth:`Store.export_tasks` and :meth:`Store.import_tasks` convert at the border.
@@ -121,6 +127,35 @@ models_table = sa.Table(
 )
 
 
+class StorageError(InputError):
+    """The database refused a write (or a read) for a reason outside bootstrap: ``reason`` is a
+    few words for the page ("disk full"), the problem a line for the command line."""
+
+    def __init__(self, location: str, reason: str, detail: str):
+        self.reason = reason
+        super().__init__([Problem(location, None, f"{reason}: {detail}")])
+
+
+# (words in the driver's message or SQLSTATE, what to call it, what to do)
+STORAGE_FAILURES = (
+    (("disk is full", "disk full", "no space left", "53100"), "disk full", "free some space; nothing was saved by the write that failed"),
+    (("readonly database", "read-only", "read only", "25006"), "the database is read-only",
+     "give --db a file (and folder) this user may write, or make it writable"),
+    (("unable to open database file", "permission denied", "42501"), "the database cannot be opened for writing",
+     "check that the file and its folder exist and this user may write them"),
+    (("disk i/o error", "58030"), "disk I/O error", "the disk failed a read or write; check it, then start again"),
+)
+
+
+def storage_failure(error: BaseException) -> tuple[str, str] | None:
+    """``(reason, advice)`` when a driver's error is about the storage, not about bootstrap's SQL."""
+    text = f"{error} {getattr(error, 'sqlstate', '') or ''}".lower()
+    for needles, reason, advice in STORAGE_FAILURES:
+        if any(needle in text for needle in needles):
+            return reason, advice
+    return None
+
+
 class UnknownDataset(ValueError):
     """Raised when a command names a dataset the database does not have."""
 
@@ -208,7 +243,10 @@ class Store:
             path = Path(db).expanduser()
             if not create and not path.exists():
                 raise FileNotFoundError(f"no database at {path}")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StorageError(str(db), "the database's folder cannot be created", error.strerror or str(error)) from None
         self.url = engine_url(db)
         self.engine: Engine = sa.create_engine(self.url, **_engine_options(self.url))
         if self.engine.dialect.name not in ("sqlite", "postgresql"):
@@ -217,11 +255,18 @@ class Store:
         self.location = str(db) if is_sqlite_path(db) else self.engine.url.render_as_string(hide_password=True)
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine)
+        _report_storage_failures(self.engine, self.location)
         # Writes go through this view of the engine: on SQLite its transactions begin IMMEDIATE.
         self._writer = self.engine.execution_options(bootstrap_write=True)
         self._lease_writer = self.engine.execution_options(bootstrap_write=True, bootstrap_ephemeral=True)
         self._dataset_ids: dict[str, int] = {}  # ids never change, names never move
-        metadata.create_all(self._writer)
+        try:
+            metadata.create_all(self._writer)
+        except sa.exc.DBAPIError as error:  # raised while connecting, before handle_error can see it
+            failure = storage_failure(error.orig or error)
+            if failure is None:
+                raise
+            raise StorageError(self.location, failure[0], f"{failure[1]} ({error.orig})") from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -820,6 +865,17 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy scalar or array
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _report_storage_failures(engine: Engine, location: str) -> None:
+    """Turn a driver's storage error, from any statement, into one :class:`StorageError` line."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context) -> None:
+        failure = storage_failure(context.original_exception)
+        if failure is not None:
+            reason, advice = failure
+            raise StorageError(location, reason, f"{advice} ({context.original_exception})")
 
 
 def _configure_sqlite(engine: Engine) -> None:
