@@ -72,10 +72,17 @@ class Recorder:
 
 
 @pytest.fixture
-def server(write, db):
+def corpus() -> tuple[list[dict], list[str]]:
+    """The rules and texts the server's session reads (a test may parametrize its own)."""
+    return PATTERNS, TEXTS
+
+
+@pytest.fixture
+def server(write, db, corpus):
     """The app over a fresh session, served by uvicorn on 127.0.0.1 and a free port."""
+    patterns, texts = corpus
     session = Session.from_files(
-        [write("patterns.jsonl", PATTERNS)], write("texts.jsonl", [{"text": text} for text in TEXTS]),
+        [write("patterns.jsonl", patterns)], write("texts.jsonl", [{"text": text} for text in texts]),
         db=db, dataset=DATASET, config=SessionConfig(background_refit=False, exploration=0.0),
     )
     with socket.socket() as probe:
@@ -161,11 +168,13 @@ def test_answer_with_the_keyboard_undo_change_reload_and_escaping(page, server, 
 
     second = press(page, "a")
     third = press(page, "x")
+    third_span = current_task(page, server)["display"]["span"]
     fourth = press(page, " ")
     assert len({first, second, third, fourth}) == 4
     assert stored(db) == [(first, "accept"), (second, "reject"), (third, "ignore")]
 
     assert press(page, "Backspace") == third  # the undone question is asked again
+    assert page.text_content("#status") == f"Undid your ignore of “{third_span}” as DISEASE: it is the question again."
     assert stored(db) == [(first, "accept"), (second, "reject")]
     assert page.text_content("#answers") == "2"
     recent = page.locator("#recent li")
@@ -283,3 +292,110 @@ def test_a_page_on_another_origin_cannot_undo_an_answer(page, server, other_site
     page.wait_for_selector("body[data-state=ready]")
     assert press(page, "Backspace") == first
     assert stored(db) == []
+
+
+# --- answering at speed, a narrow screen, boundary questions --------------------------------------
+
+SLOW_ANSWERS = """
+    // Every answer takes 300 ms more to come back, so the keys below arrive while one is in flight.
+    const realFetch = window.fetch;
+    window.fetch = (url, options) => String(url).includes("/api/answer")
+        ? new Promise((resolve) => setTimeout(resolve, 300)).then(() => realFetch(url, options))
+        : realFetch(url, options);
+"""
+
+
+def settled(page: Page) -> None:
+    """Wait until no request is in flight and no key is waiting."""
+    page.wait_for_function("() => document.body.dataset.state !== 'busy' && (document.body.dataset.queued || '0') === '0'")
+
+
+def test_keys_pressed_while_an_answer_is_in_flight_are_all_taken_in_order(page, server, db):
+    page.add_init_script(SLOW_ANSWERS)
+    page.goto(f"{server}/?session=alice")
+    page.wait_for_selector("body[data-state=ready]")
+    first = shown_hash(page)
+    for _ in range(5):
+        page.keyboard.press("x")
+    assert page.get_attribute("body", "data-state") == "busy"
+    assert page.is_visible("#queue") and "then x (reject)" in page.text_content("#queue")  # the waiting keys are shown
+    settled(page)
+    answers = stored(db)
+    assert [answer for _, answer in answers] == ["reject"] * 5  # 5 presses, 5 answers: none dropped
+    assert answers[0][0] == first and len({task for task, _ in answers}) == 5  # each on the question that followed
+    assert page.text_content("#answers") == "5" and shown_hash(page) not in dict(answers)
+    assert page.is_hidden("#queue") and page.text_content("#status") == ""
+    # Beyond the queue's limit a key is refused, and said to be, not dropped without a word.
+    for _ in range(13):
+        page.keyboard.press("Backspace")
+    settled(page)
+    assert "Not taken, pressed while answers were saving: backspace (undo), backspace (undo)." in page.text_content("#status")
+    assert stored(db) == []  # the 11 undos that were taken took all 5 answers back, one by one
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("width", [420, 360])
+def test_a_narrow_window_or_a_phone_shows_everything_without_sideways_scrolling(page, server, db, width):
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(f"{server}/?session=alice")
+    page.wait_for_selector("body[data-state=ready]")
+    press(page, "a")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    for selector in (".action.accept", ".action.reject", ".action.ignore", "#undo", "#remaining", "#answers", "#n-ignore",
+                     "#recent li .recent-buttons"):
+        box = page.locator(selector).first.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (selector, box)
+    page.locator("#undo").click()  # the undo button works there too, and says what it undid
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Undid your accept of')")
+    assert stored(db) == []
+
+
+LONG_NAME = "autosomal dominant polycystic kidney disease with very early onset in childhood"
+
+
+@pytest.mark.parametrize("corpus", [([{"label": "DISEASE", "pattern": LONG_NAME}], [f"Families with {LONG_NAME}."])])
+def test_recent_decisions_show_the_whole_span(page, server, corpus):
+    """A long span in the side list wraps on a narrow screen; nothing of it is cut off."""
+    page.set_viewport_size({"width": 420, "height": 800})
+    page.goto(f"{server}/?session=alice")
+    page.wait_for_selector("body[data-state=ready]")
+    page.keyboard.press("a")
+    page.wait_for_selector("#recent li")
+    text = page.locator("#recent .recent-text")
+    assert text.text_content() == LONG_NAME
+    assert text.evaluate("node => node.scrollWidth <= node.clientWidth && getComputedStyle(node).textOverflow !== 'ellipsis'")
+
+
+BOUNDARY_PATTERNS = [
+    {"label": "DISEASE", "pattern": "dystrophy", "id": "dystrophy"},
+    {"label": "DISEASE", "pattern": "Duchenne muscular dystrophy", "id": "duchenne"},
+    {"label": "DISEASE", "pattern": "asthma", "id": "asthma"},
+]
+BOUNDARY_TEXTS = ["Boys with Duchenne muscular dystrophy (DMD) lose ambulation early.", "Children with asthma were followed."]
+
+
+@pytest.mark.parametrize("corpus", [(BOUNDARY_PATTERNS, BOUNDARY_TEXTS)])
+def test_a_boundary_question_says_what_accept_means_and_shows_the_other_span(page, server, db, corpus):
+    page.goto(f"{server}/?session=alice")
+    page.wait_for_selector("body[data-state=ready]")
+    seen = {}
+    while page.get_attribute("body", "data-state") == "ready":
+        span = current_task(page, server)["display"]["span"]
+        votes = page.locator("#votes tbody tr")
+        seen[span] = {
+            "boundary": page.is_visible("#boundary") and page.text_content("#boundary"),
+            "votes": [(votes.nth(i).locator("td.lf").text_content(), votes.nth(i).locator("td.lf").get_attribute("title"),
+                       votes.nth(i).locator(".chip").text_content()) for i in range(votes.count())],
+        }
+        press(page, "a")
+    assert set(seen) == {"dystrophy", "Duchenne muscular dystrophy", "asthma"}
+    assert seen["asthma"]["boundary"] is False  # no other candidate overlaps it: no boundary note
+    inner, outer = seen["dystrophy"], seen["Duchenne muscular dystrophy"]
+    assert "Accept means exactly “dystrophy” is a DISEASE, not more and not less." in inner["boundary"]
+    assert "a longer span: “Duchenne muscular dystrophy”" in inner["boundary"]
+    assert "a shorter span inside this one: “dystrophy”" in outer["boundary"]
+    # A boundary vote in words, the column's id in the tooltip only.
+    assert ("duchenne", "duchenne#boundary (boundary)", "matched a longer span: “Duchenne muscular dystrophy”") in inner["votes"]
+    assert ("dystrophy", "dystrophy (rule)", "says DISEASE") in inner["votes"]
+    assert ("dystrophy", "dystrophy#boundary (boundary)", "matched a shorter span inside this one: “dystrophy”") in outer["votes"]
+    assert not any("other boundaries" in chip or "#boundary" in who for v in seen.values() for who, _, chip in v["votes"])

@@ -9,8 +9,13 @@ const CONTEXT_CHARS = 320; // shown on each side of the span when the text is lo
 const KEYS = { a: "accept", x: "reject", " ": "ignore" };
 const ANSWER_ICONS = { accept: "✓", reject: "✗", ignore: "⊘" };
 
+const QUEUE_LIMIT = 10; // keys pressed while an answer is in flight, waiting their turn
+
 let task = null; // the question on screen
-let busy = false; // one request at a time: a key pressed meanwhile is dropped, not queued
+let busy = false; // one request at a time; what is asked for meanwhile waits in `queued`
+const queued = []; // [{ run, key }]: each runs on the question on screen when its turn comes
+const notTaken = []; // keys refused since the queue last emptied: said in words once it has
+let recentShown = []; // the recent list on screen, to say what an undo took back
 let wholeText = false;
 
 const $ = (id) => document.getElementById(id);
@@ -40,28 +45,66 @@ async function api(method, path, body) {
 
 const query = (path) => `${path}?session=${encodeURIComponent(ANNOTATOR)}`;
 
-/** Run one request with the page locked. On an error, show it and redraw from the server: the
- * question may have been answered in another tab, and asking it again would fail again. */
-async function run(action) {
-  if (busy) return;
+/** Run one request with the page locked; one asked for meanwhile waits its turn, in order.
+ *
+ * A person answering at speed presses the next key before the last answer is stored. Each
+ * queued key runs once the one before it is stored and the next question is on screen, so it
+ * answers the question that follows, as it would have had the page been quicker. The queue is
+ * shown while it waits; a key beyond QUEUE_LIMIT is refused, and said to be once the queue has
+ * emptied, never dropped unseen. On an error, show it and redraw from the server (the question
+ * may have been answered in another tab); the keys still waiting are refused too, since they
+ * were meant for questions that are not the ones now shown. */
+async function run(action, key = "") {
+  if (busy) {
+    if (queued.length >= QUEUE_LIMIT) notTaken.push(describeKey(key));
+    else queued.push({ run: action, key });
+    renderQueue();
+    return;
+  }
   busy = true;
   document.body.dataset.state = "busy";
   try {
-    await action();
     setStatus("");
+    await action();
   } catch (error) {
+    notTaken.push(...queued.splice(0).map((item) => describeKey(item.key))); // meant for other questions
     setStatus(error.message, true);
     await refresh().catch(() => {}); // the server is unreachable: keep the message and the card
   } finally {
     busy = false;
     document.body.dataset.state = task ? "ready" : "done";
+    const next = queued.shift();
+    renderQueue();
+    if (next) run(next.run, next.key);
+    else if (notTaken.length) {
+      addStatus(`Not taken, pressed while answers were saving: ${notTaken.splice(0).join(", ")}.`, true);
+      renderQueue();
+    }
   }
+}
+
+const KEY_NAMES = { accept: "a (accept)", reject: "x (reject)", ignore: "space (ignore)", undo: "backspace (undo)" };
+const describeKey = (key) => KEY_NAMES[key] || key || "a click";
+
+function renderQueue() {
+  const waiting = queued.map((item) => describeKey(item.key));
+  const parts = waiting.length ? [`Saving… then ${waiting.join(", then ")}.`] : [];
+  if (notTaken.length) parts.push(`Not taken: ${notTaken.length} (${QUEUE_LIMIT} keys were waiting already).`);
+  $("queue").hidden = parts.length === 0;
+  $("queue").textContent = parts.join(" ");
+  document.body.dataset.queued = String(waiting.length);
 }
 
 function setStatus(message, isError = false) {
   const status = $("status");
   status.textContent = message;
   status.classList.toggle("error", isError);
+}
+
+function addStatus(message, isError = false) {
+  const status = $("status");
+  status.textContent = status.textContent ? `${status.textContent} ${message}` : message;
+  if (isError) status.classList.add("error");
 }
 
 // Rendering ------------------------------------------------------------------------------
@@ -73,6 +116,7 @@ function renderTask(next) {
   card.dataset.taskHash = task ? task.task_hash : "";
   $("done").hidden = Boolean(task);
   for (const part of card.querySelectorAll(".card-head, .text, .votes")) part.hidden = !task;
+  if (!task) $("boundary").hidden = true;
   for (const button of document.querySelectorAll(".action[data-answer]")) button.disabled = !task;
   if (!task) {
     $("toggle-context").hidden = true;
@@ -85,7 +129,8 @@ function renderTask(next) {
   $("probability").textContent = Number.isFinite(p) ? `p = ${p.toFixed(2)}` : "p = ?";
   $("probability-fill").style.width = `${Number.isFinite(p) ? Math.round(p * 100) : 0}%`;
   renderText();
-  renderVotes(task.votes || [], task.label);
+  renderBoundary(task);
+  renderVotes(task.votes || [], task);
 }
 
 /** The text with the span marked: all of it if short, else CONTEXT_CHARS around the span. */
@@ -107,20 +152,51 @@ function renderText() {
 const fromWordStart = (s) => s.replace(/^\S*\s/, "");
 const toWordEnd = (s) => s.replace(/\s\S*$/, "");
 
-function renderVotes(votes, label) {
+/** Who voted what, in words: the rule or function by its name (its column id in the tooltip),
+ * what its vote says about this span, and how often its votes are right so far. */
+function renderVotes(votes, current) {
   const rows = votes.map((vote) => {
-    const inFavour = vote.vote === label;
+    const inFavour = vote.vote === current.label;
     const precision = vote.precision === null || vote.precision === undefined ? NaN : Number(vote.precision);
-    return el("tr", inFavour ? "for" : "against",
-      el("td", "lf", vote.lf),
-      el("td", "kind", vote.kind),
-      el("td", null, el("span", inFavour ? "chip for" : "chip against", vote.vote),
+    const who = el("td", "lf", vote.lf.replace(/#boundary$/, ""));
+    who.title = `${vote.lf} (${vote.kind})`;
+    const right = el("td", "num", Number.isFinite(precision) ? `${Math.round(precision * 100)}%` : "–",
+      el("span", "meter small", meterFill(precision)));
+    right.title = "How often this one's votes are right, estimated from the rules' agreement and your decisions so far";
+    return el("tr", inFavour ? "for" : "against", who,
+      el("td", "says", el("span", inFavour ? "chip for" : "chip against", voteInWords(vote, current)),
         el("span", "visually-hidden", inFavour ? " (for)" : " (against)")),
-      el("td", "num", Number.isFinite(precision) ? `${Math.round(precision * 100)}%` : "–",
-        el("span", "meter small", meterFill(precision))));
+      right);
   });
   if (rows.length === 0) rows.push(el("tr", null, el("td", "muted", "no votes")));
   $("votes").tBodies[0].replaceChildren(...rows);
+}
+
+const RELATION_WORDS = { longer: "a longer span", shorter: "a shorter span inside this one", crossing: "an overlapping span" };
+
+/** One vote as a newcomer reads it: "says DISEASE", "says not DISEASE", "matched a longer span: …". */
+function voteInWords(vote, current) {
+  if (vote.kind === "boundary") {
+    const source = vote.lf.replace(/#boundary$/, "");
+    const other = (current.overlaps || []).find((overlap) => overlap.voters.some((voter) => voter.lf === source));
+    if (!other) return "matched an overlapping span, not this one";
+    return `matched ${RELATION_WORDS[other.relation]}: “${other.text}”`;
+  }
+  if (vote.vote === current.label) return vote.kind === "proposer" ? `proposed this as ${current.label}` : `says ${current.label}`;
+  if (vote.vote === "not an entity") return "says not an entity";
+  return `says ${vote.vote}`; // a negative rule: "not DISEASE"
+}
+
+/** On a boundary question, what accept means and the overlapping candidates, longest first. */
+function renderBoundary(current) {
+  const overlaps = current.overlaps || [];
+  $("boundary").hidden = overlaps.length === 0;
+  if (!overlaps.length) return;
+  const others = overlaps.slice(0, 3).map((overlap) => el("li", null,
+    el("span", "boundary-relation", `${RELATION_WORDS[overlap.relation]}: `), el("span", "boundary-text", `“${overlap.text}”`)));
+  $("boundary-meaning").replaceChildren(`Accept means exactly “${current.display.span}”`,
+    ` is a ${current.label}, not more and not less. If the ${current.label} is another span, reject this one: that span is a question of its own.`);
+  $("boundary-others").replaceChildren(...others);
 }
 
 function meterFill(fraction) {
@@ -172,6 +248,7 @@ const pct = (x) => `${Math.round(x * 100)}%`;
 
 function renderRecent(recent) {
   if (!recent) return;
+  recentShown = recent;
   $("recent-empty").hidden = recent.length > 0;
   $("recent").replaceChildren(...recent.map((item) => {
     const buttons = ["accept", "reject", "ignore"].map((answer) => {
@@ -179,7 +256,7 @@ function renderRecent(recent) {
       button.type = "button";
       button.title = item.answer === answer ? `answered ${answer}` : `change to ${answer}`;
       button.dataset.answer = answer;
-      button.addEventListener("click", () => change(item.answer_id, answer));
+      button.addEventListener("click", () => change(item.answer_id, answer, item));
       return button;
     });
     const entry = el("li", `recent-item ${item.answer}`,
@@ -199,26 +276,43 @@ function renderState(state) {
 
 // Actions --------------------------------------------------------------------------------
 
+/** Answer the question on screen when this runs: for a queued key, the one after the last answer. */
 function answer(value) {
-  if (!task) return;
-  const answered = task;
   return run(async () => {
-    const state = await api("POST", "/api/answer", { task_hash: answered.task_hash, answer: value });
+    if (!task) throw new Error(`No question left to ${value}.`);
+    const state = await api("POST", "/api/answer", { task_hash: task.task_hash, answer: value });
     flash(value);
     renderState(state);
-  });
+  }, value);
 }
 
+/** Undo the last answer and say which one it was: the span, its label and the answer taken back. */
 function undo() {
-  return run(async () => renderState(await api("POST", "/api/undo", {})));
+  return run(async () => {
+    const shownBefore = recentShown;
+    const state = await api("POST", "/api/undo", {});
+    renderState(state);
+    setStatus(undoneMessage(state, shownBefore));
+  }, "undo");
 }
 
-function change(answerId, value) {
+function undoneMessage(state, shownBefore) {
+  const hash = state.undone_task_hash;
+  if (!hash) return "Nothing to undo.";
+  const item = shownBefore.find((entry) => entry.task_hash === hash);
+  const span = item ? item.span_text : state.task && state.task.display ? state.task.display.span : "";
+  const label = item ? item.label : state.task ? state.task.label : "";
+  const what = item ? `your ${item.answer} of` : "the answer on";
+  return `Undid ${what} “${span}” as ${label}: it is the question again.`;
+}
+
+function change(answerId, value, item) {
   return run(async () => {
     const state = await api("POST", "/api/change", { answer_id: answerId, answer: value });
     renderProgress(state.progress);
     renderRecent(state.recent);
-  });
+    setStatus(`Changed “${item.span_text}” (${item.label}) from ${item.answer} to ${value}.`);
+  }, `change to ${value}`);
 }
 
 function flash(value) {
