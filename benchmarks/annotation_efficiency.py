@@ -1,88 +1,201 @@
-"""Does the loop reach a good model with fewer decisions than annotating in random order?
+"""Does the loop beat its rules, and does active order beat random order? Over several seeds.
 
-Runs ``bootstrap simulate`` on NCBI-disease: the pool is ``train.jsonl``'s texts answered from
-its own gold, the test split ``test.jsonl`` (never asked about), the rules
-``examples/diseases/patterns.jsonl``. Strategies ``active`` (the product's ranking and handoff),
-``random`` (random order over the same candidates), ``rules`` (the rules and the LabelModel
-alone) and ``gold`` (a model trained on every pool text fully annotated: the ceiling), all with
-the same seed. Prints the decisions each needs to reach 80% and 90% of the ceiling F1 and
-writes the curves to ``benchmarks/results/annotation_efficiency.{json,png}``.
+Runs ``bootstrap simulate`` on a gold-annotated corpus from ``../shared/data`` (read by path):
+the pool is ``train.jsonl``'s texts answered from their own gold, the test split
+``test.jsonl`` (never asked about). Data sets:
 
-Default run: budget 400 decisions, a model every 100, at most 8 epochs per model (patience 3):
-14 minutes on the 2-core machine when it is quiet, 30 when other jobs load it. The goal:
-active at 90% of the ceiling with at most a fifth of the decisions random order needs.
+* ``ncbi``: NCBI-disease with ``examples/diseases/patterns.jsonl`` and ``lfs.py``;
+* ``wnut``: WNUT-17 with ``examples/social-media/patterns.jsonl`` (six competing labels).
 
-    python benchmarks/annotation_efficiency.py [--budget 400] [--checkpoint 100] [--seed 0] [--noise 0.0]
+Strategies: ``active`` (the product: reach-weighted ranking, a first model at the start, the
+model entering the loop when it wins), ``random`` (random order over the rules' candidates, no
+model in the loop), the flat lines ``rules`` (the rules as written), ``labelmodel`` (Snorkel's
+LabelModel, ``p > 0.5``), ``aggregate`` (the fit the loop uses before any decision) and, for
+the first seed only, ``gold`` (a model trained on every pool text fully annotated: the
+ceiling). At every checkpoint both orders train the same way: on the whole pool, weakly
+labelled by the rules and corrected by every decision so far (``bootstrap.weak_labels``).
+
+One process per seed (the machine has two cores: run two at once), then ``--summarize``::
+
+    python benchmarks/annotation_efficiency.py run --data ncbi --seed 0
+    python benchmarks/annotation_efficiency.py run --data ncbi --seed 1
+    python benchmarks/annotation_efficiency.py summarize --data ncbi
+
+``summarize`` writes ``benchmarks/results/annotation_efficiency_{data}.json`` (every seed's
+curves and the mean / min / max per checkpoint) and a PNG, and prints the figures the issues
+ask for; ``benchmarks/readme_figures.py`` puts them in the README. A seed takes 20-30 minutes
+on the 2-core machine (one spaCy training a checkpoint, 5 epochs at most).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
-
-from rich.console import Console
-
-from bootstrap.cli.simulate import reach_table
-from bootstrap.simulate import STRATEGIES, simulate, write_curves
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "ncbi-disease"
-PATTERNS = ROOT / "examples" / "diseases" / "patterns.jsonl"
+SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
+DATASETS = {
+    "ncbi": {"folder": SHARED / "ncbi-disease", "patterns": ROOT / "examples/diseases/patterns.jsonl",
+             "lfs": ROOT / "examples/diseases/lfs.py", "name": "NCBI-disease"},
+    "wnut": {"folder": SHARED / "wnut17", "patterns": ROOT / "examples/social-media/patterns.jsonl",
+             "lfs": None, "name": "WNUT-17"},
+}
+CHECKPOINTS = (0, 100, 200, 400)
+ORDERS = ("active", "random")
+FLAT = ("rules", "labelmodel", "aggregate", "gold")
+
+
+def seed_path(data: str, seed: int, results: Path = RESULTS) -> Path:
+    return results / "annotation_efficiency" / f"{data}-seed{seed}.json"
+
+
+def run(data: str, seed: int, max_epochs: int, results: Path) -> int:
+    from bootstrap.simulate import simulate
+
+    spec = DATASETS[data]
+    train, test = spec["folder"] / "train.jsonl", spec["folder"] / "test.jsonl"
+    for path in (train, test):
+        if not path.is_file():
+            print(f"error: {path} not found (the shared {spec['name']} data)", file=sys.stderr)
+            return 1
+    strategies = ["active", "random", "rules"] + (["gold"] if seed == 0 else [])
+    result = simulate([spec["patterns"]], train, train, test=test, budget=CHECKPOINTS[-1], checkpoints=CHECKPOINTS,
+                      seed=seed, strategies=strategies, lfs=spec["lfs"], max_epochs=max_epochs)
+    path = seed_path(data, seed, results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
+    for name in ORDERS:
+        points = result["strategies"][name]["points"]
+        print(f"{name:7} " + "  ".join(f"{p['decisions']}: F {p['f']:.3f}" for p in points), flush=True)
+    print(f"rules F {result['strategies']['rules']['f']:.3f}; {result['seconds']:.0f} s; {path}")
+    return 0
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"mean": round(statistics.fmean(values), 4), "min": round(min(values), 4), "max": round(max(values), 4),
+            "n": len(values)}
+
+
+def needed(mean_curve: list[dict[str, Any]], level: float) -> int | None:
+    """The first checkpoint whose mean F reaches ``level`` (None: not within the budget)."""
+    return next((point["decisions"] for point in mean_curve if point["f"]["mean"] >= level), None)
+
+
+def summarize(data: str, results: Path) -> dict[str, Any]:
+    """Every seed's file of ``data`` into one summary (and a PNG)."""
+    runs = sorted(results.glob(f"annotation_efficiency/{data}-seed*.json"))
+    if not runs:
+        raise SystemExit(f"no runs for {data} in {results / 'annotation_efficiency'}: run some seeds first")
+    seeds = [json.loads(path.read_text(encoding="utf8")) for path in runs]
+    summary: dict[str, Any] = {"data": DATASETS[data]["name"], "seeds": [s["settings"]["seed"] for s in seeds],
+                               "checkpoints": list(CHECKPOINTS), "settings": seeds[0]["settings"], "orders": {}}
+    flat = {}
+    for name in FLAT:
+        values = [s["strategies"][name]["f"] for s in seeds if name in s["strategies"]]
+        if values:
+            flat[name] = spread(values)
+    summary["flat"] = flat
+    for name in ORDERS:
+        curve = []
+        for i, checkpoint in enumerate(CHECKPOINTS):
+            points = [s["strategies"][name]["points"][i] for s in seeds]
+            asked = [p for p in points if p["decisions"]]
+            curve.append({
+                "decisions": checkpoint, "f": spread([p["f"] for p in points]),
+                "precision": spread([p["precision"] for p in points]), "recall": spread([p["recall"] for p in points]),
+                "accept_share": spread([p["accepts"] / p["decisions"] for p in asked]) if asked else None,
+            })
+        summary["orders"][name] = curve
+    rules = flat["rules"]["mean"]
+    ceiling = flat.get("gold", {}).get("mean")
+    summary["reach"] = {name: {"rules": needed(curve, rules + 1e-9), "rules + 0.10": needed(curve, rules + 0.10),
+                               "80% of ceiling": needed(curve, 0.8 * ceiling) if ceiling else None}
+                        for name, curve in summary["orders"].items()}
+    summary["beyond_rules"] = {
+        name: spread([v for v in (_beyond_rules_share(s, name) for s in seeds) if v is not None] or [0.0])
+        for name in ORDERS}
+    path = results / f"annotation_efficiency_{data}.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf8")
+    plot(summary, results / f"annotation_efficiency_{data}.png")
+    return summary
+
+
+def _beyond_rules_share(seed_result: dict[str, Any], name: str) -> float | None:
+    """The share of the strategy's questions about spans no rule proposed (the model's)."""
+    curve = seed_result["strategies"][name]
+    asked = curve.get("asked") or {}
+    total = asked.get("questions")
+    return None if not total else asked.get("beyond_rules", 0) / total
+
+
+def report(summary: dict[str, Any]) -> list[str]:
+    """The lines ``summarize`` prints (and the README quotes)."""
+    lines = []
+    flat = summary["flat"]
+    lines.append(f"{summary['data']}, seeds {', '.join(map(str, summary['seeds']))}: rules F {flat['rules']['mean']:.3f}, "
+                 f"LabelModel {flat['labelmodel']['mean']:.3f}, aggregate (what the loop uses) "
+                 f"{flat['aggregate']['mean']:.3f}" + (f", ceiling {flat['gold']['mean']:.3f}" if "gold" in flat else ""))
+    for name, curve in summary["orders"].items():
+        cells = [f"{p['decisions']}: {p['f']['mean']:.3f} [{p['f']['min']:.3f}-{p['f']['max']:.3f}]" for p in curve]
+        lines.append(f"{name:7} F (mean [min-max]) " + "  ".join(cells))
+        shares = [f"{p['accept_share']['mean']:.0%}" for p in curve if p["accept_share"]]
+        lines.append(f"{'':7} accepted share of questions at each checkpoint: {', '.join(shares)}; "
+                     f"questions on spans no rule proposed: {summary['beyond_rules'][name]['mean']:.1%}")
+    for name, reach in summary["reach"].items():
+        lines.append(f"{name:7} decisions to reach the rules' F: {_fmt(reach['rules'])}, the rules' F + 0.10: "
+                     f"{_fmt(reach['rules + 0.10'])}, 80% of the ceiling: {_fmt(reach['80% of ceiling'])}")
+    return lines
+
+
+def _fmt(value: int | None) -> str:
+    return f"> {CHECKPOINTS[-1]}" if value is None else str(value)
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    """Mean F per checkpoint with the min-max band of the seeds; the flat lines dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"active": "tab:blue", "random": "tab:orange", "rules": "tab:gray", "labelmodel": "tab:green",
+              "aggregate": "tab:olive", "gold": "black"}
+    figure, axes = plt.subplots(figsize=(8, 4.2), dpi=120)
+    for name, curve in summary["orders"].items():
+        xs = [p["decisions"] for p in curve]
+        axes.plot(xs, [p["f"]["mean"] for p in curve], marker="o", color=colors[name], label=f"{name} (mean)")
+        axes.fill_between(xs, [p["f"]["min"] for p in curve], [p["f"]["max"] for p in curve], color=colors[name], alpha=0.2)
+    for name, values in summary["flat"].items():
+        axes.axhline(values["mean"], color=colors[name], linestyle="--" if name == "gold" else ":",
+                     label=f"{'ceiling' if name == 'gold' else name} F {values['mean']:.2f}")
+    axes.set_xlabel("decisions")
+    axes.set_ylabel("entity F1 on the gold test split")
+    axes.set_title(f"{summary['data']}: {len(summary['seeds'])} seeds, band = min-max", fontsize=9)
+    axes.set_ylim(0, 1)
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", type=int, default=400)
-    parser.add_argument("--checkpoint", type=int, default=100)
+    parser.add_argument("command", choices=("run", "summarize"))
+    parser.add_argument("--data", choices=sorted(DATASETS), default="ncbi")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--noise", type=float, default=0.0)
-    parser.add_argument("--max-epochs", type=int, default=8)
-    parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--data", type=Path, default=DATA, help="folder with train.jsonl and test.jsonl")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where annotation_efficiency.{json,png} go")
-    parser.add_argument("--all-answered", action="store_true",
-                        help="also answer every candidate the rules propose (random order, no handoff) and train once: "
-                             "the most binary decisions on these candidates can teach (~10 more minutes)")
+    parser.add_argument("--max-epochs", type=int, default=5)
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    train, test = args.data / "train.jsonl", args.data / "test.jsonl"
-    for path in (train, test):
-        if not path.is_file():
-            print(f"error: {path} not found (the shared NCBI-disease data)", file=sys.stderr)
-            return 1
-    result = simulate([PATTERNS], train, train, test=test, budget=args.budget, checkpoint=args.checkpoint,
-                      seed=args.seed, strategies=args.strategies.split(","), noise=args.noise,
-                      max_epochs=args.max_epochs)
-    write_curves(result, args.output, stem="annotation_efficiency")
-
-    console = Console(width=120)
-    console.print(reach_table(result))
-    for name, curve in result["strategies"].items():
-        if curve["kind"] == "decisions":
-            line = ", ".join(f"{p['decisions']}: F {p['f']:.3f} (P {p['precision']:.2f} R {p['recall']:.2f}, "
-                             f"{p['accepts']} acc)" for p in curve["points"])
-            console.print(f"{name:8} {line}", highlight=False)
-    reach = result["reach"]
-    active, random_order = (reach.get(name, {}).get("90%") for name in ("active", "random"))
-    if "active" in reach and "random" in reach:
-        if active is None:
-            verdict = "active did not reach 90% of the ceiling within the budget"
-        elif random_order is None:
-            verdict = f"active reached 90% at {active} decisions; random order not within {args.budget}"
-        else:
-            verdict = f"random order needs {random_order / max(active, 1):.1f}x the decisions active needs"
-        console.print(f"90% of the ceiling: {verdict} (goal: 5x)", highlight=False)
-    console.print(f"seed {args.seed}; {result['seconds']:.0f} s; curves in {args.output}", highlight=False)
-    if args.all_answered:
-        everything = simulate([PATTERNS], train, train, test=test, budget=10**6, checkpoint=10**6, seed=args.seed,
-                              strategies=["random"], noise=args.noise, max_epochs=args.max_epochs)
-        (args.output / "annotation_efficiency_all_answered.json").write_text(json.dumps(everything, indent=2) + "\n")
-        point = everything["strategies"]["random"]["points"][-1]
-        share = f", {point['f'] / result['ceiling_f']:.0%} of the ceiling" if result.get("ceiling_f") else ""
-        console.print(f"every candidate answered ({point['decisions']:,} decisions, {point['accepts']:,} accepts): "
-                      f"F {point['f']:.3f} (P {point['precision']:.2f} R {point['recall']:.2f}){share}", highlight=False)
+    if args.command == "run":
+        return run(args.data, args.seed, args.max_epochs, args.results)
+    for line in report(summarize(args.data, args.results)):
+        print(line)
     return 0
 
 

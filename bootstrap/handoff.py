@@ -1,28 +1,29 @@
-"""When a model trained from the decisions should take over from the rules, and the training job.
+"""When a model trained on the whole corpus should take over from the rules, and the training job.
 
-The policy (``--handoff``):
+The model is trained on every text of the dataset (a bounded sample on big corpora), weakly
+labelled by the rules and corrected by every decision (:mod:`bootstrap.weak_labels`), in a
+background process: spaCy training would otherwise hold the interpreter the web server answers
+from. The policy (``--handoff``):
 
-* ``auto`` (default): once every label has ``min_accepts`` accepted answers, and again every
-  ``every`` decisions after, train a model in a background process (the page keeps answering).
-  Score it and the rules on the same held-out decisions — the texts ``train.split_decisions``
-  keeps aside, stable as the dataset grows — by F1 with the accepted spans as positives
-  (:func:`decision_f`), and let the model into the loop when its F is higher, with at least
-  ``MIN_HELD_OUT_ACCEPTS`` accepted spans held out to compare on.
+* ``auto`` (default): a **first model at the start** (:meth:`Session.start_handoff
+  <bootstrap.session.Session.start_handoff>`), trained on the rules' labels alone, so the model
+  proposes spans beyond the rules from the first minutes; then, once every label has
+  ``min_accepts`` accepted answers, a new model every ``every`` decisions. Each is scored with
+  the rules on the same held-out decisions — the texts ``train.split_decisions`` keeps aside,
+  stable as the dataset grows and never in any training set — by F1 with the accepted spans as
+  positives (:func:`decision_f`), and enters the loop when its F is higher than the better of
+  the rules' plain vote and the LabelModel, with at least ``MIN_HELD_OUT_ACCEPTS`` accepted
+  spans held out to compare on. While there are not that many, nothing can say the model is
+  worse than the rules it learnt from, so the model enters as a proposer: its spans become
+  questions, and the decisions on them judge it.
 * ``now``: train at once (as soon as each label has an accept and two texts have decisions, one
   to hold out) and let the model in whatever the scores say.
 * ``never``: the rules rank every question.
 
-"The rules' answer" to a held-out question is the aggregate's current fit before any decision
-moved it (the LabelModel's, or the weighted vote's): accept when its probability is above one
-half. That fit may use the class balance of the decisions (refits do), and after an adoption it
-includes the previous model's column, so a new model is compared with what ranks the questions
-now. Both scores are recorded (``Store.add_model_run``), so
-``bootstrap stats`` and the page can say which scorer ranks the questions, and why.
-
-The job runs in a separate process: spaCy training would otherwise hold the interpreter the
-web server answers from. It returns, when the model wins, its probability for every span of
-every stored text it finds plausible (``model.span_probabilities``), which is how the model
-proposes entities no rule covers.
+Both scores are recorded (``Store.add_model_run``), so ``bootstrap stats`` and the page can say
+which scorer ranks the questions, and why. When the model enters, the job also returns its
+probability for every span of every stored text it finds plausible
+(``model.span_probabilities``), which is how the model proposes entities no rule covers.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
-
-import numpy as np
 
 from .labelmatrix import ModelSpan
 
@@ -47,8 +46,9 @@ MIN_HELD_OUT_ACCEPTS = 5  # fewer accepted held-out decisions than this compare 
 class HandoffPolicy:
     mode: HandoffMode = "auto"
     every: int = 200  # new decisions between two trainings
-    min_accepts: int = 20  # accepts per label before the first training
+    min_accepts: int = 20  # accepts per label before a model trained from decisions
     max_epochs: int = 10
+    patience: int = 2  # evaluations (about one an epoch) without improvement before training stops
     models_dir: str = "bootstrap-models"
 
     def __post_init__(self) -> None:
@@ -115,35 +115,48 @@ def rules_accuracy(tasks: Iterable[dict[str, Any]], says_accept: Callable[[dict[
 
 
 def train_job(
-    db: str, dataset: str, tasks: list[dict[str, Any]], proposed: dict[int, list], output_dir: str,
-    lang: str, seed: int, max_epochs: int, rules_score: float | None, force: bool,
+    db: str, dataset: str, table, output_dir: str, lang: str, seed: int, policy: HandoffPolicy, weak_labels,
 ) -> dict[str, Any]:
-    """Train, score on held-out decisions and, if the model wins (or ``force``), score every text.
+    """Build the whole-corpus training set from the store, train, score model and rules on the
+    held-out decisions and, if the model wins (or ``force``), score every text.
 
-    Runs in a worker process: every argument and the result are plain values.
+    Runs in a worker process: every argument (``table`` is the rules' ``CandidateTable``,
+    ``weak_labels`` a ``WeakLabelConfig``) and the result are plain, picklable values. With
+    ``policy.mode == "now"`` the model's spans are written whatever the scores say.
     """
     import spacy
 
     from .store import Store
-    from .train import train_from_decisions
+    from .weak_labels import build_training_set, train_model
 
-    result = train_from_decisions(spacy.blank(lang), tasks, output_dir, proposed=proposed, seed=seed, max_epochs=max_epochs)
-    held_out = result["scores"]["held_out_decisions"]
-    held_out["f"] = model_score = decision_f(held_out)
+    nlp = spacy.blank(lang)
+    with Store(db, create=False) as store:
+        tasks = list(store.export_tasks(dataset))
+        training_set = build_training_set(nlp, table, tasks, store.texts(dataset), weak_labels, seed=seed)
+    result = train_model(training_set, output_dir, lang=lang, seed=seed, max_epochs=policy.max_epochs,
+                         patience=policy.patience)
+    rules = training_set.rules_view
+    held_out = result["scores"].get("held_out_decisions") or {}
+    held_out["f"] = model_score = decision_f(held_out) if held_out else None
     enough = (held_out.get("accepted") or 0) >= MIN_HELD_OUT_ACCEPTS
-    wins = enough and model_score is not None and (rules_score is None or model_score > rules_score)
+    if enough:
+        wins = model_score is not None and (rules.get("f") is None or model_score > rules["f"])
+    else:  # nothing to compare on yet: the model proposes, and the decisions on its spans judge it
+        wins = True
+    force = policy.mode == "now"
     spans_path = Path(output_dir) / "spans.jsonl"
     if wins or force:
-        nlp = spacy.load(result["model"])
+        model = spacy.load(result["model"])
         with Store(db, create=False) as store, spans_path.open("w", encoding="utf8") as out:
             batch: list[tuple[int, str]] = []
             for item in store.texts(dataset):
                 batch.append(item)
                 if len(batch) == 256:
-                    _write_spans(nlp, batch, out)
+                    _write_spans(model, batch, out)
                     batch = []
-            _write_spans(nlp, batch, out)
-    return {"model": str(result["model"]), "scores": result["scores"], "model_f": model_score,
+            _write_spans(model, batch, out)
+    scores = {**result["scores"], "held_out_decisions": held_out, "compared": enough}
+    return {"model": str(result["model"]), "scores": scores, "rules": rules, "model_f": model_score,
             "wins": wins, "spans": str(spans_path) if (wins or force) else None}
 
 
@@ -175,12 +188,3 @@ def read_model_spans(path: str | Path) -> tuple[list[ModelSpan], list[int]]:
             scored.append(input_hash)
             spans.extend(ModelSpan(input_hash, *span) for span in entry["spans"])
     return spans, scored
-
-
-def base_yes_probability(aggregate) -> np.ndarray:
-    """P(yes) per question from the fit alone, before any decision moved it: "the rules' view"."""
-    table = aggregate.table
-    logits = aggregate.base_log_proba - aggregate.base_log_proba.max(axis=1, keepdims=True)
-    proba = np.exp(logits)
-    proba /= proba.sum(axis=1, keepdims=True)
-    return proba[table.question_row, table.question_class]

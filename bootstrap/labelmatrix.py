@@ -108,6 +108,25 @@ class CandidateTable:
         line = self.L[row]
         return {self.columns[j].name: int(line[j]) for j in np.flatnonzero(line != ABSTAIN)}
 
+    def overlapping(self) -> np.ndarray:
+        """Per row, whether its span overlaps another row's in the same text (nested or crossing).
+
+        A decision on such a row may be about its boundaries rather than its string: "cancer"
+        is rejected inside "breast cancer" and accepted on its own, so decisions carry to the
+        other occurrences of a string in the same setting only (``weak_labels``, ``ranking``).
+        """
+        result = np.zeros(self.n_rows, dtype=bool)
+        order = np.lexsort((-self.end.astype(np.int64), self.start, self.input_hash))
+        text, reach, owner = None, -1, -1
+        for row in order.tolist():
+            if self.input_hash[row] != text:
+                text, reach, owner = self.input_hash[row], -1, -1
+            if self.start[row] < reach:
+                result[row] = result[owner] = True
+            if self.end[row] > reach:
+                reach, owner = int(self.end[row]), row
+        return result
+
 
 class _Builder:
     """Accumulates rows, votes and questions one text at a time."""

@@ -4,9 +4,19 @@ The ranking *orders*; it never drops a question. Every (span, label) some rule o
 proposed stays reachable until it is answered, so the stream cannot "run dry" while anything is
 left, and a rare label's matches are not filtered out on a cold start.
 
-Score of an open question (row, label), in [0, 1]::
+Score of an open question (row, label)::
 
-    score = 0.7 · uncertainty + 0.15 · entropy + 0.15 · conflict
+    score = reach · (0.7 · uncertainty + 0.15 · entropy + 0.15 · conflict)
+
+* ``reach``: how many open questions the answer settles — the question itself and every other
+  open occurrence of the same string with the same label, since the training set carries a
+  decision to every occurrence (:mod:`bootstrap.weak_labels`). One answer on a string that
+  occurs forty times is worth forty answers on strings that occur once (measured on a
+  biomedical corpus: deciding the 200 most frequent of 654 strings settles 72% of the rule
+  candidates). Once a string is decided (and every answer on it agrees), its other occurrences
+  score as if they reached ``SETTLED`` of a question: the annotator is not shown the same word
+  again and again (a known complaint about ``ner.teach``), but they stay reachable, last —
+  unless a model in the loop sees that occurrence otherwise, where it is worth asking again;
 
 * ``uncertainty = 1 − |2p − 1|`` where ``p`` is the probability that the answer is yes: 1 at 0.5
   (once a trained model is in the loop, ``p`` is the mean of the aggregate's and the model's);
@@ -35,6 +45,7 @@ import numpy as np
 from .aggregate import Aggregate, row_reduce
 
 WEIGHTS = {"uncertainty": 0.7, "entropy": 0.15, "conflict": 0.15}
+SETTLED = 0.05  # the weight of a question whose string and label were decided elsewhere
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ class Ranker:
         self._index = {
             (int(row), int(cls)): i for i, (row, cls) in enumerate(zip(self.table.question_row, self.table.question_class))
         }
+        self._group, self._n_groups = aggregate.question_groups()
 
     def index_of(self, row: int, label: str) -> int:
         return self._index[(row, self.table.class_of(label))]
@@ -88,8 +100,26 @@ class Ranker:
         k = self.table.cardinality
         safe = np.clip(proba, 1e-12, 1)
         entropy = (-row_reduce(np.add, proba * np.log(safe)) / np.log(k))[self.table.question_row]
-        return (WEIGHTS["uncertainty"] * uncertainty + WEIGHTS["entropy"] * entropy
+        base = (WEIGHTS["uncertainty"] * uncertainty + WEIGHTS["entropy"] * entropy
                 + WEIGHTS["conflict"] * self._conflict)
+        return base * self.reach()
+
+    def reach(self) -> np.ndarray:
+        """Per question, the open questions its answer settles (module docstring).
+
+        A question is *settled* when every answer on its string and label agrees (the training
+        set carries that answer to it) and no model in the loop sees this occurrence otherwise;
+        a settled question's reach is ``SETTLED``. An unsettled one reaches every unsettled open
+        question of its group, itself included.
+        """
+        verdict = self.aggregate.group_verdicts()[self._group]  # 1 accepted, 0 rejected, -1 open or mixed
+        settled = verdict >= 0
+        model = self.table.model_probability
+        if model is not None:  # the model sees this occurrence otherwise: ask here too
+            settled &= np.isnan(model) | ((model >= 0.5) == (verdict == 1))
+        counted = self.open & ~settled
+        reach = np.bincount(self._group, weights=counted, minlength=self._n_groups)[self._group]
+        return np.where(settled, SETTLED, np.maximum(reach, 1.0))
 
     def next(self, exclude: Collection[int] = ()) -> QuestionChoice | None:
         """The next question, or None when every question is answered (or excluded: leased to others)."""

@@ -8,9 +8,11 @@ copy of the loop. One session serves one dataset and any number of annotators:
   answer given.
 * **Resume.** Starting again replays the stored answers into the aggregate and the ranking, so a
   question answered before is never asked again and the probabilities are where they were.
-* **Several annotators.** A question on someone's screen is leased to them in the store (which
-  works across processes); nobody else is offered it until it is answered or the lease expires.
-  If two annotators do answer the same task (after an undo, say), both answers are kept.
+* **Several annotators, several processes.** A question on someone's screen is leased to them
+  in the store (which works across processes); nobody else is offered it until it is answered
+  or the lease expires, and once answered by anyone, in any process, it is offered to nobody
+  (before choosing, a session reads the answers other processes stored since its last look).
+  If two annotators do answer the same task (a stale page, say), both answers are kept.
 * **Refit off the request path.** Every ``refit_every`` decisions the LabelModel is refit in a
   background thread and swapped in when done; answering never waits for it.
 
@@ -34,7 +36,7 @@ import spacy
 from .aggregate import Aggregate
 from .candidates import DocCandidates, generate_candidates
 from .corpus import Record, read_texts
-from .handoff import HandoffPolicy, base_yes_probability, read_model_spans, rules_accuracy, train_job
+from .handoff import HandoffPolicy, read_model_spans, train_job
 from .hashing import task_hash as hash_task
 from .labelmatrix import NOT_ENTITY, CandidateTable, ModelSpan, build_candidate_table, with_model
 from .lfs import load_lfs
@@ -42,9 +44,10 @@ from .matching import RuleMatcher
 from .ranking import Ranker
 from .rules import load_rules
 from .store import ANSWERS, Store
-from .train import split_decisions
+from .weak_labels import WeakLabelConfig
 
 DEFAULT_ANNOTATOR = "default"
+SYNC_OVERLAP = 60.0  # seconds an undo or change by another process is looked for again
 
 
 class UnknownTask(KeyError):
@@ -70,6 +73,7 @@ class SessionConfig:
     lease_seconds: float = 300.0
     background_refit: bool = True
     handoff: HandoffPolicy = field(default_factory=HandoffPolicy)
+    weak_labels: WeakLabelConfig = field(default_factory=WeakLabelConfig)
     lang: str = "en"
 
 
@@ -156,8 +160,10 @@ class Session:
         """Replay stored answers (closed questions stay closed, the aggregate learns them again)
         and put back the last model that entered the loop."""
         replayed = 0
+        self._synced_id, self._synced_at = 0, time.time()  # what _refresh has seen of the store
         for stored in self.store.answers(self.dataset):
             self._record(stored.task_hash, stored.annotator, stored.id, stored.answer, stored.exploration)
+            self._synced_id = max(self._synced_id, stored.id)
             replayed += 1
         self._runs = self.store.model_runs(self.dataset)
         self._trained_at = replayed if self._runs else None
@@ -171,11 +177,37 @@ class Session:
         if replayed:
             self.aggregate.refit()
 
+    def _refresh(self) -> None:
+        """Learn what other processes on this database answered, undid or changed since the last
+        look, so a question answered anywhere is closed here too and progress counts every answer.
+
+        The store is the truth; this reads only answers newer than the last one seen and those
+        undone or changed lately (indexed lookups, usually no row), and applying a row twice
+        changes nothing, so the look-back may overlap (``SYNC_OVERLAP`` covers clock skew
+        between machines).
+        """
+        now = time.time()
+        for stored in self.store.answer_changes(self.dataset, self._synced_id, self._synced_at - SYNC_OVERLAP):
+            self._synced_id = max(self._synced_id, stored.id)
+            live = self._live.get(stored.task_hash)
+            known = live.by_annotator.get(stored.annotator) if live is not None else None
+            if stored.undone_at is not None:
+                if known is not None and known[0] == stored.id:
+                    self._unrecord(stored.task_hash, stored.annotator)
+                continue
+            if known is not None and known[:2] == (stored.id, stored.answer):
+                continue
+            if known is not None:
+                self._unrecord(stored.task_hash, stored.annotator, reopen=False)
+            self._record(stored.task_hash, stored.annotator, stored.id, stored.answer, stored.exploration)
+        self._synced_at = now
+
     # -- the loop ------------------------------------------------------------------------------
 
     def next_question(self, annotator: str = DEFAULT_ANNOTATOR) -> dict[str, Any] | None:
         """The question for this annotator: the one on their screen, or the best open one they may lease."""
         with self._lock:
+            self._refresh()  # another process's answers close their questions here too
             pending = self._pending.get(annotator)
             if pending is not None:
                 index = self._index_of.get(pending[0])
@@ -198,6 +230,7 @@ class Session:
         if answer not in ANSWERS:
             raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
         with self._lock:
+            self._refresh()
             index = self._question_index(task_hash)
             task_hash = self._task_hashes[index]
             live = self._live.get(task_hash)
@@ -452,31 +485,41 @@ class Session:
 
     # -- handoff -------------------------------------------------------------------------------
 
+    def start_handoff(self) -> None:
+        """Train the first model now, in the background, if the policy trains at all and none was
+        trained yet: the rules' weak labels over the whole corpus are enough to learn from, and
+        the model proposes spans no rule covers from the first minutes (the CLI calls this)."""
+        with self._lock:
+            if self.config.handoff.mode == "auto" and self._trained_at is None:
+                self.train_now()
+
+    def train_now(self) -> bool:
+        """Start a handoff training in the background now, whatever the policy's cadence (the
+        model still enters the loop only as the policy says); False if one is running already."""
+        with self._lock:
+            if self._training is not None:
+                return False
+            self._train(self.progress()["answers"])
+            return True
+
     def _maybe_train(self, progress: dict[str, Any]) -> None:
         """Start a model's training in the background when the handoff policy says it is time."""
         policy = self.config.handoff
         if policy.mode == "never" or self._training is not None:
             return
-        decisions = progress["answers"]
-        if not policy.due(decisions, self._trained_at, progress["accepts_per_label"], self._training_failed):
-            return
-        tasks = list(self.store.export_tasks(self.dataset, answers=("accept", "reject")))
-        _, held_out = split_decisions(tasks)
-        yes = base_yes_probability(self.aggregate)
+        if policy.due(progress["answers"], self._trained_at, progress["accepts_per_label"], self._training_failed):
+            self._train(progress["answers"])
 
-        def rules_say_accept(task: dict[str, Any]) -> bool | None:
-            index = self._index_of.get(int(task["_task_hash"]))
-            return None if index is None else bool(yes[index] > 0.5)
-
-        rules = rules_accuracy(held_out, rules_say_accept)
+    def _train(self, decisions: int) -> None:
+        """Submit the training job: it reads the store itself, so nothing is exported under the lock."""
+        policy = self.config.handoff
         output = Path(policy.models_dir) / self.dataset / f"{time.strftime('%Y%m%d-%H%M%S')}-{decisions}"
         self._trained_at = decisions
         self._training = self._executor().submit(
-            train_job, self.store.engine.url.render_as_string(hide_password=False), self.dataset, tasks,
-            self.store.proposed_spans(self.dataset), str(output), self.config.lang, self.config.seed,
-            policy.max_epochs, rules["f"], policy.mode == "now",
+            train_job, self.store.engine.url.render_as_string(hide_password=False), self.dataset, self.rules_table,
+            str(output), self.config.lang, self.config.seed, policy, self.config.weak_labels,
         )
-        self._training.add_done_callback(lambda future: self._on_trained(future, decisions, rules))
+        self._training.add_done_callback(lambda future: self._on_trained(future, decisions))
 
     def _executor(self) -> ProcessPoolExecutor:
         if getattr(self, "_pool", None) is None:
@@ -484,7 +527,7 @@ class Session:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
-    def _on_trained(self, future: Future, decisions: int, rules: dict[str, Any]) -> None:
+    def _on_trained(self, future: Future, decisions: int) -> None:
         """Record the run with both scores; if the model won, put it in the loop."""
         try:
             try:
@@ -493,11 +536,13 @@ class Session:
                 with self._lock:
                     self._training_failed = True
                     self.store.add_model_run(self.dataset, decisions, "", {
-                        "error": f"{type(error).__name__}: {error}", "rules": rules}, adopted=False)
+                        "error": f"{type(error).__name__}: {error}"}, adopted=False)
                     self._runs = self.store.model_runs(self.dataset)
                 return
-            scores = {"model": result["scores"]["held_out_decisions"], "rules": rules, "spans": result["spans"],
-                      "scheme": result["scores"].get("scheme")}
+            scores = {"model": result["scores"]["held_out_decisions"], "rules": result["rules"],
+                      "spans": result["spans"], "compared": result["scores"]["compared"],
+                      "training_set": result["scores"]["training_set"],
+                      "train_cpu_seconds": result["scores"]["train_cpu_seconds"]}
             adopted = result["spans"] is not None
             if adopted:
                 try:

@@ -14,10 +14,12 @@ do). Strategies, all with the same budget of decisions and the same seed:
   (candidates with probability > 0.5), two flat lines;
 * ``gold``: a model trained on the pool's texts fully annotated: the ceiling, a flat line.
 
-Every ``checkpoint`` decisions the decision strategies train a model the way ``bootstrap train``
-does (:func:`bootstrap.train.train_from_decisions`, default scheme) and score it on a gold test
-split no question is ever asked about. A checkpoint without a single accepted span trains
-nothing and scores 0, marked untrained: a run that learnt nothing is never shown as learning.
+At 0 decisions and every ``checkpoint`` decisions after, the decision strategies train a model
+the way ``bootstrap train`` and the session's handoff do — on the whole pool, weakly labelled by
+the rules and corrected by every decision so far (:func:`bootstrap.weak_labels.build_training_set`)
+— and score it on a gold test split no question is ever asked about. The model at 0 decisions
+is the rules, learned; what the curves add over it is what the decisions taught. A checkpoint
+whose training set holds no entity trains nothing and scores 0, marked untrained.
 """
 
 from __future__ import annotations
@@ -45,14 +47,16 @@ from .corpus import read_texts
 from .errors import InputError
 from .gold import Gold, gold_answer, load_gold
 from .hashing import input_hash as hash_text
+from .labelmatrix import CandidateTable
 from .session import Session, SessionConfig, build_table
-from .train import DEFAULT_SCHEME, evaluate_gold, gold_docs, score_ents, token_span, train_from_decisions, train_ner
+from .train import evaluate_gold, gold_docs, score_ents, token_span, train_ner
+from .weak_labels import WeakLabelConfig, build_training_set, question_index, train_model
 
 STRATEGIES = ("active", "random", "rules", "gold")
 DECISION_STRATEGIES = ("active", "random")
 ANNOTATOR = "simulated"
 TEST_SHARE = 0.2
-DEV_SHARE = 0.2  # what train_from_decisions holds out of the decisions; the ceiling holds out as much
+DEV_SHARE = 0.2  # what the training set holds out of the decisions; the ceiling holds out as much
 REACH_LEVELS = (0.8, 0.9)
 
 Answerer = Callable[[dict[str, Any]], str]
@@ -174,10 +178,10 @@ def prepare_data(texts: Path, gold_path: Path, test: Path | None, workdir: Path)
 
 
 def checkpoints_of(budget: int, every: int) -> list[int]:
-    """Decision counts at which a model is trained and scored: every ``every``, and the budget."""
+    """Decision counts at which a model is trained and scored: 0, every ``every``, and the budget."""
     if budget < 1 or every < 1:
         raise ValueError(f"budget and checkpoint must be at least 1, got {budget} and {every}")
-    points = list(range(every, budget + 1, every))
+    points = list(range(0, budget + 1, every))
     if not points or points[-1] != budget:
         points.append(budget)
     return points
@@ -201,9 +205,11 @@ def simulate(
     lang: str = "en",
     phrase_attr: str = "ORTH",
     max_epochs: int = 10,
-    patience: int = 3,
+    patience: int = 2,
     answer_with: Answerer | None = None,
     reporter: Reporter | None = None,
+    weak_labels: WeakLabelConfig | None = None,
+    checkpoints: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Run every strategy and return the curves (see the module docstring; ``write_curves`` saves them).
 
@@ -215,7 +221,8 @@ def simulate(
         raise ValueError(f"unknown strategy {', '.join(unknown) or '(none given)'} (known: {', '.join(STRATEGIES)})")
     if not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must be a share between 0 and 1, got {noise}")
-    points = checkpoints_of(budget, checkpoint)
+    points = sorted(set(checkpoints)) if checkpoints else checkpoints_of(budget, checkpoint)
+    weak_labels = weak_labels or WeakLabelConfig()
     reporter = reporter or Reporter()
     nlp = spacy.blank(lang)
     started = time.time()
@@ -224,14 +231,17 @@ def simulate(
         data = prepare_data(Path(texts), Path(gold), Path(test) if test else None, workdir)
         reference = gold_docs(nlp, data.test)
         curves: dict[str, Any] = {}
+        before_decisions: dict[str, Any] = {}  # the model at 0 decisions is the same for every strategy
         settings = {"budget": budget, "checkpoint": checkpoint, "checkpoints": points, "seed": seed, "noise": noise,
-                    "max_epochs": max_epochs, "patience": patience, "lang": lang, "scheme": DEFAULT_SCHEME}
+                    "max_epochs": max_epochs, "patience": patience, "lang": lang,
+                    "training": "whole pool, weak labels corrected by the decisions", "weak_labels": vars(weak_labels)}
         for name in strategies:
             if name in DECISION_STRATEGIES:
                 answerer = answer_with or GoldAnnotator(data.gold, noise, seed)
                 curves[name] = run_decisions(
                     name, pattern_files, data, reference, points, answerer, workdir, nlp=nlp, seed=seed, lfs=lfs,
-                    lang=lang, phrase_attr=phrase_attr, max_epochs=max_epochs, patience=patience, reporter=reporter)
+                    lang=lang, phrase_attr=phrase_attr, max_epochs=max_epochs, patience=patience, reporter=reporter,
+                    weak_labels=weak_labels, cache=before_decisions)
                 if isinstance(answerer, GoldAnnotator):
                     curves[name]["annotator"] = {"asked": answerer.asked, "flipped": answerer.flipped}
                 final = curves[name]["points"][-1]
@@ -280,11 +290,17 @@ def run_decisions(
     max_epochs: int,
     patience: int,
     reporter: Reporter,
+    weak_labels: WeakLabelConfig,
+    cache: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One decision strategy in its own database: ask, answer, and train and score at each checkpoint."""
+    """One decision strategy in its own database: ask, answer, and train and score at each checkpoint.
+
+    ``cache`` keeps the scores at 0 decisions across strategies: the same training set, the
+    same seed, the same model.
+    """
     folder = workdir / name
     folder.mkdir()
-    config = session_config(name, seed, lang, folder / "models")
+    config = session_config(name, seed, lang, folder / "models", max_epochs, patience, weak_labels)
     reporter.start(name, checkpoints[-1])
     reporter.note(name, "building the candidate table")
     session = Session.from_files(pattern_files, data.pool, db=folder / "decisions.db", dataset=name, lfs=lfs,
@@ -292,8 +308,11 @@ def run_decisions(
     counts: Counter = Counter()
     points: list[dict[str, Any]] = []
     exhausted = False
+    rules_questions = set(question_index(session.rules_table))
+    asked = Counter()
+    strings: set[str] = set()
     try:
-        questions = session.table.n_questions
+        questions = session.rules_table.n_questions
         for target in checkpoints:
             reporter.note(name, "asking")
             while not exhausted and sum(counts.values()) < target:
@@ -305,21 +324,36 @@ def run_decisions(
                 answer = answerer(task)
                 session.answer(ANNOTATOR, task["task_hash"], answer)
                 counts[answer] += 1
+                span = task["spans"][0]
+                asked["questions"] += 1
+                asked["beyond_rules"] += (task["input_hash"], span["start"], span["end"], task["label"]) not in rules_questions
+                asked["exploration"] += bool(task["exploration"])
+                strings.add(task["text"][span["start"]:span["end"]].lower())
                 reporter.advance(name)
             decided = sum(counts.values())
             if points and points[-1]["decisions"] == decided:  # the pool ran dry: the same model again
                 points.append({**points[-1], "checkpoint": target})
                 continue
+            if decided == 0 and cache is not None and "scores" in cache:
+                points.append({"checkpoint": target, **cache["scores"]})
+                continue
             reporter.note(name, f"training at {decided:,} decisions")
-            points.append({"checkpoint": target, **checkpoint_scores(session, nlp, reference, folder / f"model-{target}",
-                                                                     counts, seed=seed, max_epochs=max_epochs,
-                                                                     patience=patience)})
+            if session.config.handoff.mode == "never":
+                point = checkpoint_scores(session, nlp, reference, folder / f"model-{target}", counts, seed=seed,
+                                          max_epochs=max_epochs, patience=patience, weak_labels=weak_labels)
+            else:
+                point = handoff_scores(session, reference, counts, first=not points)
+            points.append({"checkpoint": target, **point})
+            if decided == 0 and cache is not None:
+                cache["scores"] = point
     finally:
         session.close()
-    return {"kind": "decisions", "questions": questions, "exhausted": exhausted, "points": points}
+    return {"kind": "decisions", "questions": questions, "exhausted": exhausted, "points": points,
+            "asked": {**asked, "distinct_strings": len(strings)}}
 
 
-def session_config(strategy: str, seed: int, lang: str, models_dir: Path) -> SessionConfig:
+def session_config(strategy: str, seed: int, lang: str, models_dir: Path, max_epochs: int = 10, patience: int = 2,
+                   weak_labels: WeakLabelConfig | None = None) -> SessionConfig:
     """The page's defaults, for ``active``; ``random`` asks in random order and never hands off.
 
     ``random`` is annotation without the product: every question drawn uniformly from the rules'
@@ -327,8 +361,9 @@ def session_config(strategy: str, seed: int, lang: str, models_dir: Path) -> Ses
     run does not depend on thread timing. Models the handoff trains go to the run's temporary
     folder, not to ``./bootstrap-models``.
     """
-    config = SessionConfig(seed=seed, background_refit=False, lang=lang)
-    config.handoff = dataclasses.replace(config.handoff, models_dir=str(models_dir))
+    config = SessionConfig(seed=seed, background_refit=False, lang=lang, weak_labels=weak_labels or WeakLabelConfig())
+    # the session trains at the checkpoints (``handoff_scores``), not on its own cadence
+    config.handoff = dataclasses.replace(config.handoff, models_dir=str(models_dir), every=10**9, max_epochs=max_epochs, patience=patience)
     if strategy == "random":
         config.exploration = 1.0
         config.handoff = dataclasses.replace(config.handoff, mode="never")
@@ -347,28 +382,55 @@ def settle(session: Session) -> None:
             wait()
 
 
+def handoff_scores(session: Session, reference: Sequence[Doc], counts: Counter, *, first: bool) -> dict[str, Any]:
+    """Let the session's handoff train now (the product's own job, which may put the model in
+    the loop) and score the model it trained on the test split.
+
+    The first checkpoint is the session's start (``start_handoff``, as the CLI does); later ones
+    ask for a training at each checkpoint, so a model is trained exactly where it is scored.
+    """
+    (session.start_handoff if first else session.train_now)()
+    session.wait_for_handoff()
+    run = session.store.model_runs(session.dataset)[-1]
+    tasks = list(session.store.export_tasks(session.dataset))
+    point: dict[str, Any] = {
+        "decisions": len(tasks), "accepts": counts["accept"], "rejects": counts["reject"], "ignores": counts["ignore"],
+        "texts": len({task["_input_hash"] for task in tasks}), "adopted": run["adopted"],
+        "training_set": run["scores"].get("training_set"),
+    }
+    if not run["path"]:
+        return {**point, **untrained(run["scores"].get("error", "the training failed"))}
+    scores = evaluate_gold(spacy.load(run["path"]), reference)
+    return {**point, "trained": True, **prf(scores), "train_cpu_seconds": run["scores"].get("train_cpu_seconds"),
+            "held_out": {"model_f": run["scores"].get("model", {}).get("f"),
+                         "rules_f": run["scores"].get("rules", {}).get("f")}}
+
+
 def checkpoint_scores(
     session: Session, nlp: Language, reference: Sequence[Doc], output: Path, counts: Counter, *,
-    seed: int, max_epochs: int, patience: int,
+    seed: int, max_epochs: int, patience: int, weak_labels: WeakLabelConfig,
 ) -> dict[str, Any]:
-    """Train on the session's decisions so far, as ``bootstrap train`` does, and score on the test split."""
+    """Train on the pool's weak labels and the session's decisions so far, as ``bootstrap train``
+    and the handoff do, and score on the test split."""
     tasks = list(session.store.export_tasks(session.dataset))
     point: dict[str, Any] = {
         "decisions": len(tasks), "accepts": counts["accept"], "rejects": counts["reject"], "ignores": counts["ignore"],
         "texts": len({task["_input_hash"] for task in tasks}),
     }
-    if not any(task["answer"] == "accept" for task in tasks):
-        return {**point, **untrained("no accepted span yet: nothing to learn an entity from")}
     started = time.time()
+    training_set = build_training_set(nlp, session.rules_table, tasks, session.store.texts(session.dataset),
+                                      weak_labels, seed=seed)
+    point["training_set"] = training_set.stats
+    point["method"] = training_set.method
     try:
-        result = train_from_decisions(nlp, tasks, output, proposed=session.store.proposed_spans(session.dataset),
-                                      gold=reference, seed=seed, max_epochs=max_epochs, patience=patience)
-    except ValueError as error:  # e.g. all decisions on one text: nothing to hold out
+        result = train_model(training_set, output, lang=nlp.lang, seed=seed, max_epochs=max_epochs, patience=patience)
+        scores = evaluate_gold(spacy.load(result["model"]), reference)
+    except ValueError as error:  # e.g. no entity anywhere in the training set
         return {**point, **untrained(str(error))}
     finally:
         shutil.rmtree(output, ignore_errors=True)
-    scores = result["scores"]["gold"]
-    return {**point, "trained": True, **prf(scores), "train_seconds": round(time.time() - started, 1)}
+    return {**point, "trained": True, **prf(scores), "train_seconds": round(time.time() - started, 1),
+            "train_cpu_seconds": result["scores"]["train_cpu_seconds"]}
 
 
 def untrained(reason: str) -> dict[str, Any]:
@@ -397,8 +459,9 @@ def rules_scores(
     """The rules' and the LabelModel's predictions on the test texts, scored against gold.
 
     ``rules``: every candidate some positive rule proposes and no negative rule of its label votes
-    against. ``labelmodel``: every (span, label) the aggregate, before any decision, gives more
-    than 0.5. Overlaps are resolved longest first (``spacy.util.filter_spans``), as NER must.
+    against. ``labelmodel``: every (span, label) Snorkel's LabelModel, before any decision, gives
+    more than 0.5; ``aggregate``: the same for the fit the loop uses before any decision (the
+    plain vote or the LabelModel, ``aggregate.method``). Overlaps are resolved longest first (``spacy.util.filter_spans``), as NER must.
     """
     rules_spans: dict[int, list[tuple[int, int, str]]] = {}
 
@@ -409,18 +472,21 @@ def rules_scores(
             yield result
 
     table = build_table(pattern_files, test, lfs=lfs, lang=lang, phrase_attr=phrase_attr, through=keep_candidates)
-    aggregate = Aggregate(table, seed=seed)
+    lines = {"rules": score_spans(rules_spans, reference)}
+    for line, method in (("labelmodel", "LabelModel"), ("aggregate", "auto")):
+        aggregate = Aggregate(table, seed=seed, method=method)
+        lines[line] = {**score_spans(confident_spans(table, aggregate), reference), "method": aggregate.method}
+    return lines
+
+
+def confident_spans(table: CandidateTable, aggregate: Aggregate) -> dict[int, list[tuple[int, int, str]]]:
+    """Per text, every (span, label) the aggregate gives more than 0.5."""
     proba = aggregate.probabilities() if table.n_rows else np.zeros((0, table.cardinality))
-    model_spans: dict[int, list[tuple[int, int, str]]] = {}
-    for row in range(table.n_rows):
-        for cls in range(1, table.cardinality):
-            if proba[row, cls] > 0.5:  # classes from 1: 0 is not-an-entity
-                model_spans.setdefault(int(table.input_hash[row]), []).append(
-                    (int(table.start[row]), int(table.end[row]), table.label_of(cls)))
-    return {
-        "rules": score_spans(rules_spans, reference),
-        "labelmodel": {**score_spans(model_spans, reference), "method": aggregate.method},
-    }
+    spans: dict[int, list[tuple[int, int, str]]] = {}
+    for row, cls in zip(*np.nonzero(proba[:, 1:] > 0.5)):  # classes from 1: 0 is not-an-entity
+        spans.setdefault(int(table.input_hash[row]), []).append(
+            (int(table.start[row]), int(table.end[row]), table.label_of(int(cls) + 1)))
+    return spans
 
 
 def score_spans(spans: dict[int, list[tuple[int, int, str]]], reference: Sequence[Doc]) -> dict[str, Any]:
@@ -497,7 +563,7 @@ def write_curves(result: dict[str, Any], output: str | Path, stem: str = "curves
 
 
 STYLE = {"active": ("tab:blue", "-"), "random": ("tab:orange", "-"), "rules": ("tab:gray", ":"),
-         "labelmodel": ("tab:green", ":"), "gold": ("black", "--")}
+         "labelmodel": ("tab:green", ":"), "aggregate": ("tab:olive", ":"), "gold": ("black", "--")}
 
 
 def plot_curves(result: dict[str, Any], path: str | Path) -> None:

@@ -92,13 +92,19 @@ def test_a_model_in_the_table_proposes_votes_and_keeps_answered_spans(nlp):
 
 
 def test_session_trains_compares_and_adopts_the_model(tmp_path):
-    """With --handoff now the session trains in the background after a few gold answers, records the
-    model's and the rules' scores on the same held-out decisions, and lets the model in; a restart keeps it."""
-    policy = HandoffPolicy(mode="now", max_epochs=3, models_dir=str(tmp_path / "models"))
+    """The session trains a first model at the start (on the rules' weak labels: nothing to compare
+    it with yet, so it enters the loop as a proposer), then new ones in the background as gold
+    answers come in, records the model's and the rules' scores on the same held-out decisions,
+    and a restart keeps the model that is in the loop."""
+    policy = HandoffPolicy(mode="auto", every=15, min_accepts=3, max_epochs=3, models_dir=str(tmp_path / "models"))
     config = SessionConfig(background_refit=False, handoff=policy)
     db = tmp_path / "bootstrap.db"
     session = Session.from_files([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl", db=db, dataset="d", config=config)
     gold = load_gold(EXAMPLE / "gold.jsonl")
+    session.start_handoff()
+    session.wait_for_handoff()
+    first = session.progress()["handoff"]["runs"]
+    assert len(first) == 1 and first[0]["decisions"] == 0 and first[0]["adopted"], first
 
     def answer_some(n: int) -> None:
         for _ in range(n):
@@ -109,9 +115,9 @@ def test_session_trains_compares_and_adopts_the_model(tmp_path):
 
     answer_some(40)
     handoff = session.progress()["handoff"]
-    adopted = [run for run in handoff["runs"] if run["adopted"]]
-    assert adopted, handoff["runs"]
-    assert adopted[0]["model_f"] is not None and adopted[0]["rules_f"] is not None
+    assert len(handoff["runs"]) >= 2, handoff["runs"]
+    compared = [run for run in handoff["runs"] if run["model_f"] is not None and run["rules_f"] is not None]
+    assert compared, handoff["runs"]
     assert session.scorer == "model" and handoff["scorer"] == "model"
     assert session.table.columns[-1].name == MODEL_COLUMN and session.table.model_probability is not None
     answered = session.progress()["answers"]

@@ -215,7 +215,7 @@ def test_fewer_than_three_voting_lfs_fall_back_to_weighted_vote(nlp, tmp_path):
 
 def test_label_model_on_real_data_and_decisions_move_the_voters(nlp, shared_data):
     table = real_table(nlp, ROOT / "examples/diseases/patterns.jsonl", shared_data / "ncbi-disease/dev.jsonl", 100)
-    aggregate = Aggregate(table)
+    aggregate = Aggregate(table, method="LabelModel")
     assert aggregate.method == "LabelModel"
     before = aggregate.probabilities().copy()
     disease = table.class_of("DISEASE")

@@ -62,9 +62,10 @@ def annotate_cli(
     progress = session.progress()
     console.print(
         f"{session.table.n_questions:,} questions on {session.table.texts:,} texts "
-        f"({session.aggregate.method}); {progress['answers']:,} answered in dataset {dataset!r} of {db}.",
+        f"({session.aggregate.method_reason}); {progress['answers']:,} answered in dataset {dataset!r} of {db}.",
         highlight=False,
     )
+    session.start_handoff()  # the first model learns the rules' labels in the background while you answer
     from ..server import serve  # the web stack is imported only when a page is served
 
     serve(session, host=host, port=port)

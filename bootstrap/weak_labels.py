@@ -1,0 +1,431 @@
+"""The training set over the whole corpus: every text, each span labelled by the strongest evidence.
+
+The rules and functions label every text of the corpus; a person decides a few hundred
+questions. Training a model on the decided texts alone throws the corpus away and caps the
+model below the rules whatever the order of questions (``../shared/FINDINGS.md``). Weakly
+supervised NER trains on every text from the aggregated labels instead, and one binary decision
+("this string is not a DISEASE") is evidence about every occurrence of that string. This module
+builds that training set, the same one for the session's handoff, ``bootstrap train`` and
+``bootstrap simulate`` (:func:`build_training_set`), so the three cannot drift apart.
+
+**Precedence**, strongest first, for each candidate span and label:
+
+1. ``decision``: a person's answer on exactly this question (the latest one per question);
+2. ``carried``: the answers on the same string and label elsewhere, when they all agree, in the
+   same setting — standing alone, or overlapping another candidate (a reject of "cancer" inside
+   "breast cancer" is about the boundary, not about "cancer"): an accepted string is an entity
+   at every such occurrence (also where no rule proposed it: strings accepted on their own are
+   matched again over every text), a rejected one nowhere;
+3. ``weak``: the aggregate's probability with every training decision applied — a replay of the
+   store into a fresh :class:`~bootstrap.aggregate.Aggregate`, so each rule's precision is the
+   one the decisions show — at ``positive`` or more an entity, at ``negative`` or less an
+   incorrect span (spaCy's ``incorrect_spans``), in between unknown.
+
+Overlapping entities are resolved decisions first, then longest first (the rules' own reading);
+the rivals of an accepted span that cross or nest in it become incorrect spans.
+
+**Tokens nobody labelled.** Taking every token the rules missed as "not an entity" teaches the
+model the rules' recall, no more. ``outside="sparse"`` (the default) marks as outside only what
+is nearly always right: function words (stop words, punctuation, numbers), the tokens of
+rejected and confidently wrong candidates, and a fixed ``outside_share`` of the other tokens;
+the rest is missing (no loss). ``"all"`` is the closed world: every token outside an entity
+and not in an undecided candidate is outside. ``benchmarks/annotation_efficiency.py`` measures
+the choice.
+
+**Honest comparison.** The texts of the held-out decisions (``train.split_decisions``: a fixed
+fifth of the decided texts, by hash) never enter the training set, not even with weak labels:
+the handoff scores model and rules on them.
+
+**Bounded time.** At most ``max_texts`` texts are used: every decided training text, and a
+fixed sample (by input hash, so it grows stably with the corpus) of the others.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+import numpy as np
+from spacy.language import Language
+from spacy.matcher import PhraseMatcher
+from spacy.tokens import Doc, Span
+
+from .aggregate import Aggregate
+from .labelmatrix import CandidateTable
+from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, task_input_hash, token_span
+
+Outside = Literal["sparse", "all"]
+SOURCES = ("decision", "carried", "weak")
+
+
+@dataclass(frozen=True)
+class WeakLabelConfig:
+    """How the whole-corpus training set is made (module docstring); the defaults are measured."""
+
+    positive: float = 0.5  # an undecided candidate at this probability or more is an entity
+    negative: float = 0.15  # ... at this or less an incorrect span
+    outside: Outside = "sparse"
+    outside_share: float = 0.1  # with "sparse": the share of other tokens taken as outside
+    max_texts: int = 4000  # texts in the training set at most (decided ones always in)
+    dev_share: float = 0.2  # of the decided texts, held out for the handoff's comparison
+    model_dev_share: float = 0.1  # of the training texts, kept aside to pick the best epoch
+    carry: bool = True  # carry decisions to every occurrence of the string
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.negative < self.positive <= 1.0:
+            raise ValueError(f"need 0 <= negative < positive <= 1, got {self.negative} and {self.positive}")
+        if self.outside not in ("sparse", "all"):
+            raise ValueError(f"outside must be 'sparse' or 'all', got {self.outside!r}")
+        if self.max_texts < 2:
+            raise ValueError(f"max_texts must be at least 2, got {self.max_texts}")
+
+
+@dataclass
+class TrainingSet:
+    """Reference Docs to train on and to pick the best epoch with, and the decisions held out."""
+
+    train: list[Doc]
+    dev: list[Doc]
+    held_out: list[dict[str, Any]]  # Prodigy tasks whose texts are in neither train nor dev
+    stats: dict[str, Any] = field(default_factory=dict)
+    method: str = ""
+    method_reason: str = ""
+    rules_view: dict[str, Any] = field(default_factory=dict)  # the rules' score on ``held_out``
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted({span.label_ for doc in self.train for span in doc.ents})
+
+
+@dataclass
+class _Candidate:
+    start: int
+    end: int
+    label: str
+    probability: float
+    source: str
+    overlapping: bool = False  # the span overlaps another candidate of the text
+
+
+def replay(table: CandidateTable, tasks: Iterable[dict[str, Any]], *, seed: int = 0, method: str = "auto") -> Aggregate:
+    """A fresh aggregate over ``table`` with the decisions in ``tasks`` applied (the latest per
+    question counts) and refit with their class balance: what a session that had been given
+    exactly these answers believes, without a session."""
+    aggregate = Aggregate(table, seed=seed, method=method)
+    question_of = question_index(table)
+    latest: dict[int, tuple[str, bool]] = {}
+    for task in tasks:
+        if task.get("answer") not in ("accept", "reject", "ignore"):
+            continue
+        for span in task.get("spans", []):
+            index = question_of.get((task_input_hash(task), span["start"], span["end"], span["label"]))
+            if index is not None:
+                latest[index] = (task["answer"], bool((task.get("meta") or {}).get("exploration")))
+    for index, (answer, exploration) in latest.items():
+        aggregate.observe(int(table.question_row[index]), int(table.question_class[index]), answer, exploration)
+    if latest:
+        aggregate.refit()
+    return aggregate
+
+
+def question_index(table: CandidateTable) -> dict[tuple[int, int, int, str], int]:
+    """``(input_hash, start, end, label) -> question index`` of a table."""
+    return {table.question(i): i for i in range(table.n_questions)}
+
+
+def build_training_set(
+    nlp: Language,
+    table: CandidateTable,
+    tasks: Iterable[dict[str, Any]],
+    texts: Iterable[tuple[int, str]],
+    config: WeakLabelConfig | None = None,
+    *,
+    seed: int = 0,
+) -> TrainingSet:
+    """The training set over the corpus ``texts`` (``(input_hash, text)``, e.g. ``Store.texts``)
+    from the rules' ``table`` and the decisions ``tasks`` (Prodigy tasks, e.g.
+    ``Store.export_tasks``); see the module docstring."""
+    config = config or WeakLabelConfig()
+    tasks = [task for task in tasks if task.get("answer") in ("accept", "reject", "ignore")]
+    train_tasks, held_out = split_decisions(tasks, config.dev_share) if tasks else ([], [])
+    held_out_texts = {task_input_hash(task) for task in held_out}
+    aggregate = replay(table, train_tasks, seed=seed)
+    decided = _decisions_by_text(train_tasks)
+    overlapping = table.overlapping()
+    candidates = _weak_candidates(table, aggregate, overlapping, held_out_texts)
+    carried = _carried(train_tasks, table, overlapping) if config.carry else {}
+    chosen = _sample(texts, held_out_texts, set(decided), config.max_texts)
+    docs = [nlp.make_doc(text) for _, text in chosen]
+    accepted_strings = _accepted_string_matcher(nlp, carried)
+    counts: Counter = Counter()
+    labelled = []
+    for (input_hash, _), doc in zip(chosen, docs):
+        spans = _resolve(doc.text, candidates.get(input_hash, []), decided.get(input_hash, {}), carried)
+        if accepted_strings is not None:
+            spans += _string_matches(doc, accepted_strings, spans)
+        labelled.append(_reference_doc(doc, input_hash, spans, config, counts))
+    dev_keys = {key for key, _ in chosen if _bucket(key, salt=1) < config.model_dev_share and key not in decided}
+    train = [doc for (key, _), doc in zip(chosen, labelled) if key not in dev_keys]
+    dev = [doc for (key, _), doc in zip(chosen, labelled) if key in dev_keys]
+    if not dev and len(train) > 1:
+        dev.append(train.pop())
+    stats = {
+        "texts": len(labelled), "train_texts": len(train), "dev_texts": len(dev),
+        "decided_texts": len(set(decided) & {key for key, _ in chosen}), "held_out_texts": len(held_out_texts),
+        "held_out_decisions": len(held_out), "training_decisions": len(train_tasks),
+        "entities": {source: counts[f"entity:{source}"] for source in SOURCES},
+        "incorrect": {source: counts[f"incorrect:{source}"] for source in SOURCES},
+        "carried_strings": len(carried), "method": aggregate.method,
+    }
+    return TrainingSet(train, dev, held_out, stats, aggregate.method, aggregate.method_reason,
+                       rules_on_held_out(table, aggregate, held_out))
+
+
+# -- the evidence --------------------------------------------------------------------------------
+
+
+def _decisions_by_text(tasks: Iterable[dict[str, Any]]) -> dict[int, dict[tuple[int, int, str], str]]:
+    """``input_hash -> {(start, end, label): answer}``, the latest answer per span counting."""
+    by_text: dict[int, dict[tuple[int, int, str], str]] = defaultdict(dict)
+    for task in tasks:
+        for span in task.get("spans", []):
+            by_text[task_input_hash(task)][(span["start"], span["end"], span["label"])] = task["answer"]
+    return by_text
+
+
+def _carried(
+    tasks: Iterable[dict[str, Any]], table: CandidateTable, overlapping: np.ndarray,
+) -> dict[tuple[str, str, bool], str]:
+    """``(lower-cased string, label, overlapping) -> "accept" | "reject"`` where every answer on
+    it agrees. Occurrences that overlap another candidate are a setting of their own: a reject
+    of "cancer" inside "breast cancer" is about the boundary, not about "cancer"."""
+    row_of = {(int(h), int(s), int(e)): row for row, (h, s, e) in enumerate(zip(table.input_hash, table.start, table.end))}
+    answers: dict[tuple[str, str, bool], set[str]] = defaultdict(set)
+    for task in tasks:
+        if task["answer"] == "ignore":
+            continue
+        for span in task.get("spans", []):
+            surface = task["text"][span["start"]:span["end"]].strip().lower()
+            row = row_of.get((task_input_hash(task), span["start"], span["end"]))
+            if surface:
+                answers[(surface, span["label"], bool(row is not None and overlapping[row]))].add(task["answer"])
+    return {key: next(iter(given)) for key, given in answers.items() if len(given) == 1}
+
+
+def _weak_candidates(
+    table: CandidateTable, aggregate: Aggregate, overlapping: np.ndarray, skip: set[int],
+) -> dict[int, list[_Candidate]]:
+    """Per text, every question with its probability (decisions applied), as weak candidates."""
+    proba = aggregate.question_probabilities()
+    by_text: dict[int, list[_Candidate]] = defaultdict(list)
+    for i, (row, cls) in enumerate(zip(table.question_row.tolist(), table.question_class.tolist())):
+        input_hash = int(table.input_hash[row])
+        if input_hash in skip:
+            continue
+        by_text[input_hash].append(_Candidate(int(table.start[row]), int(table.end[row]), table.label_of(cls),
+                                              float(proba[i]), "weak", bool(overlapping[row])))
+    return by_text
+
+
+def _resolve(
+    text: str, weak: Sequence[_Candidate], decided: dict[tuple[int, int, str], str],
+    carried: dict[tuple[str, str, bool], str],
+) -> list[_Candidate]:
+    """A text's candidates, each labelled by its strongest evidence (decision > carried > weak)."""
+    spans = {}
+    for c in weak:
+        answer = carried.get((text[c.start:c.end].strip().lower(), c.label, c.overlapping))
+        if answer is not None:
+            c = _Candidate(c.start, c.end, c.label, 1.0 if answer == "accept" else 0.0, "carried", c.overlapping)
+        spans[(c.start, c.end, c.label)] = c
+    for key, answer in decided.items():
+        if answer != "ignore":
+            spans[key] = _Candidate(*key, 1.0 if answer == "accept" else 0.0, "decision")
+    return list(spans.values())
+
+
+def _accepted_string_matcher(nlp: Language, carried: dict[tuple[str, str, bool], str]) -> PhraseMatcher | None:
+    """A PhraseMatcher (lower-cased) for every string accepted where it stood alone, by label."""
+    accepted: dict[str, list[str]] = defaultdict(list)
+    for (surface, label, overlapping), answer in carried.items():
+        if answer == "accept" and not overlapping:
+            accepted[label].append(surface)
+    if not accepted:
+        return None
+    matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
+    for label, strings in accepted.items():
+        matcher.add(label, list(nlp.tokenizer.pipe(strings)))
+    return matcher
+
+
+def _string_matches(doc: Doc, matcher: PhraseMatcher, known: Sequence[_Candidate]) -> list[_Candidate]:
+    """Occurrences of accepted strings where no candidate of the text is: carried entities
+    (where a candidate overlaps, the setting differs and the candidates' own evidence decides)."""
+    covered = [(c.start, c.end) for c in known]
+    found = []
+    for match_id, start, end in matcher(doc):
+        span = doc[start:end]
+        if not any(s < span.end_char and span.start_char < e for s, e in covered):
+            found.append(_Candidate(span.start_char, span.end_char, doc.vocab.strings[match_id], 1.0, "carried"))
+    return found
+
+
+# -- one reference Doc --------------------------------------------------------------------------
+
+
+def _reference_doc(doc: Doc, input_hash: int, candidates: Sequence[_Candidate], config: WeakLabelConfig,
+                   counts: Counter) -> Doc:
+    """Entities, incorrect spans and outside tokens of one text, by the precedence above."""
+    positives, negatives = [], []
+    for c in candidates:
+        span = token_span(doc, c.start, c.end, c.label)
+        if span is None:
+            continue
+        if c.probability >= config.positive:
+            positives.append((c.source, c.probability, span))
+        elif c.probability <= config.negative:
+            negatives.append((c.source, span))
+    ents, rivals = _choose_entities(positives)
+    taken = {(s.start, s.end, s.label_) for s in ents}
+    incorrect: dict[tuple[int, int, str], tuple[str, Span]] = {}
+    for source, span in [*negatives, *(("decision", rival) for rival in rivals)]:
+        key = (span.start, span.end, span.label_)
+        if key not in taken:
+            incorrect.setdefault(key, (source, span))
+    entity_tokens = {i for s in ents for i in range(s.start, s.end)}
+    outside = _outside(doc, input_hash, positives, [span for _, span in incorrect.values()], config)
+    outside -= entity_tokens
+    doc.set_ents(ents, outside=_runs(doc, outside), default="missing")
+    doc.spans[INCORRECT_SPANS_KEY] = [span for _, span in incorrect.values()]
+    for source, _, span in positives:
+        if (span.start, span.end, span.label_) in taken:
+            counts[f"entity:{source}"] += 1
+            taken.discard((span.start, span.end, span.label_))
+    for source, _ in incorrect.values():
+        counts[f"incorrect:{source}"] += 1
+    return doc
+
+
+def _choose_entities(positives: list[tuple[str, float, Span]]) -> tuple[list[Span], list[Span]]:
+    """Non-overlapping entities: decisions first, then longest, then most probable.
+
+    Returns the entities and the rivals of decided ones (spans crossing or inside an accepted
+    span): a flat annotation has one entity there, and the person said which.
+    """
+    rank = {"decision": 0, "carried": 1, "weak": 1}
+    ordered = sorted(positives, key=lambda item: (rank[item[0]], -(item[2].end - item[2].start), -item[1], item[2].start))
+    taken: set[int] = set()
+    ents, rivals = [], []
+    decided_tokens: set[int] = set()
+    for source, _, span in ordered:
+        tokens = set(range(span.start, span.end))
+        if tokens & taken:
+            if tokens & decided_tokens:
+                rivals.append(span)
+            continue
+        taken |= tokens
+        if source == "decision":
+            decided_tokens |= tokens
+        ents.append(span)
+    return sorted(ents, key=lambda s: s.start), rivals
+
+
+def _outside(doc: Doc, input_hash: int, positives, incorrect: Sequence[Span], config: WeakLabelConfig) -> set[int]:
+    """Tokens taken as known non-entities (module docstring, "Tokens nobody labelled")."""
+    in_positive = {i for _, _, span in positives for i in range(span.start, span.end)}
+    if config.outside == "all":
+        return set(range(len(doc))) - in_positive
+    draw = random.Random(input_hash).random
+    outside = {i for span in incorrect for i in range(span.start, span.end)}
+    for token in doc:
+        if token.i in in_positive:
+            continue
+        if _is_function_word(token) or draw() < config.outside_share:
+            outside.add(token.i)
+    return outside
+
+
+# -- sampling -----------------------------------------------------------------------------------
+
+
+def _bucket(input_hash: int, salt: int = 0) -> float:
+    """A stable share in [0, 1) per text, independent of the decisions' dev split."""
+    return random.Random(input_hash * 2 + salt).random()
+
+
+def _sample(texts: Iterable[tuple[int, str]], skip: set[int], always: set[int], limit: int) -> list[tuple[int, str]]:
+    """Every text in ``always`` and, of the rest, the ``limit - len(always)`` with the lowest
+    bucket: a sample that keeps its members as the corpus grows. ``skip`` never enters."""
+    kept, others = [], []
+    seen: set[int] = set()
+    for input_hash, text in texts:
+        if input_hash in skip or input_hash in seen:
+            continue
+        seen.add(input_hash)
+        (kept if input_hash in always else others).append((input_hash, text))
+    room = max(0, limit - len(kept))
+    if len(others) > room:
+        others = sorted(others, key=lambda item: _bucket(item[0]))[:room]
+    return sorted(kept + others, key=lambda item: item[0])
+
+
+# -- the rules' view on the held-out decisions ----------------------------------------------------
+
+
+def rules_on_held_out(table: CandidateTable, aggregate: Aggregate, held_out: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The rules' F on the held-out decisions by each fit of ``aggregate`` (before any decision
+    moved it), and the best of them: a model must beat the better of the plain vote and the
+    LabelModel, not only the one that ranks the questions."""
+    from .aggregate import fit_yes_probability
+    from .handoff import rules_accuracy
+
+    question_of = question_index(table)
+    held_out = list(held_out)
+    scores = {}
+    for name, fit in aggregate.fits.items():
+        yes = fit_yes_probability(table, fit)
+
+        def says_accept(task: dict[str, Any]) -> bool | None:
+            span = task["spans"][0]
+            index = question_of.get((task_input_hash(task), span["start"], span["end"], span["label"]))
+            return None if index is None else bool(yes[index] > 0.5)
+
+        scores[name] = rules_accuracy(held_out, says_accept)
+    best = max(scores, key=lambda name: scores[name]["f"] if scores[name]["f"] is not None else -1.0)
+    return {**scores[best], "fit": best, "by_fit": {name: score["f"] for name, score in scores.items()}}
+
+
+# -- training -----------------------------------------------------------------------------------
+
+
+def train_model(
+    training_set: TrainingSet,
+    output_dir: str | Path,
+    *,
+    lang: str = "en",
+    seed: int = 0,
+    max_epochs: int = 10,
+    patience: int = 2,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train on ``training_set`` (``train.train_ner``) and score the best model on its held-out
+    decisions. Returns ``{"model": path of model-best, "scores": {...}, "seconds": ...}``."""
+    import spacy
+
+    from .train import evaluate_decisions, train_ner
+
+    labels = training_set.labels
+    if not labels:
+        raise ValueError("no entity in the training set: the rules proposed nothing the aggregate believes")
+    started = time.process_time()
+    best = train_ner(training_set.train, training_set.dev, output_dir, lang=lang, labels=labels, seed=seed,
+                     max_epochs=max_epochs, patience=patience, progress=progress)
+    seconds = time.process_time() - started
+    scores: dict[str, Any] = {"training_set": training_set.stats, "train_cpu_seconds": round(seconds, 1)}
+    if training_set.held_out:
+        scores["held_out_decisions"] = evaluate_decisions(spacy.load(best), training_set.held_out)
+    return {"model": best, "scores": scores}
