@@ -103,7 +103,12 @@ answers_table = sa.Table(
     sa.CheckConstraint("answer IN ('accept', 'reject', 'ignore')", name="ck_answer"),
     sa.Index("ix_answers_task", "dataset_id", "task_hash"),
     sa.Index("ix_answers_annotator", "dataset_id", "annotator", "id"),
+    # what another process undid or changed lately (Store.answer_changes), found without a scan
+    sa.Index("ix_answers_undone", "dataset_id", "undone_at"),
+    sa.Index("ix_answers_changed", "dataset_id", "changed_at"),
 )
+# Indexes added after the first release: created on databases made before them, too.
+LATER_INDEXES = ("ix_answers_undone", "ix_answers_changed")
 
 leases_table = sa.Table(
     "leases", metadata,
@@ -262,11 +267,22 @@ class Store:
         self._dataset_ids: dict[str, int] = {}  # ids never change, names never move
         try:
             metadata.create_all(self._writer)
+            self._create_later_indexes()
         except sa.exc.DBAPIError as error:  # raised while connecting, before handle_error can see it
             failure = storage_failure(error.orig or error)
             if failure is None:
                 raise
             raise StorageError(self.location, failure[0], f"{failure[1]} ({error.orig})") from None
+
+    def _create_later_indexes(self) -> None:
+        indexes = {index.name: index for index in answers_table.indexes}
+        inspector = sa.inspect(self.engine)
+        existing = {index["name"] for index in inspector.get_indexes(answers_table.name)}
+        missing = [indexes[name] for name in LATER_INDEXES if name not in existing]
+        if missing:
+            with self._writer.begin() as conn:
+                for index in missing:
+                    index.create(conn, checkfirst=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -478,6 +494,19 @@ class Store:
         with self.engine.connect() as conn:
             yield from self._select_answers(conn, where)
 
+    def answer_changes(self, dataset: str, after_id: int, since: float) -> list[Answer]:
+        """Answers added after ``after_id``, and answers undone or changed at ``since`` or later
+        (undone ones included, with ``undone_at`` set), by id: what a session running beside
+        another process must learn before it picks a question. Three indexed lookups."""
+        a = answers_table
+        mine = a.c.dataset_id == self.dataset_id(dataset)
+        found: dict[int, Answer] = {}
+        with self.engine.connect() as conn:
+            for where in (a.c.id > int(after_id), a.c.undone_at >= since, a.c.changed_at >= since):
+                for answer in self._select_answers(conn, mine & where, live=False):
+                    found[answer.id] = answer
+        return [found[key] for key in sorted(found)]
+
     def answered_task_hashes(self, dataset: str) -> set[int]:
         """Questions with a live answer by anyone: what a resumed session does not ask again."""
         a = answers_table
@@ -531,37 +560,42 @@ class Store:
 
     # Leases -------------------------------------------------------------------------------
 
-    def lease(self, dataset: str, task_hash: int, annotator: str, seconds: float = 300) -> bool:
+    def lease(self, dataset: str, task_hash: int, annotator: str, seconds: float = 300, *,
+              second_opinion: bool = False) -> bool:
         """Reserve a question for one annotator while it is on their screen.
 
-        True when no other annotator holds an unexpired lease on it and this annotator has not
-        answered it; then the lease is (re)taken for ``seconds``. Atomic across processes: the
-        update of an expired or own lease and the insert of a new one are decided by the
-        database (row lock, primary key), never by a read followed by a write.
+        True when no other annotator holds an unexpired lease on it and nobody has answered it
+        (with ``second_opinion``: this annotator has not; for double annotation); then the lease
+        is (re)taken for ``seconds``. Atomic across processes: the update of an expired or own
+        lease and the insert of a new one are decided by the database (row lock, primary key),
+        never by a read followed by a write; and the answers are looked at *after* the lease is
+        held, so an answer committed by the process that held it before is seen (an answer ends
+        its lease in the same transaction).
         """
         dataset_id, task_hash = self.dataset_id(dataset), int(task_hash)
         now = time.time()
         a, l = answers_table, leases_table
         with self._lease_writer.begin() as conn:
-            answered = conn.scalar(sa.select(a.c.id).where(
-                a.c.dataset_id == dataset_id, a.c.task_hash == task_hash, a.c.annotator == annotator,
-                a.c.undone_at.is_(None),
-            ).limit(1))
-            if answered is not None:
-                return False
             taken = conn.execute(
                 sa.update(l)
                 .where(l.c.dataset_id == dataset_id, l.c.task_hash == task_hash)
                 .where((l.c.annotator == annotator) | (l.c.expires < now))
                 .values(annotator=annotator, expires=now + seconds)
             ).rowcount
-            if taken:
+            if not taken:
+                taken = conn.execute(
+                    self._insert_ignore(l).returning(l.c.task_hash),  # rowcount of an INSERT is not portable
+                    {"dataset_id": dataset_id, "task_hash": task_hash, "annotator": annotator, "expires": now + seconds},
+                ).first() is not None
+            if not taken:
+                return False
+            answered = sa.select(a.c.id).where(a.c.dataset_id == dataset_id, a.c.task_hash == task_hash, a.c.undone_at.is_(None))
+            if second_opinion:
+                answered = answered.where(a.c.annotator == annotator)
+            if conn.scalar(answered.limit(1)) is None:
                 return True
-            inserted = conn.execute(
-                self._insert_ignore(l).returning(l.c.task_hash),  # rowcount of an INSERT is not portable
-                {"dataset_id": dataset_id, "task_hash": task_hash, "annotator": annotator, "expires": now + seconds},
-            ).first()
-            return inserted is not None
+            conn.execute(sa.delete(l).where(l.c.dataset_id == dataset_id, l.c.task_hash == task_hash, l.c.annotator == annotator))
+            return False
 
     def release(self, dataset: str, task_hash: int, annotator: str) -> None:
         l = leases_table

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bootstrap.gold import gold_answer, load_gold
 from bootstrap.session import AlreadyAnswered, Session, SessionConfig, UnknownAnswer, UnknownTask
@@ -134,6 +141,94 @@ def test_two_processes_on_one_database_do_not_get_the_same_question(tmp_path):
     seen_one = {one.next_question("alice")["task_hash"]}
     seen_two = {two.next_question("bob")["task_hash"]}
     assert not seen_one & seen_two
+    one.close()
+    two.close()
+
+
+POSTGRES = os.environ.get("BOOTSTRAP_TEST_POSTGRES")  # as in test_store.py
+
+
+@pytest.fixture(params=["sqlite"] + (["postgresql"] if POSTGRES else []))
+def db_url(request, tmp_path):
+    """A fresh database: a SQLite file, or a new PostgreSQL database when BOOTSTRAP_TEST_POSTGRES is set."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "bootstrap.db")
+        return
+    name = f"bootstrap_test_{os.getpid()}_{time.time_ns()}"
+    server = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    yield sa.make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    server.dispose()
+
+
+ROUNDS = 40
+ANNOTATOR_SCRIPT = """
+import json, sys, time
+from pathlib import Path
+from bootstrap.session import Session, SessionConfig
+name, db, barrier, rounds = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+example = Path({example!r})
+session = Session.from_files([example / "patterns.jsonl"], example / "texts.jsonl", db=db, dataset="diseases",
+                             config=SessionConfig(background_refit=False, seed=7))  # one seed: both rank alike
+(barrier / name).touch()
+while len(list(barrier.iterdir())) < 2:  # start together, so they really run side by side
+    time.sleep(0.005)
+answered = []
+for i in range(rounds):
+    task = session.next_question(name)
+    if task is None:
+        break
+    session.answer(name, task["task_hash"], "accept" if i % 2 else "reject")
+    answered.append(str(task["task_hash"]))
+time.sleep(0.5)  # the other may still be answering
+session.next_question(name)  # a last look at the store
+print(json.dumps({{"answered": answered, "progress": session.progress()["answers"]}}))
+session.close()
+"""
+
+
+def test_two_processes_on_one_database_never_answer_the_same_question(db_url, tmp_path):
+    """Issue 15, 2: one annotator per process, answering side by side, same ranking in both."""
+    open_session(db_url).close()  # texts and questions stored once, so both processes start alike
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    script = ANNOTATOR_SCRIPT.format(example=str(EXAMPLE))
+    processes = [subprocess.Popen([sys.executable, "-c", script, name, db_url, str(barrier), str(ROUNDS)],
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for name in ("alice", "bob")]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    alice, bob = (set(result["answered"]) for result in results)
+    assert len(alice) == len(bob) == ROUNDS
+    assert not alice & bob  # before the fix, most questions were answered by both
+    with Store(db_url) as store:
+        stored = list(store.answers("diseases"))
+    assert len(stored) == 2 * ROUNDS and len({a.task_hash for a in stored}) == 2 * ROUNDS
+    assert [result["progress"] for result in results] == [2 * ROUNDS, 2 * ROUNDS]  # each counts the other's too
+
+
+def test_an_answer_or_undo_in_another_process_is_seen_before_the_next_question(tmp_path):
+    db = tmp_path / "bootstrap.db"
+    one, two = open_session(db), open_session(db)
+    task = one.next_question("alice")
+    one.answer("alice", task["task_hash"], "accept")
+    index = two._index_of[int(task["task_hash"])]
+    assert two.next_question("bob")["task_hash"] != task["task_hash"]
+    assert not two.ranker.open[index] and two.progress()["by_answer"]["accept"] == 1
+    one.undo("alice")  # alice's question is hers again, and open again for the other process
+    two.next_question("bob")
+    assert two.ranker.open[index] and two.progress()["answers"] == 0
+    one.answer("alice", task["task_hash"], "reject")
+    [changed] = one.recent("alice")
+    one.change("alice", changed["answer_id"], "accept")
+    two.next_question("bob")
+    assert not two.ranker.open[index] and two.progress()["by_answer"] == {"accept": 1, "reject": 0, "ignore": 0}
     one.close()
     two.close()
 

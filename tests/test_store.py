@@ -229,7 +229,23 @@ def test_answering_ends_the_lease_and_an_answered_question_is_not_leased_again(s
     store.add_answer(DATASET, seeded[0], "accept", "alice")
     assert store.leased_by_others(DATASET, "bob") == set()
     assert not store.lease(DATASET, seeded[0], "alice")
-    assert store.lease(DATASET, seeded[0], "bob")  # a second opinion stays possible
+    assert not store.lease(DATASET, seeded[0], "bob")  # answered by anyone: nobody is offered it (issue 15, 2)
+    assert store.lease(DATASET, seeded[0], "bob", second_opinion=True)  # unless double annotation is asked for
+    assert not store.lease(DATASET, seeded[0], "alice", second_opinion=True)
+
+
+def test_answer_changes_are_new_undone_and_changed_answers(store, seeded):
+    first = store.add_answer(DATASET, seeded[0], "accept", "alice")
+    since = time.time()
+    assert [a.id for a in store.answer_changes(DATASET, 0, since)] == [first]
+    assert store.answer_changes(DATASET, first, since) == []
+    second = store.add_answer(DATASET, seeded[1], "reject", "bob")
+    store.change_answer(first, "reject")
+    changes = store.answer_changes(DATASET, second, since)
+    assert [(a.id, a.answer, a.undone_at) for a in changes] == [(first, "reject", None)]
+    store.undo_last(DATASET, "bob")
+    changes = store.answer_changes(DATASET, second, since)
+    assert [a.id for a in changes] == [first, second] and changes[1].undone_at is not None
 
 
 def test_two_processes_racing_for_leases_never_share_a_question(store, store_url, seeded, tmp_path):
