@@ -600,7 +600,7 @@ class Session:
 
 def build_table(
     pattern_files: Sequence[str | Path],
-    texts: str | Path,
+    texts: str | Path | Iterable[Record],
     *,
     lfs: str | Path | None = None,
     labels: Sequence[str] | None = None,
@@ -611,12 +611,13 @@ def build_table(
 ) -> CandidateTable:
     """Rules and functions applied to every text: the candidate table a session ranks.
 
-    ``through`` sees the candidate stream on its way (the session stores texts from it).
+    ``texts`` is a file or folder (``corpus.read_texts``) or the records themselves (``bootstrap
+    train`` reads them back from the store). ``through`` sees the candidate stream on its way.
     """
     nlp = spacy.blank(lang)
     rules = load_rules(pattern_files, nlp.vocab)
     functions = load_lfs(lfs) if lfs else []
-    records: Iterable[Record] = read_texts(texts)
+    records: Iterable[Record] = read_texts(texts) if isinstance(texts, (str, Path)) else texts
     if progress is not None:
         records = progress(records)
     results: Iterable[DocCandidates] = generate_candidates(nlp, RuleMatcher(nlp, rules, phrase_attr), records)

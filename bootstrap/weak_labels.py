@@ -18,7 +18,7 @@ builds that training set, the same one for the session's handoff, ``bootstrap tr
    matched again over every text), a rejected one nowhere;
 3. ``weak``: the aggregate's probability with every training decision applied — a replay of the
    store into a fresh :class:`~bootstrap.aggregate.Aggregate`, so each rule's precision is the
-   one the decisions show — at ``positive`` or more an entity, at ``negative`` or less an
+   one the decisions show — above ``positive`` an entity, at ``negative`` or less an
    incorrect span (spaCy's ``incorrect_spans``), in between unknown.
 
 Overlapping entities are resolved decisions first, then longest first (the rules' own reading);
@@ -66,7 +66,7 @@ SOURCES = ("decision", "carried", "weak")
 class WeakLabelConfig:
     """How the whole-corpus training set is made (module docstring); the defaults are measured."""
 
-    positive: float = 0.5  # an undecided candidate at this probability or more is an entity
+    positive: float = 0.5  # an undecided candidate above this probability is an entity
     negative: float = 0.15  # ... at this or less an incorrect span
     outside: Outside = "sparse"
     outside_share: float = 0.1  # with "sparse": the share of other tokens taken as outside
@@ -185,6 +185,20 @@ def build_training_set(
                        rules_on_held_out(table, aggregate, held_out))
 
 
+def training_set_from_store(
+    nlp: Language, store, dataset: str, pattern_files: Sequence[str | Path], *, lfs: str | Path | None = None,
+    config: WeakLabelConfig | None = None, seed: int = 0, phrase_attr: str = "ORTH",
+) -> TrainingSet:
+    """The handoff's training set with nothing but the store and the rules' files: the rules are
+    applied again to the stored texts (``bootstrap train DATASET --rules ...``)."""
+    from .corpus import Record
+    from .session import build_table
+
+    records = (Record(text, key, f"{dataset}:{key}") for key, text in store.texts(dataset))
+    table = build_table(pattern_files, records, lfs=lfs, lang=nlp.lang, phrase_attr=phrase_attr)
+    return build_training_set(nlp, table, store.export_tasks(dataset), store.texts(dataset), config, seed=seed)
+
+
 # -- the evidence --------------------------------------------------------------------------------
 
 
@@ -285,7 +299,7 @@ def _reference_doc(doc: Doc, input_hash: int, candidates: Sequence[_Candidate], 
         span = token_span(doc, c.start, c.end, c.label)
         if span is None:
             continue
-        if c.probability >= config.positive:
+        if c.probability > config.positive:
             positives.append((c.source, c.probability, span))
         elif c.probability <= config.negative:
             negatives.append((c.source, span))

@@ -1,4 +1,11 @@
-"""``bootstrap train DATASET --output DIR``: a spaCy NER pipeline from the dataset's decisions."""
+"""``bootstrap train DATASET --rules PATTERNS --output DIR``: the pipeline the session's handoff trains.
+
+With ``--rules`` (and ``--lfs`` if the session had them), the model is trained on every stored
+text of the dataset, weakly labelled by those rules and corrected by every decision
+(``bootstrap.weak_labels``): the same training set, and so the same model for the same seed,
+as the session's handoff. Without them, only the decided texts can be used (``--scheme``), and
+such a model caps below the rules (README, "Training").
+"""
 
 from __future__ import annotations
 
@@ -28,15 +35,27 @@ def train_cli(
     eval_path: Annotated[Optional[Path], typer.Option("--eval", help="JSONL with complete annotations ({text, spans}) to score the model on.")] = None,
     lang: Annotated[str, typer.Option(help="Language of spacy.blank() the pipeline starts from.")] = "en",
     seed: Annotated[int, typer.Option(help="Random seed: the same decisions and seed give the same model.")] = 0,
-    max_epochs: Annotated[int, typer.Option(help="Passes over the training decisions at most.")] = 20,
-    patience: Annotated[int, typer.Option(help="Stop after this many evaluations (about one an epoch) without improvement.")] = 3,
+    max_epochs: Annotated[Optional[int], typer.Option(help="Passes over the training data at most. [default: the handoff's with --rules, else 20]")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Stop after this many evaluations (about one an epoch) without improvement. [default: the handoff's with --rules, else 3]")] = None,
     dev_share: Annotated[float, typer.Option(help="Share of texts held out to pick the best model and score it.")] = 0.2,
+    rules: Annotated[Optional[list[Path]], typer.Option("--rules", help="The session's pattern file(s): train on every stored text, weakly labelled by them and corrected by the decisions, as the handoff does (repeat for several files).")] = None,
+    lfs: Annotated[Optional[Path], typer.Option("--lfs", help="The session's labeling functions (with --rules).")] = None,
+    max_texts: Annotated[Optional[int], typer.Option(help="With --rules: texts in the training set at most (every decided one is in). [default: the handoff's]")] = None,
 ) -> None:
     """Train a spaCy NER pipeline from binary decisions; `spacy.load(OUTPUT/model-best)` opens it."""
     from ..train import SCHEMES, read_decisions, train_from_decisions
 
     if (dataset is None) == (from_jsonl is None):
         raise typer.BadParameter("give a DATASET or --from-jsonl FILE (one of them)")
+    if rules:
+        if dataset is None:
+            raise typer.BadParameter("--rules trains on a dataset's stored texts: give the DATASET", param_hint="'--rules'")
+        return _train_whole_corpus(output, dataset, db, rules, lfs, eval_path, lang, seed, max_epochs, patience,
+                                   max_texts)
+    if lfs is not None:
+        raise typer.BadParameter("--lfs goes with --rules", param_hint="'--lfs'")
+    max_epochs = 20 if max_epochs is None else max_epochs
+    patience = 3 if patience is None else patience
     if scheme not in SCHEMES:
         raise typer.BadParameter(f"{scheme!r} (choose from {', '.join(SCHEMES)})", param_hint="'--scheme'")
     nlp = blank_nlp(lang)
@@ -58,4 +77,50 @@ def train_cli(
         fail(str(error))
     typer.echo(json.dumps(result["scores"], indent=2))
     console.print(f"Saved the pipeline to {result['model']} (spacy.load opens it); config.cfg and the .spacy files "
+                  f"are in {output}", highlight=False)
+
+
+def _train_whole_corpus(
+    output: Path, dataset: str, db: str, rules: list[Path], lfs: Path | None, eval_path: Path | None, lang: str,
+    seed: int, max_epochs: int | None, patience: int | None, max_texts: int | None,
+) -> None:
+    """The handoff's training, from the store: rules over the stored texts, decisions, weak labels."""
+    import dataclasses
+    import time
+
+    import spacy
+
+    from ..session import SessionConfig
+    from ..train import evaluate_gold
+    from ..weak_labels import train_model, training_set_from_store
+
+    config = SessionConfig(lang=lang, seed=seed)
+    max_epochs = config.handoff.max_epochs if max_epochs is None else max_epochs
+    patience = config.handoff.patience if patience is None else patience
+    weak = config.weak_labels if max_texts is None else dataclasses.replace(config.weak_labels, max_texts=max_texts)
+    nlp = blank_nlp(lang)
+    try:
+        with Store(db, create=False) as store:
+            started = time.process_time()
+            training_set = training_set_from_store(nlp, store, dataset, rules, lfs=lfs, config=weak, seed=seed)
+    except (FileNotFoundError, UnknownDataset) as error:
+        fail(str(error))
+    stats = training_set.stats
+    console.print(
+        f"Training on {stats['train_texts']:,} texts ({stats['decided_texts']:,} with decisions; "
+        f"{sum(stats['entities'].values()):,} entities: {stats['entities']['decision']:,} decided, "
+        f"{stats['entities']['carried']:,} carried, {stats['entities']['weak']:,} weak — {training_set.method_reason}); "
+        f"{stats['held_out_texts']:,} texts with {stats['held_out_decisions']:,} decisions held out "
+        f"({time.process_time() - started:.1f} CPU s to build)", highlight=False)
+    try:
+        result = train_model(training_set, output, lang=lang, seed=seed, max_epochs=max_epochs, patience=patience,
+                             progress=True)
+    except ValueError as error:
+        fail(str(error))
+    scores = {**result["scores"], "rules_on_held_out": training_set.rules_view}
+    if eval_path is not None:
+        scores["gold"] = evaluate_gold(spacy.load(result["model"]), eval_path)
+    typer.echo(json.dumps(scores, indent=2))
+    console.print(f"Saved the pipeline to {result['model']} (spacy.load opens it) after "
+                  f"{result['scores']['train_cpu_seconds']:.0f} CPU s of training; config.cfg and the .spacy files "
                   f"are in {output}", highlight=False)

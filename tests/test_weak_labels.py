@@ -1,0 +1,207 @@
+"""The whole-corpus training set: weak labels, decisions carried to every occurrence, held-out texts kept out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bootstrap.aggregate import MIN_COMPARED, Aggregate, compare_fits
+from bootstrap.corpus import Record
+from bootstrap.gold import gold_answer, load_gold
+from bootstrap.handoff import HandoffPolicy
+from bootstrap.hashing import input_hash
+from bootstrap.session import Session, SessionConfig, build_table
+from bootstrap.train import INCORRECT_SPANS_KEY, split_decisions
+from bootstrap.weak_labels import WeakLabelConfig, build_training_set, replay, training_set_from_store
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "diseases"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf8")
+    return path
+
+
+def records(texts: list[str]) -> list[Record]:
+    return [Record(text, input_hash(text), f"t:{i}") for i, text in enumerate(texts)]
+
+
+def task(text: str, start: int, end: int, label: str, answer: str, exploration: bool = False) -> dict:
+    return {"text": text, "_input_hash": input_hash(text), "answer": answer, "meta": {"exploration": exploration},
+            "spans": [{"start": start, "end": end, "label": label}]}
+
+
+def ents(doc) -> set[tuple[str, str]]:
+    return {(ent.text, ent.label_) for ent in doc.ents}
+
+
+def incorrect(doc) -> set[tuple[str, str]]:
+    return {(span.text, span.label_) for span in doc.spans[INCORRECT_SPANS_KEY]}
+
+
+@pytest.fixture
+def words(tmp_path):
+    """One rule proposing three single words as DISEASE in 12 texts (no overlaps)."""
+    patterns = write_jsonl(tmp_path / "p.jsonl", [
+        {"label": "DISEASE", "id": "words", "pattern": [{"LOWER": {"IN": ["cancer", "gout", "diagnosis"]}}]},
+        {"label": "DISEASE", "id": "not-after-the", "negative": True, "pattern": [{"LOWER": "the"}, {"LOWER": "diagnosis"}]},
+    ])
+    texts = [f"Patient {i} has gout, cancer and a diagnosis today." for i in range(12)]
+    return build_table([patterns], records(texts)), texts
+
+
+def everything(nlp, table, tasks, texts, **config):
+    return build_training_set(nlp, table, tasks, [(input_hash(t), t) for t in texts],
+                              WeakLabelConfig(dev_share=0.0, model_dev_share=0.0, **config))
+
+
+def test_before_any_decision_the_rules_label_every_text(nlp, words):
+    table, texts = words
+    training = everything(nlp, table, [], texts)
+    docs = training.train + training.dev
+    assert len(docs) == len(texts)  # every text of the corpus, not only decided ones
+    assert all(ents(doc) == {("gout", "DISEASE"), ("cancer", "DISEASE"), ("diagnosis", "DISEASE")} for doc in docs)
+    assert training.method == "weighted vote" and training.stats["entities"]["weak"] == 3 * len(texts)
+
+
+def test_a_rejected_string_disappears_from_the_weak_labels_of_every_text(nlp, words):
+    table, texts = words
+    text = texts[0]
+    start = text.index("diagnosis")
+    training = everything(nlp, table, [task(text, start, start + len("diagnosis"), "DISEASE", "reject")], texts)
+    docs = training.train + training.dev
+    assert len(docs) == len(texts)
+    for doc in docs:
+        assert ("diagnosis", "DISEASE") not in ents(doc)
+        assert ("diagnosis", "DISEASE") in incorrect(doc)  # known wrong everywhere, not merely unknown
+        assert {("gout", "DISEASE"), ("cancer", "DISEASE")} <= ents(doc)
+    assert training.stats["incorrect"]["carried"] == len(texts) - 1 and training.stats["incorrect"]["decision"] == 1
+
+
+def test_an_accepted_string_is_an_entity_also_where_no_rule_proposed_it(nlp, words):
+    table, texts = words
+    extra = "Nobody has asthma here."
+    corpus = texts + [extra]
+    table = build_table([ROOT / "examples/diseases/patterns.jsonl"], records(["asthma"]))  # a table without the extra text
+    training = everything(nlp, table, [task("Mild asthma.", 5, 11, "DISEASE", "accept")], corpus + ["Mild asthma."])
+    by_text = {doc.text: doc for doc in training.train + training.dev}
+    assert ("asthma", "DISEASE") in ents(by_text[extra])
+    assert training.stats["entities"]["carried"] >= 1
+
+
+def test_a_reject_overrides_the_aggregate(nlp, words):
+    """The rules are sure of "gout"; a reject makes it an incorrect span on its text."""
+    table, texts = words
+    text = texts[3]
+    start = text.index("gout")
+    tasks = [task(text, start, start + 4, "DISEASE", "reject")]
+    training = everything(nlp, table, tasks, texts)
+    doc = next(d for d in training.train + training.dev if d.text == text)
+    assert ("gout", "DISEASE") not in ents(doc) and ("gout", "DISEASE") in incorrect(doc)
+    assert ("cancer", "DISEASE") in ents(doc)
+
+
+def test_an_accept_overrides_a_negative_rule(nlp, tmp_path):
+    patterns = write_jsonl(tmp_path / "p.jsonl", [
+        {"label": "DISEASE", "id": "dx", "pattern": [{"LOWER": "diagnosis"}]},
+        {"label": "DISEASE", "id": "dx-neg", "negative": True, "pattern": [{"LOWER": "diagnosis"}]},
+        {"label": "DISEASE", "id": "gout", "pattern": [{"LOWER": "gout"}]},
+    ])
+    texts = ["Gout and a diagnosis.", "Gout with no diagnosis yet."]
+    table = build_table([patterns], records(texts))
+    before = everything(nlp, table, [], texts)
+    assert all(("diagnosis", "DISEASE") not in ents(doc) for doc in before.train + before.dev)  # vetoed: p = 0.5
+    start = texts[0].index("diagnosis")
+    after = everything(nlp, table, [task(texts[0], start, start + 9, "DISEASE", "accept")], texts)
+    by_text = {doc.text: doc for doc in after.train + after.dev}
+    assert ("diagnosis", "DISEASE") in ents(by_text[texts[0]])
+    assert ("diagnosis", "DISEASE") in ents(by_text[texts[1]])  # carried to the other occurrence
+
+
+def test_a_reject_inside_a_longer_candidate_is_about_the_boundary(nlp, tmp_path):
+    """Rejecting "cancer" inside "breast cancer" keeps "cancer" an entity where it stands alone."""
+    patterns = write_jsonl(tmp_path / "p.jsonl", [
+        {"label": "DISEASE", "id": "cancer", "pattern": [{"LOWER": "cancer"}]},
+        {"label": "DISEASE", "id": "breast-cancer", "pattern": [{"LOWER": "breast"}, {"LOWER": "cancer"}]},
+    ])
+    texts = ["She had breast cancer.", "He had cancer.", "Breast cancer again."]
+    table = build_table([patterns], records(texts))
+    start = texts[0].index("cancer")
+    training = everything(nlp, table, [task(texts[0], start, start + 6, "DISEASE", "reject")], texts)
+    by_text = {doc.text: doc for doc in training.train + training.dev}
+    assert ents(by_text[texts[1]]) == {("cancer", "DISEASE")}
+    assert ents(by_text[texts[2]]) == {("Breast cancer", "DISEASE")}
+    assert ("cancer", "DISEASE") in incorrect(by_text[texts[2]])  # the nested one, carried
+
+
+def test_held_out_texts_never_enter_training(nlp, shared_data, tmp_path):
+    gold_path = shared_data / "ncbi-disease" / "dev.jsonl"
+    texts = [json.loads(line)["text"] for line in gold_path.read_text(encoding="utf8").splitlines()[:60]]
+    table = build_table([EXAMPLE / "patterns.jsonl"], records(texts))
+    gold = load_gold(gold_path)
+    tasks = []
+    for i in range(table.n_questions)[::3]:
+        h, start, end, label = table.question(i)
+        text = next(t for t in texts if input_hash(t) == h)
+        tasks.append(task(text, start, end, label, gold_answer(gold, h, start, end, label)))
+    _, held_out = split_decisions(tasks)
+    held_out_texts = {t["text"] for t in held_out}
+    assert held_out_texts
+    training = build_training_set(nlp, table, tasks, [(input_hash(t), t) for t in texts])
+    used = {doc.text for doc in training.train + training.dev}
+    assert used.isdisjoint(held_out_texts)
+    assert used | held_out_texts == set(texts)  # everything else is used
+    assert training.held_out == held_out and training.rules_view["accepted"] is not None
+
+
+def test_the_aggregate_keeps_the_plain_vote_until_the_label_model_wins_on_decisions(nlp, shared_data):
+    path = shared_data / "ncbi-disease" / "train.jsonl"
+    texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf8").splitlines()[:120]]
+    table = build_table([EXAMPLE / "patterns.jsonl"], records(texts), lfs=EXAMPLE / "lfs.py")
+    aggregate = Aggregate(table)
+    assert aggregate.method == "weighted vote" and f"of {MIN_COMPARED}" in aggregate.method_reason
+    assert set(aggregate.fits) == {"weighted vote", "LabelModel"}
+    gold = load_gold(path)
+    order = np.random.default_rng(0).permutation(table.n_questions)[:80]
+    tasks = [task(next(t for t in texts if input_hash(t) == q[0]), q[1], q[2], q[3], gold_answer(gold, *q), True)
+             for q in (table.question(int(i)) for i in order)]
+    replayed = replay(table, tasks)
+    scores, compared = compare_fits(table, replayed.fits, replayed.decisions)
+    assert compared >= MIN_COMPARED
+    best = max(scores, key=scores.get)
+    assert replayed.method == (best if scores["LabelModel"] > scores["weighted vote"] else "weighted vote")
+    assert f"{scores['LabelModel']:.2f} (LabelModel) vs {scores['weighted vote']:.2f}" in replayed.method_reason
+
+
+def test_bootstrap_train_and_the_handoff_build_the_same_training_set(nlp, tmp_path):
+    """The handoff builds from the session's table in memory; ``bootstrap train --rules`` applies
+    the rules again to the stored texts. Same decisions, same training set, token for token."""
+    config = SessionConfig(background_refit=False, handoff=HandoffPolicy(mode="never"))
+    session = Session.from_files([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl", db=tmp_path / "b.db",
+                                 dataset="d", lfs=EXAMPLE / "lfs.py", config=config)
+    gold = load_gold(EXAMPLE / "gold.jsonl")
+    try:
+        for _ in range(40):
+            question = session.next_question("alice")
+            span = question["spans"][0]
+            session.answer("alice", question["task_hash"],
+                           gold_answer(gold, question["input_hash"], span["start"], span["end"], question["label"]))
+        tasks = list(session.store.export_tasks("d"))
+        in_memory = build_training_set(nlp, session.rules_table, tasks, session.store.texts("d"),
+                                       session.config.weak_labels, seed=session.config.seed)
+        from_store = training_set_from_store(nlp, session.store, "d", [EXAMPLE / "patterns.jsonl"],
+                                             lfs=EXAMPLE / "lfs.py", config=session.config.weak_labels)
+    finally:
+        session.close()
+
+    def signature(docs):
+        return [(doc.text, [t.ent_iob_ + t.ent_type_ for t in doc], sorted(incorrect(doc))) for doc in docs]
+
+    assert in_memory.stats["decided_texts"] > 10
+    assert signature(in_memory.train) == signature(from_store.train)
+    assert signature(in_memory.dev) == signature(from_store.dev)
+    assert in_memory.held_out == from_store.held_out
