@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from ..errors import InputError, Notice
 from ..store import DEFAULT_DB
@@ -50,6 +50,44 @@ def _show_warning(message, category, filename, lineno, file=None, line=None, _de
 warnings.showwarning = _show_warning
 
 
+# Names of value types in help, as click writes them ("--lang TEXT"), for Typer's "<str>".
+TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "int range": "INTEGER", "float": "FLOAT", "float range": "FLOAT",
+              "path": "PATH", "bool": "BOOLEAN"}
+
+
+def plain_params(params: list, ctx) -> list:
+    """Help that names values as people write them: ``check [OPTIONS] PATTERNS... TEXTS`` and
+    ``--lang TEXT``, not Typer's ``{files}...``, ``<list[Path]>`` and ``--json <bool>``.
+
+    An argument shows its metavar (its name in capitals unless the command gives one) and no
+    type, an option with a value the type's name (a repeatable one, that of one value), a flag
+    nothing. Applied each time the parameters are asked for: click makes ``--help`` then.
+    """
+    for param in params:
+        if isinstance(param, TyperArgument):
+            param.metavar = param.metavar or param.name.upper() + ("..." if param.nargs != 1 else "")
+            param.display_type_rich = lambda ctx: None  # Typer's type column ("<list[Path]>")
+        elif isinstance(param, TyperOption) and param.metavar is None:
+            kind = param.display_type(ctx).strip("<>").removeprefix("list[").removesuffix("]").lower()
+            param.metavar = "" if param.is_flag or param.count else TYPE_NAMES.get(kind, kind.upper())
+    return params
+
+
+class Command(TyperCommand):
+    """Every bootstrap command: plain help (see :func:`plain_params`)."""
+
+    def get_params(self, ctx) -> list:
+        return plain_params(super().get_params(ctx), ctx)
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        """``[OPTIONS] PATTERNS... TEXTS``: optional arguments in brackets, none in braces."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                pieces.append(param.metavar if param.required or param.metavar.startswith("[") else f"[{param.metavar}]")
+        return pieces
+
+
 class DefaultCommandGroup(TyperGroup):
     """Lets ``bootstrap patterns.jsonl texts.jsonl`` mean ``bootstrap annotate patterns.jsonl texts.jsonl``."""
 
@@ -58,24 +96,27 @@ class DefaultCommandGroup(TyperGroup):
             args = [DEFAULT_COMMAND, *args]
         return super().parse_args(ctx, args)
 
+    def get_params(self, ctx) -> list:
+        return plain_params(super().get_params(ctx), ctx)
+
 
 app = typer.Typer(
     cls=DefaultCommandGroup,
     name="bootstrap",
-    help="Cold-start a spaCy NER model for a new entity type from rules and binary decisions.",
+    help="Cold-start a spaCy NER model for a new entity type from rules and binary decisions.\n\n"
+         "`bootstrap PATTERNS... TEXTS` is `bootstrap annotate PATTERNS... TEXTS`: it starts (or resumes) "
+         "an annotation session in the browser. `bootstrap COMMAND --help` says more about each command.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
 
 
-
-@app.callback()
-def _root() -> None:
-    """Cold-start a spaCy NER model for a new entity type from rules and binary decisions.
-
-    `bootstrap PATTERNS... TEXTS` starts an annotation session; the commands below do the rest.
-    """
+def with_plain_help(typer_app: typer.Typer) -> None:
+    """Give every registered command plain help (:class:`Command`); called once all are registered."""
+    for info in typer_app.registered_commands:
+        if info.cls in (None, TyperCommand):  # (Typer fills in TyperCommand when none is given)
+            info.cls = Command
 
 
 F = TypeVar("F", bound=Callable)

@@ -17,7 +17,7 @@ from ._util import (
 @app.command("annotate")
 @reports_input_errors
 def annotate_cli(
-    files: Annotated[list[Path], typer.Argument(help="Pattern files, then the texts (JSONL, .txt or a folder).")],
+    files: Annotated[list[Path], typer.Argument(metavar="PATTERNS... TEXTS", help="Pattern files, then the texts (JSONL, .txt or a folder).")],
     lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of @labeling_function / @span_proposer functions.")] = None,
     dataset: Annotated[str, typer.Option(help="Dataset the answers are stored in; the same name resumes.")] = "bootstrap",
     db: Annotated[str, DB_OPTION] = DEFAULT_DB,
@@ -33,7 +33,7 @@ def annotate_cli(
     handoff_every: Annotated[int, typer.Option(min=1, help="Train a new model every N decisions.")] = 200,
     handoff_min_accepts: Annotated[int, typer.Option(min=1, help="Accepts each label needs before the first model.")] = 20,
     models_dir: Annotated[Path, typer.Option(help="Where trained models are written.")] = Path("bootstrap-models"),
-    dask: Annotated[Optional[str], typer.Option("--dask", metavar="ADDRESS|local:N", help="Find the candidates on a Dask cluster: a scheduler's address, or local:N for N worker processes here (needs bootstrap[dask]).")] = None,
+    dask: Annotated[Optional[str], typer.Option("--dask", metavar="ADDRESS|local:N", help="Find the candidates on a Dask cluster: a scheduler's address, or local:N for N worker processes here (needs the dask extra installed).")] = None,
 ) -> None:
     """Answer one binary question at a time in the browser; every answer is stored at once."""
     from .. import scale

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 @app.command("check")
 @reports_input_errors
 def check_cli(
-    files: Annotated[list[Path], typer.Argument(help="Pattern files, then the texts (JSONL, .txt or a folder). One file: validate patterns only.")],
+    files: Annotated[list[Path], typer.Argument(metavar="PATTERNS... [TEXTS]", help="Pattern files, then the texts (JSONL, .txt or a folder). Pattern files alone: only validate them.")],
     lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = "en",
     phrase_attr: Annotated[str, typer.Option(help="Token attribute phrase patterns match on (EntityRuler's phrase_matcher_attr).", callback=validate_phrase_attr)] = "ORTH",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,

@@ -15,7 +15,7 @@ from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_error
 @reports_input_errors
 def report_cli(
     dataset: Annotated[str, typer.Argument(help="The dataset to report on.")],
-    files: Annotated[list[Path], typer.Argument(help="Pattern files, then the texts, as given to the session.")],
+    files: Annotated[list[Path], typer.Argument(metavar="PATTERNS... TEXTS", help="Pattern files, then the texts, as given to the session.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path("report.html"),
     db: Annotated[str, DB_OPTION] = DEFAULT_DB,
     lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of labeling functions, as given to the session.")] = None,

@@ -37,7 +37,7 @@ class ProgressReporter:
 @app.command("simulate")
 @reports_input_errors
 def simulate_cli(
-    files: Annotated[list[Path], typer.Argument(help="Pattern files, then the texts whose questions are answered from GOLD (the pool).")],
+    files: Annotated[list[Path], typer.Argument(metavar="PATTERNS... TEXTS", help="Pattern files, then the texts whose questions are answered from GOLD (the pool).")],
     gold: Annotated[Path, typer.Option("--gold", help="JSONL with complete annotations ({text, spans}) of the pool texts; may be the TEXTS file itself.")],
     test: Annotated[Optional[Path], typer.Option("--test", help="Held-out gold texts to score on; default: a stable 20% of GOLD by input hash, taken out of the pool.")] = None,
     budget: Annotated[int, typer.Option(help="Decisions per strategy.")] = 500,

@@ -16,7 +16,7 @@ from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_error
 @reports_input_errors
 def suggest_cli(
     dataset: Annotated[str, typer.Argument(help="The dataset whose decisions to learn from.")],
-    patterns: Annotated[list[Path], typer.Argument(help="The pattern files the decisions are compared with.")],
+    patterns: Annotated[list[Path], typer.Argument(metavar="PATTERNS...", help="The pattern files the decisions are compared with.")],
     db: Annotated[str, DB_OPTION] = DEFAULT_DB,
     min_count: Annotated[int, typer.Option(min=1, help="Decisions a suggestion must get right that the rules get wrong.")] = 2,
     output: Annotated[str, typer.Option("--output", "-o", help="JSONL file to write the pattern lines to, or - for stdout.")] = "-",
