@@ -57,3 +57,13 @@ def test_a_command_description_is_whole_sentences_in_the_list():
 def test_the_scheme_option_is_one_line_pointing_at_the_readme():
     text = " ".join(help_of("train").split())
     assert 'README: "Training schemes"' in text and "reviewed-outside-beam" not in text
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_help_is_shown_whole(command):
+    """Rich reads ``[...]`` in a help text as markup and drops it ("needs bootstrap[dask]" showed
+    as "needs bootstrap"): every help text must come out word for word."""
+    shown = " ".join(help_of(command).replace("│", " ").split())
+    for param in typer.main.get_command(app).commands[command].params:
+        if param.help:
+            assert " ".join(param.help.replace("\\[", "[").split()) in shown, param.help

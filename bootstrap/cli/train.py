@@ -35,12 +35,12 @@ def train_cli(
     eval_path: Annotated[Optional[Path], typer.Option("--eval", help="JSONL with complete annotations ({text, spans}) to score the model on.")] = None,
     lang: Annotated[str, typer.Option(help="Language of spacy.blank() the pipeline starts from.")] = "en",
     seed: Annotated[int, typer.Option(help="Random seed: the same decisions and seed give the same model.")] = 0,
-    max_epochs: Annotated[Optional[int], typer.Option(help="Passes over the training data at most. [default: the handoff's with --rules, else 20]")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="Stop after this many evaluations (about one an epoch) without improvement. [default: the handoff's with --rules, else 3]")] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(help="Passes over the training data at most. \\[default: the handoff's with --rules, else 20]")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Stop after this many evaluations (about one an epoch) without improvement. \\[default: the handoff's with --rules, else 3]")] = None,
     dev_share: Annotated[float, typer.Option(help="Share of texts held out to pick the best model and score it.")] = 0.2,
     rules: Annotated[Optional[list[Path]], typer.Option("--rules", help="The session's pattern file(s): train on every stored text, weakly labelled by them and corrected by the decisions, as the handoff does (repeat for several files).")] = None,
     lfs: Annotated[Optional[Path], typer.Option("--lfs", help="The session's labeling functions (with --rules).")] = None,
-    max_texts: Annotated[Optional[int], typer.Option(help="With --rules: texts in the training set at most (every decided one is in). [default: the handoff's]")] = None,
+    max_texts: Annotated[Optional[int], typer.Option(help="With --rules: texts in the training set at most (every decided one is in). \\[default: the handoff's]")] = None,
 ) -> None:
     """Train a spaCy NER pipeline from binary decisions; `spacy.load(OUTPUT/model-best)` opens it."""
     from ..train import SCHEMES, read_decisions, train_from_decisions
