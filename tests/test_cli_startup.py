@@ -71,3 +71,19 @@ def test_values_written_out_for_a_fast_help_agree_with_the_library(cli_module, l
     import importlib
 
     assert getattr(importlib.import_module(cli_module), name) == getattr(importlib.import_module(library_module), name)
+
+
+def test_the_startup_benchmark_times_every_command(capsys):
+    """``benchmarks/cli_startup.py`` runs (one repeat) and its figures are well-formed."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "cli_startup.py"
+    spec = importlib.util.spec_from_file_location("cli_startup", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--repeats", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["seconds"]) == {"--help", "check --help", "check", "stats", "stats PATTERNS TEXTS"}
+    for seconds in result["seconds"].values():
+        assert 0 < seconds["fastest"] <= seconds["median"] and seconds["first"] > 0
