@@ -38,7 +38,9 @@ Endpoints (all JSON; a ``task`` is the session's question, see below):
 
 A task is ``{"task_hash", "input_hash", "text", "label", "spans": [one span, token_end exclusive
 as in spaCy], "probability",
-"exploration", "score", "votes": [{"lf", "kind", "vote", "precision"}], "meta"}`` plus
+"exploration", "score", "votes": [{"lf", "kind", "vote", "precision"}], "overlaps": [{"text",
+"start", "end", "relation": "longer"|"shorter"|"crossing", "voters": [{"lf", "kind"}]}], "meta"}``
+(``overlaps``: the text's other candidates overlapping the span, for a boundary question) plus
 ``"display": {"before", "span", "after"}``, the text cut at the span, so the page never
 computes offsets (Python counts code points, JavaScript UTF-16 units: they differ on emoji).
 
