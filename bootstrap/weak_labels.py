@@ -150,7 +150,7 @@ def build_training_set(
     from the rules' ``table`` and the decisions ``tasks`` (Prodigy tasks, e.g.
     ``Store.export_tasks``); see the module docstring."""
     config = config or WeakLabelConfig()
-    tasks = [task for task in tasks if task.get("answer") in ("accept", "reject", "ignore")]
+    tasks = [task for task in tasks if task.get("answer") in ("accept", "reject")]  # an ignore says nothing
     train_tasks, held_out = split_decisions(tasks, config.dev_share) if tasks else ([], [])
     held_out_texts = {task_input_hash(task) for task in held_out}
     aggregate = replay(table, train_tasks, seed=seed)

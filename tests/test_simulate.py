@@ -111,8 +111,9 @@ def test_curves_have_one_point_per_checkpoint_and_flat_lines_do_not_move(curves)
     result, json_path, _ = curves
     parsed = json.loads(json_path.read_text(encoding="utf8"))
     assert parsed == json.loads(json.dumps(result))
-    assert set(parsed["strategies"]) == {"active", "random", "rules", "labelmodel", "gold"}
+    assert set(parsed["strategies"]) == {"active", "random", "rules", "labelmodel", "aggregate", "gold"}
     checkpoints = checkpoints_of(BUDGET, CHECKPOINT)
+    assert checkpoints[0] == 0  # the model before any decision: the rules, learned
     for name, curve in parsed["strategies"].items():
         assert [p["checkpoint"] for p in curve["points"]] == checkpoints, name
         if curve["kind"] == "flat":
@@ -122,7 +123,11 @@ def test_curves_have_one_point_per_checkpoint_and_flat_lines_do_not_move(curves)
                 assert point["decisions"] == point["checkpoint"]  # 40 abstracts have far more questions
                 assert point["accepts"] + point["rejects"] + point["ignores"] == point["decisions"]
                 assert 0.0 <= point["f"] <= 1.0
+                # trained on the whole pool, not only on the decided texts
+                assert point["training_set"]["texts"] + point["training_set"]["held_out_texts"] == 40
             assert curve["annotator"] == {"asked": BUDGET, "flipped": 0}
+            assert curve["asked"]["questions"] == BUDGET
+
     assert parsed["ceiling_f"] == parsed["strategies"]["gold"]["f"]
     assert parsed["data"] == {**parsed["data"], "pool_texts": 40, "test_texts": 20}
 
@@ -140,12 +145,16 @@ def test_the_png_is_a_png(curves):
 
 
 def test_a_run_with_only_ignores_is_not_reported_as_learning(slice_files):
+    """Ignores teach nothing: every checkpoint's training set, and so its model, is the one of 0 decisions."""
     pool, test = slice_files
     result = simulate([PATTERNS], pool, pool, test=test, budget=40, checkpoint=20, strategies=["random"],
                       answer_with=lambda task: "ignore", max_epochs=2)
     points = result["strategies"]["random"]["points"]
-    assert [p["decisions"] for p in points] == [20, 40]
-    assert all(not p["trained"] and p["f"] == 0.0 and p["accepts"] == 0 for p in points)
+    assert [p["decisions"] for p in points] == [0, 20, 40]
+    assert all(p["accepts"] == 0 and p["rejects"] == 0 for p in points)
+    assert len({p["f"] for p in points}) == 1  # the same model as before any decision
+    assert all(p["training_set"]["entities"]["decision"] == 0 and p["training_set"]["entities"]["carried"] == 0
+               for p in points)
     assert "annotator" not in result["strategies"]["random"]
 
 
@@ -170,7 +179,7 @@ def test_cli_writes_curves_and_prints_the_table(slice_files, tmp_path):
                                       "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert "labelmodel" in result.output and "no ceiling" in result.output
-    assert [p["checkpoint"] for p in json.loads((out / "curves.json").read_text())["strategies"]["rules"]["points"]] == [5, 10]
+    assert [p["checkpoint"] for p in json.loads((out / "curves.json").read_text())["strategies"]["rules"]["points"]] == [0, 5, 10]
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -201,5 +210,5 @@ def test_a_pool_that_runs_dry_keeps_its_last_count(slice_files, tmp_path):
                       answer_with=lambda task: "ignore")
     curve = result["strategies"]["random"]
     assert curve["exhausted"] and curve["questions"] < 200
-    assert [p["decisions"] for p in curve["points"]] == [curve["questions"]] * 2
-    assert [p["checkpoint"] for p in curve["points"]] == [200, 400]
+    assert [p["decisions"] for p in curve["points"]] == [0] + [curve["questions"]] * 2
+    assert [p["checkpoint"] for p in curve["points"]] == [0, 200, 400]
