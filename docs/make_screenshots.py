@@ -5,7 +5,8 @@
 Answers the example's questions from its gold file through a real ``Session`` (with the handoff
 on, so models are trained and compared), serves the page with uvicorn on 127.0.0.1 and takes its
 picture with Debian's Chromium through Playwright, then writes the report and takes its picture.
-Writes ``docs/page.png`` and ``docs/report.png``; everything else goes to a temporary folder.
+Writes ``docs/page.png``, ``docs/page-narrow.png`` (420 px wide, the whole page) and
+``docs/report.png``; everything else goes to a temporary folder.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ def main() -> None:
             page.click("#suggest")
             page.wait_for_selector("#suggestions li")
             page.screenshot(path=str(DOCS / "page.png"))
+            phone = browser.new_page(viewport={"width": 420, "height": 900})  # a narrow window or a phone
+            phone.goto(f"http://127.0.0.1:{port}/?session=alice")
+            phone.wait_for_selector("mark")
+            phone.screenshot(path=str(DOCS / "page-narrow.png"), full_page=True)
             page = browser.new_page(viewport={"width": 1280, "height": 2000})
             page.goto(report.as_uri())
             page.screenshot(path=str(DOCS / "report.png"))
