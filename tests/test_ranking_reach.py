@@ -1,0 +1,88 @@
+"""Reach: a question is worth the open questions its answer settles; decided strings leave the queue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bootstrap.aggregate import Aggregate
+from bootstrap.corpus import Record
+from bootstrap.hashing import input_hash
+from bootstrap.labelmatrix import ModelSpan, with_model
+from bootstrap.ranking import SETTLED, Ranker
+from bootstrap.session import build_table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """"gout" in 5 texts, "cancer" in 3, "asthma" in 1: one rule, so every question is as uncertain."""
+    patterns = tmp_path / "p.jsonl"
+    patterns.write_text(json.dumps({"label": "DISEASE", "id": "words",
+                                    "pattern": [{"LOWER": {"IN": ["gout", "cancer", "asthma"]}}]}) + "\n")
+    texts = [f"Case {i}: gout." for i in range(5)] + [f"Case {i}: cancer." for i in range(3)] + ["Case 9: asthma."]
+    table = build_table([patterns], [Record(t, input_hash(t), f"t:{i}") for i, t in enumerate(texts)])
+    return table
+
+
+def strings(table, indices) -> list[str]:
+    return [table.text[int(table.question_row[i])] for i in indices]
+
+
+def test_reach_counts_the_open_questions_of_a_string(tiny):
+    ranker = Ranker(Aggregate(tiny), exploration=0.0)
+    reach = dict(zip(strings(tiny, range(tiny.n_questions)), ranker.reach()))
+    assert reach == {"gout": 5, "cancer": 3, "asthma": 1}
+    assert strings(tiny, [ranker.next().index]) == ["gout"]  # the most frequent string first
+
+
+def test_a_decided_strings_other_occurrences_leave_the_queue(tiny):
+    aggregate = Aggregate(tiny)
+    ranker = Ranker(aggregate, exploration=0.0)
+    asked = []
+    while (choice := ranker.next()) is not None:
+        asked.append(tiny.text[choice.row])
+        aggregate.observe(choice.row, tiny.class_of("DISEASE"), "reject")
+        ranker.close(choice.index)
+    # one question per string first; the settled occurrences come last, still reachable
+    assert asked[:3] == ["gout", "cancer", "asthma"]
+    assert sorted(asked[3:]) == ["cancer"] * 2 + ["gout"] * 4
+
+
+def test_a_settled_occurrence_the_model_sees_otherwise_is_asked_again(tiny):
+    aggregate = Aggregate(tiny)
+    gout = [i for i in range(tiny.n_questions) if strings(tiny, [i]) == ["gout"]]
+    row = int(tiny.question_row[gout[0]])
+    aggregate.observe(row, tiny.class_of("DISEASE"), "reject")
+    # a model that calls one other "gout" a disease, and the rest not
+    other = int(tiny.question_row[gout[1]])
+    spans = [ModelSpan(int(tiny.input_hash[other]), int(tiny.start[other]), int(tiny.end[other]),
+                       int(tiny.token_start[other]), int(tiny.token_end[other]), "gout", "DISEASE", 0.9)]
+    combined = with_model(tiny, spans, set(tiny.input_hash.tolist()))
+    model_aggregate = Aggregate(combined)
+    model_aggregate.observe(row, combined.class_of("DISEASE"), "reject")
+    ranker = Ranker(model_aggregate, exploration=0.0)
+    ranker.close(next(i for i in range(combined.n_questions) if int(combined.question_row[i]) == row))
+    reach = ranker.reach()
+    by_row = {int(combined.question_row[i]): reach[i] for i in range(combined.n_questions)}
+    assert by_row[other] == 1.0  # the model disagrees with the decision there: worth asking
+    rest = [r for r in (int(tiny.question_row[i]) for i in gout[2:])]
+    assert all(by_row[r] == SETTLED for r in rest)
+
+
+def test_the_exploration_share_holds_over_1000_questions(shared_data):
+    texts = [json.loads(line)["text"] for line in (shared_data / "ncbi-disease/train.jsonl").read_text().splitlines()[:200]]
+    table = build_table([ROOT / "examples/diseases/patterns.jsonl"], [Record(t, input_hash(t), "t") for t in texts])
+    assert table.n_questions > 1000
+    ranker = Ranker(Aggregate(table), exploration=0.1, seed=3)
+    flags = []
+    for _ in range(1000):
+        choice = ranker.next()
+        flags.append(choice.exploration)
+        ranker.close(choice.index)
+    share = float(np.mean(flags))
+    assert 0.075 < share < 0.125, share  # 10%, within 2.6 binomial standard deviations
