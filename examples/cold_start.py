@@ -9,16 +9,17 @@ What it does, in the order a team would:
    measured on texts the model was taught from.
 2. Starts the real :class:`bootstrap.session.Session` over the example's ``patterns.jsonl``, the
    other texts and ``lfs.py`` when the example has one, with an ``auto`` handoff sized for a
-   small example (the page's default waits for 20 accepts and retrains every 200 decisions).
+   small example (the page's default waits for 20 accepts and retrains every 200 decisions),
+   and lets it train its first model at once on the rules' weak labels, as the CLI does.
 3. Answers its questions from ``gold.jsonl`` the way a person does on the page: ``next_question``,
    then ``answer`` with accept when gold has exactly that span and label, reject otherwise. It
    waits for a background refit or training before the next question, as a person (seconds per
    answer, not milliseconds) would give it time to.
-4. Prints each handoff run's model-vs-rules accuracy on held-out decisions and which scorer ranks
-   the questions, then trains the final pipeline from the stored decisions with
-   :func:`bootstrap.train.train_from_decisions` (what ``bootstrap train`` does), opens it with
-   ``spacy.load``, shows the entities it finds in a few test texts, and scores it and the rules
-   alone against the test split's gold.
+4. Prints each handoff run's model-vs-rules F on held-out decisions and which scorer ranks the
+   questions, then trains the final pipeline the way the handoff and ``bootstrap train --rules``
+   do — on every text, weakly labelled by the rules and corrected by the decisions
+   (:mod:`bootstrap.weak_labels`) — opens it with ``spacy.load``, shows the entities it finds in
+   a few test texts, and scores it and the rules alone against the test split's gold.
 
 The script lives outside the package on purpose: it only calls public pieces of ``bootstrap``.
 Running it again with the same ``--output`` resumes the same dataset (answered questions are not
@@ -46,7 +47,8 @@ from spacy.tokens import Doc
 from bootstrap.handoff import HandoffPolicy
 from bootstrap.session import Session, SessionConfig
 from bootstrap.simulate import GoldAnnotator, SimulationData, prepare_data, rules_scores, settle
-from bootstrap.train import evaluate_gold, gold_docs, train_from_decisions
+from bootstrap.train import evaluate_gold, gold_docs
+from bootstrap.weak_labels import build_training_set, train_model
 
 EXAMPLES = Path(__file__).resolve().parent
 ANNOTATOR = "cold-start"
@@ -112,12 +114,12 @@ def status_line(progress: dict[str, Any]) -> str:
 
 
 def runs_table(progress: dict[str, Any]) -> Table:
-    """Each handoff run: model vs rules accuracy on the same held-out decisions, and whether it won."""
-    table = Table(title="Handoff runs (accuracy on held-out decisions)")
-    for column in ("at decisions", "model", "rules", "model ranks next"):
+    """Each handoff run: model vs rules F on the same held-out decisions, and whether it won."""
+    table = Table(title="Handoff runs (F on held-out decisions; '-': none to compare on yet)")
+    for column in ("at decisions", "model", "rules", "model in the loop"):
         table.add_column(column, justify="right")
     for run in progress["handoff"]["runs"]:
-        table.add_row(str(run["decisions"]), fmt(run["model_accuracy"]), fmt(run["rules_accuracy"]),
+        table.add_row(str(run["decisions"]), fmt(run["model_f"]), fmt(run["rules_f"]),
                       "yes" if run["adopted"] else "no")
     return table
 
@@ -145,15 +147,19 @@ def run_session(args: argparse.Namespace, data: SimulationData, lfs: Path | None
     try:
         progress = session.progress()
         console.print(f"{progress['total']} questions from {len(session.table.lf_names)} rules and functions; "
-                      f"aggregate: {progress['method']}; handoff: auto, first after {policy.min_accepts} "
-                      f"accepts, then every {policy.every} decisions")
+                      f"aggregate: {session.aggregate.method_reason}; handoff: auto, a first model now, then "
+                      f"after {policy.min_accepts} accepts every {policy.every} decisions")
+        session.start_handoff()
         answer_questions(session, GoldAnnotator(data.gold, seed=args.seed), args.decisions)
         session.wait_for_handoff()
         progress = session.progress()
         console.print(runs_table(progress))
         console.print(f"Questions are ranked by: [bold]{progress['handoff']['scorer']}[/] ({scorer_reason(progress)})")
-        return {"progress": progress, "tasks": list(session.store.export_tasks(session.dataset)),
-                "proposed": session.store.proposed_spans(session.dataset)}
+        tasks = list(session.store.export_tasks(session.dataset))
+        training_set = build_training_set(spacy.blank("en"), session.rules_table, tasks,
+                                          session.store.texts(session.dataset), session.config.weak_labels,
+                                          seed=args.seed)
+        return {"progress": progress, "tasks": tasks, "training_set": training_set}
     finally:
         session.close()
 
@@ -163,7 +169,7 @@ def scorer_reason(progress: dict[str, Any]) -> str:
     if handoff["scorer"] == "model":
         return "a model beat the rules on held-out decisions and entered the loop"
     if not handoff["runs"]:
-        return f"no model trained: every label needs {handoff['accepts_needed_per_label']} accepts"
+        return "no model trained"
     return "no model beat the rules on held-out decisions"
 
 
@@ -185,11 +191,12 @@ def compare_with_rules(args: argparse.Namespace, data: SimulationData, reference
     voters = "rules and lfs.py" if lfs else "rules"
     rows = {
         "rules alone (positive matches no negative rule votes against)": baseline["rules"],
-        f"{voters}, no decisions ({baseline['labelmodel']['method']} p > 0.5)": baseline["labelmodel"],
+        f"{voters}, no decisions (Snorkel's LabelModel p > 0.5)": baseline["labelmodel"],
+        f"{voters}, no decisions (the loop's aggregate, {baseline['aggregate']['method']}, p > 0.5)": baseline["aggregate"],
         f"trained model ({decisions} decisions)": evaluate_gold(trained, reference),
     }
     console.print(scores_table(rows, len(reference)))
-    return dict(zip(("rules", "labelmodel", "model"), rows.values()))
+    return dict(zip(("rules", "labelmodel", "aggregate", "model"), rows.values()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
 
         console.rule("[bold]The final pipeline[/]")
         tasks = session["tasks"]
-        console.print(f"Training from {len(tasks)} decisions (bootstrap.train.train_from_decisions) ...")
-        result = train_from_decisions(nlp, tasks, args.output / "model", proposed=session["proposed"], seed=args.seed,
-                                      max_epochs=args.max_epochs)
+        stats = session["training_set"].stats
+        console.print(f"Training on {stats['train_texts']} texts: weak labels corrected by {len(tasks)} decisions "
+                      f"({stats['entities']['decision']} decided, {stats['entities']['carried']} carried, "
+                      f"{stats['entities']['weak']} weak entities; bootstrap.weak_labels) ...")
+        result = train_model(session["training_set"], args.output / "model", seed=args.seed, max_epochs=args.max_epochs)
         model_path = Path(result["model"])
         trained = spacy.load(model_path)
         console.print(f"spacy.load({str(model_path)!r}): pipeline {trained.pipe_names}, labels "
