@@ -36,8 +36,9 @@ the choice.
 fifth of the decided texts, by hash) never enter the training set, not even with weak labels:
 the handoff scores model and rules on them.
 
-**Bounded time.** At most ``max_texts`` texts are used: every decided training text, and a
-fixed sample (by input hash, so it grows stably with the corpus) of the others.
+**Bounded time.** At most ``max_texts`` texts and ``max_words`` words are used: every decided
+training text, and a fixed sample (by input hash, so it grows stably with the corpus) of the
+others. Training time grows with the words, not with the corpus (``benchmarks/handoff_training.py``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class WeakLabelConfig:
     negative: float = 0.15  # ... at this or less an incorrect span
     outside: Outside = "sparse"
     outside_share: float = 0.1  # with "sparse": the share of other tokens taken as outside
-    max_texts: int = 4000  # texts in the training set at most (decided ones always in)
+    max_texts: int = 20_000  # texts in the training set at most (decided ones always in) ...
+    max_words: int = 200_000  # ... and words (whitespace-separated) at most: training time grows with them
     dev_share: float = 0.2  # of the decided texts, held out for the handoff's comparison
     model_dev_share: float = 0.1  # of the training texts, kept aside to pick the best epoch
     carry: bool = True  # carry decisions to every occurrence of the string
@@ -158,7 +160,7 @@ def build_training_set(
     overlapping = table.overlapping()
     candidates = _weak_candidates(table, aggregate, overlapping, held_out_texts)
     carried = _carried(train_tasks, table, overlapping) if config.carry else {}
-    chosen = _sample(texts, held_out_texts, set(decided), config.max_texts)
+    chosen = _sample(texts, held_out_texts, set(decided), config.max_texts, config.max_words)
     docs = [nlp.make_doc(text) for _, text in chosen]
     accepted_strings = _accepted_string_matcher(nlp, carried)
     counts: Counter = Counter()
@@ -371,20 +373,32 @@ def _bucket(input_hash: int, salt: int = 0) -> float:
     return random.Random(input_hash * 2 + salt).random()
 
 
-def _sample(texts: Iterable[tuple[int, str]], skip: set[int], always: set[int], limit: int) -> list[tuple[int, str]]:
-    """Every text in ``always`` and, of the rest, the ``limit - len(always)`` with the lowest
-    bucket: a sample that keeps its members as the corpus grows. ``skip`` never enters."""
-    kept, others = [], []
+def _sample(
+    texts: Iterable[tuple[int, str]], skip: set[int], always: set[int], max_texts: int, max_words: int,
+) -> list[tuple[int, str]]:
+    """Every text in ``always`` and, of the rest, those with the lowest bucket while the budget of
+    texts and words lasts: a sample that keeps its members as the corpus grows. ``skip`` never
+    enters."""
+    kept: list[tuple[int, str]] = []
+    others: list[tuple[float, int, str]] = []
     seen: set[int] = set()
     for input_hash, text in texts:
         if input_hash in skip or input_hash in seen:
             continue
         seen.add(input_hash)
-        (kept if input_hash in always else others).append((input_hash, text))
-    room = max(0, limit - len(kept))
-    if len(others) > room:
-        others = sorted(others, key=lambda item: _bucket(item[0]))[:room]
-    return sorted(kept + others, key=lambda item: item[0])
+        if input_hash in always:
+            kept.append((input_hash, text))
+        else:
+            others.append((_bucket(input_hash), input_hash, text))
+    texts_left = max_texts - len(kept)
+    words_left = max_words - sum(len(text.split()) for _, text in kept)
+    for _, input_hash, text in sorted(others):
+        words = len(text.split())
+        if texts_left <= 0 or words_left < words:
+            break
+        kept.append((input_hash, text))
+        texts_left, words_left = texts_left - 1, words_left - words
+    return sorted(kept, key=lambda item: item[0])
 
 
 # -- the rules' view on the held-out decisions ----------------------------------------------------

@@ -205,3 +205,19 @@ def test_bootstrap_train_and_the_handoff_build_the_same_training_set(nlp, tmp_pa
     assert signature(in_memory.train) == signature(from_store.train)
     assert signature(in_memory.dev) == signature(from_store.dev)
     assert in_memory.held_out == from_store.held_out
+
+
+def test_a_big_corpus_is_sampled_within_budget_keeping_every_decided_text(nlp, words):
+    table, texts = words
+    corpus = texts + [f"Filler text number {i} about nothing." for i in range(300)]
+    start = texts[5].index("gout")
+    tasks = [task(texts[5], start, start + 4, "DISEASE", "accept")]
+    config = WeakLabelConfig(dev_share=0.0, max_words=400)
+    small = build_training_set(nlp, table, tasks, [(input_hash(t), t) for t in corpus], config)
+    used = [doc.text for doc in small.train + small.dev]
+    assert texts[5] in used
+    assert sum(len(text.split()) for text in used) <= 400 < sum(len(text.split()) for text in corpus)
+    grown = corpus + [f"Another filler {i}." for i in range(300)]
+    bigger = build_training_set(nlp, table, tasks, [(input_hash(t), t) for t in grown],
+                                WeakLabelConfig(dev_share=0.0, max_words=10_000))
+    assert set(used) <= {doc.text for doc in bigger.train + bigger.dev}  # the sample grows, it does not reshuffle
