@@ -9,11 +9,15 @@ such a model caps below the rules (README, "Training").
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterable, Iterator, Optional
 
 import typer
+from rich.markup import escape
 
 from ..store import DEFAULT_DB, Store, UnknownDataset
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors
@@ -69,58 +73,70 @@ def train_cli(
         except (FileNotFoundError, UnknownDataset) as error:
             fail(str(error))
     try:
-        result = train_from_decisions(
-            nlp, tasks, output, proposed=proposed, scheme=scheme, gold=eval_path, seed=seed,
-            max_epochs=max_epochs, patience=patience, dev_share=dev_share, progress=True, log=console.print,
-        )
+        with colour_only_on_a_terminal():
+            result = train_from_decisions(
+                nlp, tasks, output, proposed=proposed, scheme=scheme, gold=eval_path, seed=seed,
+                max_epochs=max_epochs, patience=patience, dev_share=dev_share, progress=True, log=console.print,
+            )
     except ValueError as error:
         fail(str(error))
     typer.echo(json.dumps(result["scores"], indent=2))
     console.print(f"Saved the pipeline to {result['model']} (spacy.load opens it); config.cfg and the .spacy files "
                   f"are in {output}", highlight=False)
+    warn_if_it_learned_nothing(result["model"], tasks, result["scores"]["held_out_decisions"])
 
 
-def _train_whole_corpus(
-    output: Path, dataset: str, db: str, rules: list[Path], lfs: Path | None, eval_path: Path | None, lang: str,
-    seed: int, max_epochs: int | None, patience: int | None, max_texts: int | None,
-) -> None:
-    """The handoff's training, from the store: rules over the stored texts, decisions, weak labels."""
-    import dataclasses
-    import time
+@contextlib.contextmanager
+def colour_only_on_a_terminal() -> Iterator[None]:
+    """spaCy's training table (wasabi) colours its lines whatever stderr is; a log file or a pipe
+    should get plain text. ``ANSI_COLORS_DISABLED`` is wasabi's switch, read when the table starts."""
+    if sys.stderr.isatty() or "ANSI_COLORS_DISABLED" in os.environ:
+        yield
+        return
+    os.environ["ANSI_COLORS_DISABLED"] = "1"
+    try:
+        yield
+    finally:
+        del os.environ["ANSI_COLORS_DISABLED"]
 
+
+def warn_if_it_learned_nothing(model: Path, tasks: Iterable[dict], held_out: dict, sample: int = 200) -> None:
+    """Say so when the pipeline finds none of the held-out accepted spans (or, with none held out,
+    none of those it was trained on): with a few decisions (30, in the case that prompted this)
+    every epoch scores F 0.00 and the saved model returns ``()`` or stray spans, which looks like
+    success unless someone says otherwise."""
+    from ..handoff import HandoffPolicy
+
+    accepted: dict[str, set[tuple[int, int, str]]] = {}
+    for task in tasks:
+        if task.get("answer") == "accept":
+            spans = {(span["start"], span["end"], span.get("label", "")) for span in task.get("spans", [])}
+            accepted.setdefault(task["text"], set()).update(spans)
+    if held_out.get("accepted"):
+        if held_out.get("accept_accuracy"):
+            return
+        where = f"none of the {held_out['accepted']:,} held-out accepted spans"
+    elif _finds_any(model, accepted, sample):
+        return
+    else:
+        where = "none of the accepted spans it was trained on"
+    per_label: dict[str, int] = {}
+    for spans in accepted.values():
+        for *_, label in spans:
+            per_label[label] = per_label.get(label, 0) + 1
+    counts = ", ".join(f"{label} {n:,}" for label, n in sorted(per_label.items())) or "none"
+    console.print(
+        f"[bold yellow]warning[/] The model finds {where}: it has learned nothing useful yet (accepted spans per "
+        f"label: {escape(counts)}). The session's handoff waits for {HandoffPolicy().min_accepts} accepts per label "
+        "before its first model; with fewer, answer more questions, or train with --rules PATTERNS, which also "
+        "learns from the rules' votes on every stored text.",
+        highlight=False,
+    )
+
+
+def _finds_any(model: Path, accepted: dict[str, set[tuple[int, int, str]]], sample: int) -> bool:
     import spacy
 
-    from ..session import SessionConfig
-    from ..train import evaluate_gold
-    from ..weak_labels import train_model, training_set_from_store
-
-    config = SessionConfig(lang=lang, seed=seed)
-    max_epochs = config.handoff.max_epochs if max_epochs is None else max_epochs
-    patience = config.handoff.patience if patience is None else patience
-    weak = config.weak_labels if max_texts is None else dataclasses.replace(config.weak_labels, max_texts=max_texts)
-    nlp = blank_nlp(lang)
-    try:
-        with Store(db, create=False) as store:
-            started = time.process_time()
-            training_set = training_set_from_store(nlp, store, dataset, rules, lfs=lfs, config=weak, seed=seed)
-    except (FileNotFoundError, UnknownDataset) as error:
-        fail(str(error))
-    stats = training_set.stats
-    console.print(
-        f"Training on {stats['train_texts']:,} texts ({stats['decided_texts']:,} with decisions; "
-        f"{sum(stats['entities'].values()):,} entities: {stats['entities']['decision']:,} decided, "
-        f"{stats['entities']['carried']:,} carried, {stats['entities']['weak']:,} weak — {training_set.method_reason}); "
-        f"{stats['held_out_texts']:,} texts with {stats['held_out_decisions']:,} decisions held out "
-        f"({time.process_time() - started:.1f} CPU s to build)", highlight=False)
-    try:
-        result = train_model(training_set, output, lang=lang, seed=seed, max_epochs=max_epochs, patience=patience,
-                             progress=True)
-    except ValueError as error:
-        fail(str(error))
-    scores = {**result["scores"], "rules_on_held_out": training_set.rules_view}
-    if eval_path is not None:
-        scores["gold"] = evaluate_gold(spacy.load(result["model"]), eval_path)
-    typer.echo(json.dumps(scores, indent=2))
-    console.print(f"Saved the pipeline to {result['model']} (spacy.load opens it) after "
-                  f"{result['scores']['train_cpu_seconds']:.0f} CPU s of training; config.cfg and the .spacy files "
-                  f"are in {output}", highlight=False)
+    texts = list(accepted)[:sample]
+    return any(accepted[doc.text] & {(e.start_char, e.end_char, e.label_) for e in doc.ents}
+               for doc in spacy.load(model).pipe(texts))

@@ -1,0 +1,36 @@
+"""``bootstrap train`` from a handful of decisions: it says the model learned nothing, and writes
+no colour codes when its output goes to a file or a pipe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from bootstrap.cli import app
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "diseases"
+
+
+def test_a_model_that_learned_nothing_is_said_to_have_and_the_log_is_plain(tmp_path):
+    decisions = tmp_path / "decisions.jsonl"
+    with (EXAMPLE / "gold.jsonl").open(encoding="utf8") as gold, decisions.open("w", encoding="utf8") as out:
+        for _, line in zip(range(6), gold):
+            task = json.loads(line)
+            out.write(json.dumps({"text": task["text"], "spans": task["spans"][:1], "answer": "accept"}) + "\n")
+    result = CliRunner().invoke(app, ["train", "--from-jsonl", str(decisions), "--output", str(tmp_path / "model"),
+                                      "--max-epochs", "1", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "warning The model finds none of the 2 held-out accepted spans" in output and "learned nothing useful yet" in output
+    assert "accepted spans per label: DISEASE" in output and "20 accepts per label" in output
+    assert "\x1b[" not in result.output  # CliRunner's output is no terminal: no ANSI codes, spaCy's table included
+
+
+def test_no_warning_when_the_model_finds_some_held_out_accepts(capsys):
+    from bootstrap.cli.train import warn_if_it_learned_nothing
+
+    tasks = [{"text": "Patients with asthma.", "spans": [{"start": 14, "end": 20, "label": "DISEASE"}], "answer": "accept"}]
+    warn_if_it_learned_nothing(Path("no-model-needed"), tasks, {"accepted": 3, "accept_accuracy": 1 / 3})
+    assert "warning" not in capsys.readouterr().err
