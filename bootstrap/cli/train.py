@@ -86,6 +86,53 @@ def train_cli(
     warn_if_it_learned_nothing(result["model"], tasks, result["scores"]["held_out_decisions"])
 
 
+
+def _train_whole_corpus(
+    output: Path, dataset: str, db: str, rules: list[Path], lfs: Path | None, eval_path: Path | None, lang: str,
+    seed: int, max_epochs: int | None, patience: int | None, max_texts: int | None,
+) -> None:
+    """The handoff's training, from the store: rules over the stored texts, decisions, weak labels."""
+    import dataclasses
+    import time
+
+    import spacy
+
+    from ..session import SessionConfig
+    from ..train import evaluate_gold
+    from ..weak_labels import train_model, training_set_from_store
+
+    config = SessionConfig(lang=lang, seed=seed)
+    max_epochs = config.handoff.max_epochs if max_epochs is None else max_epochs
+    patience = config.handoff.patience if patience is None else patience
+    weak = config.weak_labels if max_texts is None else dataclasses.replace(config.weak_labels, max_texts=max_texts)
+    nlp = blank_nlp(lang)
+    try:
+        with Store(db, create=False) as store:
+            started = time.process_time()
+            training_set = training_set_from_store(nlp, store, dataset, rules, lfs=lfs, config=weak, seed=seed)
+    except (FileNotFoundError, UnknownDataset) as error:
+        fail(str(error))
+    stats = training_set.stats
+    console.print(
+        f"Training on {stats['train_texts']:,} texts ({stats['decided_texts']:,} with decisions; "
+        f"{sum(stats['entities'].values()):,} entities: {stats['entities']['decision']:,} decided, "
+        f"{stats['entities']['carried']:,} carried, {stats['entities']['weak']:,} weak — {training_set.method_reason}); "
+        f"{stats['held_out_texts']:,} texts with {stats['held_out_decisions']:,} decisions held out "
+        f"({time.process_time() - started:.1f} CPU s to build)", highlight=False)
+    try:
+        with colour_only_on_a_terminal():
+            result = train_model(training_set, output, lang=lang, seed=seed, max_epochs=max_epochs, patience=patience,
+                                 progress=True)
+    except ValueError as error:
+        fail(str(error))
+    scores = {**result["scores"], "rules_on_held_out": training_set.rules_view}
+    if eval_path is not None:
+        scores["gold"] = evaluate_gold(spacy.load(result["model"]), eval_path)
+    typer.echo(json.dumps(scores, indent=2))
+    console.print(f"Saved the pipeline to {result['model']} (spacy.load opens it) after "
+                  f"{result['scores']['train_cpu_seconds']:.0f} CPU s of training; config.cfg and the .spacy files "
+                  f"are in {output}", highlight=False)
+
 @contextlib.contextmanager
 def colour_only_on_a_terminal() -> Iterator[None]:
     """spaCy's training table (wasabi) colours its lines whatever stderr is; a log file or a pipe
