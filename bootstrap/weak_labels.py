@@ -430,6 +430,21 @@ def rules_on_held_out(table: CandidateTable, aggregate: Aggregate, held_out: Ite
 # -- training -----------------------------------------------------------------------------------
 
 
+MIN_TOKEN_PASSES = 150_000  # a small corpus is passed over until the model has seen this many tokens
+MAX_EPOCHS_SMALL = 40
+
+
+def epochs_for(tokens: int, max_epochs: int, patience: int) -> tuple[int, int]:
+    """Epochs and patience for a training set of ``tokens``: ``max_epochs`` bounds the time on a
+    big corpus, but a small one (the bundled examples: 3,000 tokens) needs more passes, or spaCy's
+    ``ner`` has had a few dozen updates when it stops and predicts nothing. Patience grows with
+    the epochs, so early evaluations where nothing is predicted yet do not end the training."""
+    wanted = min(MAX_EPOCHS_SMALL, -(-MIN_TOKEN_PASSES // max(tokens, 1)))
+    if wanted <= max_epochs:
+        return max_epochs, patience
+    return wanted, patience * max(1, wanted // max_epochs)
+
+
 def train_model(
     training_set: TrainingSet,
     output_dir: str | Path,
@@ -449,11 +464,13 @@ def train_model(
     labels = training_set.labels
     if not labels:
         raise ValueError("no entity in the training set: the rules proposed nothing the aggregate believes")
+    epochs, patience = epochs_for(sum(len(doc) for doc in training_set.train), max_epochs, patience)
     started = time.process_time()
     best = train_ner(training_set.train, training_set.dev, output_dir, lang=lang, labels=labels, seed=seed,
-                     max_epochs=max_epochs, patience=patience, progress=progress)
+                     max_epochs=epochs, patience=patience, progress=progress)
     seconds = time.process_time() - started
-    scores: dict[str, Any] = {"training_set": training_set.stats, "train_cpu_seconds": round(seconds, 1)}
+    scores: dict[str, Any] = {"training_set": training_set.stats, "train_cpu_seconds": round(seconds, 1),
+                              "max_epochs": epochs}
     if training_set.held_out:
         scores["held_out_decisions"] = evaluate_decisions(spacy.load(best), training_set.held_out)
     return {"model": best, "scores": scores}

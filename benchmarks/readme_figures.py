@@ -1,0 +1,124 @@
+"""Write the README's measured figures from the committed results, so no figure is typed by hand.
+
+The README holds blocks between ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->``; this
+script regenerates each from ``benchmarks/results/`` and rewrites them in place (``--check``
+only says whether they are up to date: ``tests/test_benchmarks.py`` runs it).
+
+    python benchmarks/readme_figures.py [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = ROOT / "README.md"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / name
+    return json.loads(path.read_text(encoding="utf8")) if path.is_file() else None
+
+
+def _fmt(value: int | None, budget: int) -> str:
+    return f"> {budget}" if value is None else f"{value}"
+
+
+def annotation_efficiency() -> str:
+    """One table per data set: mean [min-max] F per checkpoint and strategy, and the flat lines."""
+    blocks = []
+    for data in ("ncbi", "wnut"):
+        summary = _load(f"annotation_efficiency_{data}.json")
+        if summary is None:
+            continue
+        checkpoints = summary["checkpoints"]
+        budget = checkpoints[-1]
+        flat = summary["flat"]
+        header = "| | " + " | ".join(f"{c} decisions" for c in checkpoints) + " |"
+        lines = [f"**{summary['data']}**, seeds {', '.join(map(str, summary['seeds']))} "
+                 f"(F on the test split, mean [min–max] of the seeds):", "", header,
+                 "|---|" + "---|" * len(checkpoints)]
+        for name, curve in summary["orders"].items():
+            cells = [f"{p['f']['mean']:.3f} [{p['f']['min']:.3f}–{p['f']['max']:.3f}]" for p in curve]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append(
+            f"Rules alone F {flat['rules']['mean']:.3f}; Snorkel's LabelModel (p > 0.5) {flat['labelmodel']['mean']:.3f}; "
+            f"the aggregate the loop uses before any decision ({summary['settings'].get('aggregate_method', 'plain vote')}) "
+            f"{flat['aggregate']['mean']:.3f}" + (f"; ceiling (every pool text fully annotated) {flat['gold']['mean']:.3f}"
+                                                  if "gold" in flat else "") + ".")
+        for name, reach in summary["reach"].items():
+            curve = summary["orders"][name]
+            shares = ", ".join(f"{p['accept_share']['mean']:.0%}" for p in curve if p["accept_share"])
+            lines.append(f"- {name}: decisions to reach the rules' F {_fmt(reach['rules'], budget)}, the rules' F + 0.10 "
+                         f"{_fmt(reach['rules + 0.10'], budget)}, 80% of the ceiling {_fmt(reach['80% of ceiling'], budget)}; "
+                         f"accepted share of its questions {shares}; questions on spans no rule proposed "
+                         f"{summary['beyond_rules'][name]['mean']:.1%}.")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) or "(no results yet: run benchmarks/annotation_efficiency.py)"
+
+
+def cold_start() -> str:
+    """The bundled examples: the final pipeline against the rules on held-out gold."""
+    lines = ["| example | decisions | rules alone F | aggregate F | trained pipeline F (P / R) |", "|---|---|---|---|---|"]
+    found = False
+    for example in ("diseases", "products"):
+        result = _load(f"cold_start_{example}.json")
+        if result is None:
+            continue
+        found = True
+        scores = result["scores"]
+        model = scores["model"]
+        lines.append(f"| `examples/{example}` | {result['decisions']} | {scores['rules']['f']:.3f} | "
+                     f"{scores['aggregate']['f']:.3f} | {model['f']:.3f} ({model['precision']:.2f} / {model['recall']:.2f}) |")
+    return "\n".join(lines) if found else "(no results yet: run examples/cold_start.py with --report)"
+
+
+def handoff_training() -> str:
+    result = _load("handoff_training.json")
+    if result is None:
+        return "(no results yet: run benchmarks/handoff_training.py)"
+    lines = ["| texts in the corpus | texts trained on | words | build s | train s (CPU) | epochs |", "|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['corpus_texts']:,} | {row['train_texts']:,} | {row['words']:,} | {row['build_cpu_seconds']:.1f} | "
+                     f"{row['train_cpu_seconds']:.0f} | {row['max_epochs']} at most |")
+    return "\n".join(lines)
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "annotation-efficiency": annotation_efficiency,
+    "cold-start": cold_start,
+    "handoff-training": handoff_training,
+}
+
+
+def render(text: str) -> str:
+    for name, make in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- figures:{name} -->\n)(?:.*?\n)?(<!-- /figures:{name} -->)", re.S)
+        text = pattern.sub(lambda match: match.group(1) + make() + "\n" + match.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the README's figures are not the results'")
+    args = parser.parse_args(argv)
+    current = README.read_text(encoding="utf8")
+    wanted = render(current)
+    if args.check:
+        if wanted != current:
+            print("README figures differ from benchmarks/results: run python benchmarks/readme_figures.py", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(wanted, encoding="utf8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
