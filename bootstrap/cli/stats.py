@@ -10,7 +10,6 @@ from typing import Annotated, Callable, Optional
 import typer
 from rich import box
 from rich.console import Console
-from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
