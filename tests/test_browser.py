@@ -296,11 +296,11 @@ def test_a_page_on_another_origin_cannot_undo_an_answer(page, server, other_site
 
 # --- answering at speed, a narrow screen, boundary questions --------------------------------------
 
-SLOW_ANSWERS = """
-    // Every answer takes 300 ms more to come back, so the keys below arrive while one is in flight.
+SLOW_ANSWERS = r"""
+    // Every answer and undo takes 500 ms more to come back, so the keys below arrive while one is in flight.
     const realFetch = window.fetch;
-    window.fetch = (url, options) => String(url).includes("/api/answer")
-        ? new Promise((resolve) => setTimeout(resolve, 300)).then(() => realFetch(url, options))
+    window.fetch = (url, options) => /\/api\/(answer|undo)/.test(String(url))
+        ? new Promise((resolve) => setTimeout(resolve, 500)).then(() => realFetch(url, options))
         : realFetch(url, options);
 """
 
