@@ -317,6 +317,7 @@ class Session:
                 "remaining": self.ranker.remaining,
                 "total": self.table.n_questions,
                 "method": self.aggregate.method,
+                "method_reason": self.aggregate.method_reason,
                 "handoff": self._handoff_status(accepts),
             }
 

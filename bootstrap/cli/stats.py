@@ -63,7 +63,7 @@ def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: 
     progress = session.progress()
     lf_stats = [{**lf, "decided": lf["from_decisions"]["n"], "right": right_of(lf["from_decisions"])}
                 for lf in session.lf_stats()]
-    return {"method": session.aggregate.method, "lfs": lf_stats,
+    return {"method": session.aggregate.method, "method_reason": session.aggregate.method_reason, "lfs": lf_stats,
             "accepts_per_label": progress["accepts_per_label"], "handoff": progress["handoff"]}
 
 
@@ -140,8 +140,8 @@ def print_lf_stats(dataset: str, report: dict, console: Console, wide: bool = Fa
     console.print(LF_TABLE_NOTES + (WIDE_NOTES if wide else " --wide shows every column, --json everything."),
                   highlight=False, style="dim")
     accepts = ", ".join(f"{label} {n:,}" for label, n in report["accepts_per_label"].items())
-    console.print(f"Accepts per label: {accepts}. Questions are ranked by the {report['handoff']['scorer']}.",
-                  highlight=False)
+    console.print(f"Accepts per label: {accepts}. Questions are ranked by the {report['handoff']['scorer']}. "
+                  f"Probabilities: {report.get('method_reason') or report['method']}.", highlight=False)
     runs = report["handoff"]["runs"]
     if runs:
         history = plain_table("Models trained from the decisions, scored with the rules on the same held-out decisions")

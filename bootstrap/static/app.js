@@ -225,7 +225,7 @@ function renderProgress(progress) {
       el("span", "meter", meterFill(needed ? n / needed : 0)));
   });
   $("handoff").replaceChildren(...items);
-  $("method").textContent = handoffSummary(handoff, progress.method);
+  $("method").textContent = handoffSummary(handoff, progress.method_reason || progress.method);
 }
 
 /** One or two sentences: who ranks the questions, and how the last trained model scored. */
@@ -240,7 +240,7 @@ function handoffSummary(handoff, method) {
     const verdict = last.adopted ? "model adopted" : "rules kept";
     parts.push(`Last model: F ${last.model_f.toFixed(2)} vs rules ${last.rules_f.toFixed(2)} on held-out decisions (${verdict}).`);
   }
-  parts.push(`Probabilities: ${method || "?"}.`);
+  parts.push(`Probabilities: ${method || "?"}.`);  // which fit, and why (the decisions decide)
   return parts.join(" ");
 }
 
