@@ -91,10 +91,25 @@ def handoff_training() -> str:
     return "\n".join(lines)
 
 
+def cli_startup() -> str:
+    """Median seconds per command, before and after the command modules imported lazily."""
+    before, after = _load("cli_startup_before.json"), _load("cli_startup.json")
+    if before is None or after is None:
+        return "(no results yet: run benchmarks/cli_startup.py)"
+    lines = [f"| command | before: imports at the top (load {before['load_average'][0]}) | "
+             f"now (load {after['load_average'][0]}) |", "|---|---|---|"]
+    for name, seconds in after["seconds"].items():
+        old = before["seconds"].get(name)
+        was = "–" if old is None else f"{old['median']:.2f} s"
+        lines.append(f"| `bootstrap {name}` | {was} | {seconds['median']:.2f} s |")
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "annotation-efficiency": annotation_efficiency,
     "cold-start": cold_start,
     "handoff-training": handoff_training,
+    "cli-startup": cli_startup,
 }
 
 
