@@ -407,7 +407,8 @@ def _sample(
 def rules_on_held_out(table: CandidateTable, aggregate: Aggregate, held_out: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The rules' F on the held-out decisions by each fit of ``aggregate`` (before any decision
     moved it), and the best of them: a model must beat the better of the plain vote and the
-    LabelModel, not only the one that ranks the questions."""
+    LabelModel, not only the one that ranks the questions. A held-out question about a span no
+    rule proposed counts as the rules saying "no": an accepted one is an entity they miss."""
     from .aggregate import fit_yes_probability
     from .handoff import rules_accuracy
 
@@ -417,10 +418,11 @@ def rules_on_held_out(table: CandidateTable, aggregate: Aggregate, held_out: Ite
     for name, fit in aggregate.fits.items():
         yes = fit_yes_probability(table, fit)
 
-        def says_accept(task: dict[str, Any]) -> bool | None:
+        def says_accept(task: dict[str, Any]) -> bool:
+            # a span no rule proposed (the model's) is one the rules say nothing is
             span = task["spans"][0]
             index = question_of.get((task_input_hash(task), span["start"], span["end"], span["label"]))
-            return None if index is None else bool(yes[index] > 0.5)
+            return index is not None and bool(yes[index] > 0.5)
 
         scores[name] = rules_accuracy(held_out, says_accept)
     best = max(scores, key=lambda name: scores[name]["f"] if scores[name]["f"] is not None else -1.0)
