@@ -221,3 +221,12 @@ def test_a_big_corpus_is_sampled_within_budget_keeping_every_decided_text(nlp, w
     bigger = build_training_set(nlp, table, tasks, [(input_hash(t), t) for t in grown],
                                 WeakLabelConfig(dev_share=0.0, max_words=10_000))
     assert set(used) <= {doc.text for doc in bigger.train + bigger.dev}  # the sample grows, it does not reshuffle
+
+
+def test_the_f_optimal_threshold_keeps_low_precision_candidates_when_they_are_all_there_is():
+    from bootstrap.weak_labels import f_optimal_threshold
+
+    assert f_optimal_threshold([0.15] * 100) < 0.15  # rules right one time in six: keep them all
+    mixed = [0.9] * 10 + [0.05] * 200
+    assert 0.05 < f_optimal_threshold(mixed) < 0.9  # a few sure ones and many unlikely: keep the sure
+    assert f_optimal_threshold([]) == 0.5
