@@ -210,11 +210,14 @@ def simulate(
     reporter: Reporter | None = None,
     weak_labels: WeakLabelConfig | None = None,
     checkpoints: Sequence[int] | None = None,
+    labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run every strategy and return the curves (see the module docstring; ``write_curves`` saves them).
 
     ``answer_with`` replaces the gold annotator (a function of the task); it exists to check that
-    the curves do not credit learning to a run that got no usable answers.
+    the curves do not credit learning to a run that got no usable answers. ``labels`` are the
+    gold labels scored (and the ceiling trained on); by default the labels the rules and
+    functions vote for, so gold types nobody wrote rules for do not halve the recall.
     """
     unknown = [name for name in strategies if name not in STRATEGIES]
     if unknown or not strategies:
@@ -229,7 +232,8 @@ def simulate(
     with tempfile.TemporaryDirectory(prefix="bootstrap-simulate-") as tmp:
         workdir = Path(tmp)
         data = prepare_data(Path(texts), Path(gold), Path(test) if test else None, workdir)
-        reference = gold_docs(nlp, data.test)
+        labels = sorted(labels) if labels else rule_labels(pattern_files, lfs, nlp)
+        reference = gold_docs(nlp, data.test, labels)
         curves: dict[str, Any] = {}
         before_decisions: dict[str, Any] = {}  # the model at 0 decisions is the same for every strategy
         settings = {"budget": budget, "checkpoint": checkpoint, "checkpoints": points, "seed": seed, "noise": noise,
@@ -258,7 +262,7 @@ def simulate(
                 reporter.note(name, "training on the pool's gold")
                 curves[name] = flat_curve(
                     ceiling_scores(nlp, data, reference, workdir / "ceiling", seed=seed, max_epochs=max_epochs,
-                                   patience=patience), points)
+                                   patience=patience, labels=labels), points)
                 reporter.advance(name)
         ceiling = curves.get("gold", {}).get("f")
         return {
@@ -266,6 +270,7 @@ def simulate(
             "data": {"pattern_files": [str(p) for p in pattern_files], "texts": str(texts), "gold": str(gold),
                      "test": str(test) if test else f"{TEST_SHARE:.0%} of {gold} by input hash",
                      "pool_texts": len(data.pool_hashes), "test_texts": len(reference)},
+            "labels": labels,
             "ceiling_f": ceiling,
             "strategies": curves,
             "reach": reach(curves, ceiling),
@@ -501,9 +506,21 @@ def score_spans(spans: dict[int, list[tuple[int, int, str]]], reference: Sequenc
     return score_ents(predicted, reference)
 
 
+def rule_labels(pattern_files: Sequence[str | Path], lfs: str | Path | None, nlp: Language) -> list[str]:
+    """The labels the rules and the labeling functions vote for."""
+    from .lfs import load_lfs
+    from .rules import load_rules
+
+    found = set(load_rules(pattern_files, nlp.vocab).labels)
+    for function in load_lfs(lfs) if lfs else []:
+        if function.label:
+            found.add(function.label)
+    return sorted(found)
+
+
 def ceiling_scores(
     nlp: Language, data: SimulationData, reference: Sequence[Doc], output: Path, *, seed: int, max_epochs: int,
-    patience: int,
+    patience: int, labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """A model trained on every pool text fully annotated (the most the decisions could teach).
 
@@ -512,7 +529,7 @@ def ceiling_scores(
     train: list[Doc] = []
     dev: list[Doc] = []
     seen: set[int] = set()
-    for doc in gold_docs(nlp, data.gold_path):
+    for doc in gold_docs(nlp, data.gold_path, labels):
         key = hash_text(doc.text)
         if key in data.pool_hashes and key not in seen:
             seen.add(key)

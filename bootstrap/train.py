@@ -536,13 +536,18 @@ def evaluate_decisions(nlp: Language, tasks: Iterable[dict[str, Any]]) -> dict[s
     }
 
 
-def gold_docs(nlp: Language, path: str | Path) -> list[Doc]:
+def gold_docs(nlp: Language, path: str | Path, labels: Iterable[str] | None = None) -> list[Doc]:
     """Completely annotated reference Docs from ``{"text", "spans"}`` JSONL: every token not in
-    a span is outside. Spans are snapped to whole tokens; overlapping ones keep the longest."""
+    a span is outside. Spans are snapped to whole tokens; overlapping ones keep the longest.
+
+    With ``labels``, spans of other labels are dropped (their tokens are outside): a corpus that
+    annotates chemicals and diseases scores rules for diseases on diseases only."""
+    wanted = None if labels is None else set(labels)
     docs = []
     for record in read_texts(path):
         doc = nlp.make_doc(record.text)
-        spans = [token_span(doc, s["start"], s["end"], s.get("label", "")) for s in record.task.get("spans", [])]
+        spans = [token_span(doc, s["start"], s["end"], s.get("label", "")) for s in record.task.get("spans", [])
+                 if wanted is None or s.get("label") in wanted]
         doc.set_ents(filter_spans([span for span in spans if span is not None]), default="outside")
         docs.append(doc)
     return docs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,25 @@ def test_a_pool_that_runs_dry_keeps_its_last_count(slice_files, tmp_path):
     assert curve["exhausted"] and curve["questions"] < 200
     assert [p["decisions"] for p in curve["points"]] == [0] + [curve["questions"]] * 2
     assert [p["checkpoint"] for p in curve["points"]] == [0, 200, 400]
+
+
+def test_gold_labels_the_rules_do_not_cover_are_not_scored(slice_files, tmp_path):
+    """A corpus annotating more types than the rules cover: the rules are scored on their own label."""
+    pool, test = slice_files
+    extra = tmp_path / "test-with-genes.jsonl"
+    lines = []
+    for line in test.read_text(encoding="utf8").splitlines():
+        task = json.loads(line)
+        words = [(m.start(), m.end()) for m in re.finditer(r"[A-Z]{2,}\d*", task["text"])]
+        taken = [(s["start"], s["end"]) for s in task["spans"]]
+        genes = [{"start": s, "end": e, "label": "GENE"} for s, e in words
+                 if not any(a < e and s < b for a, b in taken)]
+        lines.append(json.dumps({**task, "spans": task["spans"] + genes}))
+    extra.write_text("\n".join(lines) + "\n", encoding="utf8")
+    plain = simulate([PATTERNS], pool, pool, test=test, budget=5, checkpoint=5, strategies=["rules"])
+    with_genes = simulate([PATTERNS], pool, pool, test=extra, budget=5, checkpoint=5, strategies=["rules"])
+    assert with_genes["labels"] == ["DISEASE"]
+    assert with_genes["strategies"]["rules"]["f"] == plain["strategies"]["rules"]["f"]
+    both = simulate([PATTERNS], pool, pool, test=extra, budget=5, checkpoint=5, strategies=["rules"],
+                    labels=["DISEASE", "GENE"])
+    assert both["strategies"]["rules"]["recall"] < plain["strategies"]["rules"]["recall"]

@@ -49,6 +49,7 @@ def simulate_cli(
     lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of labeling functions, as for `bootstrap annotate`.")] = None,
     max_epochs: Annotated[int, typer.Option(help="Passes over the training data at most, per checkpoint model and for the ceiling.")] = 10,
     lang: Annotated[str, typer.Option(help="Language of spacy.blank().")] = "en",
+    label: Annotated[Optional[list[str]], typer.Option("--label", help="A gold label to score and train the ceiling on (repeat for several). [default: the labels the rules and functions vote for]")] = None,
 ) -> None:
     """Answer the loop's questions from gold and compare learning curves: active, random order, rules, ceiling."""
     from ..simulate import simulate, write_curves
@@ -69,12 +70,13 @@ def simulate_cli(
         try:
             result = simulate(patterns, texts, gold, test=test, budget=budget, checkpoint=checkpoint, seed=seed,
                               strategies=chosen, noise=noise, lfs=lfs, lang=lang, max_epochs=max_epochs,
-                              reporter=ProgressReporter(progress))
+                              reporter=ProgressReporter(progress), labels=label)
         except ValueError as error:
             fail(str(error))
     json_path, png_path = write_curves(result, output)
     Console().print(reach_table(result))  # the result, on stdout; progress and messages go to stderr
-    console.print(f"Curves in {json_path} and {png_path}", highlight=False)
+    console.print(f"Scored on gold {', '.join(result['labels'])} only (--label); curves in {json_path} and {png_path}",
+                  highlight=False)
 
 
 def reach_table(result: dict[str, Any]) -> Table:
