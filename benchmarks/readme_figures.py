@@ -1,6 +1,6 @@
 """Write the README's measured figures from the committed results, so no figure is typed by hand.
 
-The README holds blocks between ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->``; this
+The READMEs (``README.md``, ``examples/README.md``) hold blocks between ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->``; this
 script regenerates each from ``benchmarks/results/`` and rewrites them in place (``--check``
 only says whether they are up to date: ``tests/test_benchmarks.py`` runs it).
 
@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-README = ROOT / "README.md"
+READMES = (ROOT / "README.md", ROOT / "examples" / "README.md")
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -80,6 +80,41 @@ def cold_start() -> str:
     return "\n".join(lines) if found else "(no results yet: run examples/cold_start.py with --report)"
 
 
+def cold_start_detail() -> str:
+    """``examples/README.md``: each example's run, column by column."""
+    results = {name: _load(f"cold_start_{name}.json") for name in ("diseases", "products")}
+    results = {name: result for name, result in results.items() if result is not None}
+    if not results:
+        return "(no results yet: run examples/cold_start.py with --report)"
+
+    def runs(result: dict[str, Any]) -> str:
+        cells = []
+        for run in result["runs"]:
+            model, rules = run.get("model_f"), run.get("rules_f")
+            versus = "nothing to compare on" if model is None or rules is None else f"F {model:.3f} vs {rules:.3f}"
+            cells.append(f"{run['decisions']}: {versus} ({'entered' if run['adopted'] else 'kept out'})")
+        return "; ".join(cells) or "none"
+
+    def prf(scores: dict[str, Any]) -> str:
+        return f"{scores['precision']:.3f} / {scores['recall']:.3f} / {scores['f']:.3f}"
+
+    rows = [
+        ("questions at the start (rules + `lfs.py`)", lambda r: f"{r.get('questions', '?')}"),
+        ("decisions (accept / reject)", lambda r: f"{r['decisions']}" + (
+            f" ({r['by_answer']['accept']} / {r['by_answer']['reject']})" if r.get("by_answer") else "")),
+        ("handoff runs: at decisions, model vs rules on held-out decisions", runs),
+        ("ranks the questions at the end", lambda r: r["scorer"]),
+        ("test P / R / F, rules alone", lambda r: prf(r["scores"]["rules"])),
+        ("test P / R / F, Snorkel's LabelModel p > 0.5, no decisions", lambda r: prf(r["scores"]["labelmodel"])),
+        ("test P / R / F, the loop's aggregate p > 0.5, no decisions", lambda r: prf(r["scores"]["aggregate"])),
+        ("test P / R / F, the trained pipeline", lambda r: prf(r["scores"]["model"])),
+    ]
+    lines = ["| | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
+    for name, cell in rows:
+        lines.append(f"| {name} | " + " | ".join(cell(result) for result in results.values()) + " |")
+    return "\n".join(lines)
+
+
 def handoff_training() -> str:
     result = _load("handoff_training.json")
     if result is None:
@@ -108,6 +143,7 @@ def cli_startup() -> str:
 BLOCKS: dict[str, Callable[[], str]] = {
     "annotation-efficiency": annotation_efficiency,
     "cold-start": cold_start,
+    "cold-start-detail": cold_start_detail,
     "handoff-training": handoff_training,
     "cli-startup": cli_startup,
 }
@@ -124,14 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the README's figures are not the results'")
     args = parser.parse_args(argv)
-    current = README.read_text(encoding="utf8")
-    wanted = render(current)
-    if args.check:
+    stale = []
+    for readme in READMES:
+        current = readme.read_text(encoding="utf8")
+        wanted = render(current)
         if wanted != current:
-            print("README figures differ from benchmarks/results: run python benchmarks/readme_figures.py", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(wanted, encoding="utf8")
+            stale.append(readme)
+            if not args.check:
+                readme.write_text(wanted, encoding="utf8")
+    if args.check and stale:
+        print(f"figures in {', '.join(str(p.relative_to(ROOT)) for p in stale)} differ from benchmarks/results: "
+              "run python benchmarks/readme_figures.py", file=sys.stderr)
+        return 1
     return 0
 
 

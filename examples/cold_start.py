@@ -159,7 +159,8 @@ def run_session(args: argparse.Namespace, data: SimulationData, lfs: Path | None
         training_set = build_training_set(spacy.blank("en"), session.rules_table, tasks,
                                           session.store.texts(session.dataset), session.config.weak_labels,
                                           seed=args.seed)
-        return {"progress": progress, "tasks": tasks, "training_set": training_set}
+        return {"progress": progress, "tasks": tasks, "training_set": training_set,
+                "questions": session.rules_table.n_questions}
     finally:
         session.close()
 
@@ -231,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         handoff = session["progress"]["handoff"]
         args.report.write_text(json.dumps({
             "example": args.example.name, "decisions": len(tasks), "test_texts": len(reference),
+            "questions": session["questions"], "by_answer": session["progress"]["by_answer"],
             "runs": handoff["runs"], "scorer": handoff["scorer"], "model": str(model_path),
             "scores": {name: {key: value[key] for key in ("precision", "recall", "f")} for name, value in scores.items()},
             "shown": shown,

@@ -7,10 +7,13 @@ comparison between paths that found different matches would be meaningless.
 import importlib.util
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "candidates_throughput.py"
 
@@ -72,3 +75,11 @@ def test_paths_agree_when_a_rule_hits_one_span_twice(throughput, tmp_path, capsy
     result = json.loads(capsys.readouterr().out)
     assert result["same_matches"]
     assert result["matches"]["baseline"] == [3]  # £3m, $ 5, $1.2bn
+
+
+def test_the_readmes_quote_the_committed_results():
+    """Every figure block in README.md and examples/README.md is what readme_figures.py writes from
+    benchmarks/results/: no figure typed by hand, none left stale by a new run."""
+    completed = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "readme_figures.py"), "--check"],
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
