@@ -163,6 +163,10 @@ def task_problem(task: Any) -> str | None:
             return f'span {i} needs integer "start" and "end"'
         if not isinstance(span.get("label"), str) or not span["label"]:
             return f'span {i} needs a "label"'
+        if span["end"] < span["start"]:
+            return f"span {i} ({span['start']}, {span['end']}) ends before it starts"
+        if span["end"] == span["start"]:
+            return f"span {i} ({span['start']}, {span['end']}) is empty"
         if not 0 <= span["start"] < span["end"] <= len(task["text"]):
             return f"span {i} ({span['start']}, {span['end']}) is outside the text of {len(task['text'])} characters"
     return None

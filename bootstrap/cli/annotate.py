@@ -9,7 +9,7 @@ import typer
 
 from ..store import DEFAULT_DB
 from ._util import (
-    DB_OPTION, app, blank_nlp, console, count_lines, reports_input_errors, split_patterns_and_texts,
+    DB_OPTION, app, blank_nlp, console, count_lines, fail, reports_input_errors, split_patterns_and_texts,
     validate_phrase_attr, with_progress,
 )
 
@@ -57,6 +57,10 @@ def annotate_cli(
         config=config, progress=lambda records: with_progress(records, f"Reading {texts.name}", count_lines(texts)),
         build=build,
     )
+    if not session.table.n_questions:
+        session.close()
+        fail(f"no rule or function proposed a single span in {texts}: there is nothing to ask "
+             f"(bootstrap check {' '.join(str(p) for p in pattern_files)} {texts} shows what each rule matches)")
     for message in session.table.errors.messages():
         console.print(f"[yellow]warning[/] {message}", highlight=False)
     progress = session.progress()
