@@ -160,6 +160,23 @@ def train_job(
             "wins": wins, "spans": str(spans_path) if (wins or force) else None}
 
 
+def exit_with_parent(parent: int, every: float = 2.0) -> None:
+    """End this worker process once the session's process ``parent`` is gone (killed, say): a
+    training nobody waits for must not hold the machine's cores for minutes. The worker pool's
+    initializer: ``parent`` comes from the session, since by the time a slow spawn gets here the
+    parent may already be dead and the worker adopted by another."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="bootstrap-parent-watch", daemon=True).start()
+
+
 def _write_spans(nlp, batch: list[tuple[int, str]], out) -> None:
     """One JSON line per text: ``[start, end, token_start, token_end, text, label, probability]`` per span."""
     from .model import span_probabilities

@@ -22,6 +22,7 @@ Every public method takes the session's lock: the web server calls them from a t
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 import warnings
@@ -36,7 +37,7 @@ import spacy
 from .aggregate import Aggregate
 from .candidates import DocCandidates, generate_candidates
 from .corpus import Record, read_texts
-from .handoff import HandoffPolicy, read_model_spans, train_job
+from .handoff import HandoffPolicy, exit_with_parent, read_model_spans, train_job
 from .hashing import task_hash as hash_task
 from .labelmatrix import NOT_ENTITY, CandidateTable, ModelSpan, build_candidate_table, with_model
 from .lfs import load_lfs
@@ -525,7 +526,9 @@ class Session:
     def _executor(self) -> ProcessPoolExecutor:
         if getattr(self, "_pool", None) is None:
             # spawn, not fork: the server's threads and sockets must not be copied into the trainer
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            # (its initializer ends the worker when this process is gone: no orphaned training)
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=exit_with_parent, initargs=(os.getpid(),))
         return self._pool
 
     def _on_trained(self, future: Future, decisions: int) -> None:

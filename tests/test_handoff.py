@@ -130,3 +130,50 @@ def test_session_trains_compares_and_adopts_the_model(tmp_path):
     again = Session.from_files([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl", db=db, dataset="d", config=config)
     assert again.scorer == "model" and again.progress()["answers"] == answered
     again.close()
+
+
+def test_a_training_ends_when_the_session_process_is_killed(tmp_path):
+    """kill -9 of the annotating process leaves no trainer holding the cores."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(f"""
+import sys, time
+from bootstrap.handoff import HandoffPolicy
+from bootstrap.session import Session, SessionConfig
+
+if __name__ == "__main__":
+    config = SessionConfig(background_refit=False, handoff=HandoffPolicy(max_epochs=200, models_dir={str(tmp_path / 'm')!r}))
+    session = Session.from_files([{str(EXAMPLE / 'patterns.jsonl')!r}], {str(EXAMPLE / 'texts.jsonl')!r},
+                                 db={str(tmp_path / 'b.db')!r}, dataset="d", config=config)
+    session.start_handoff()
+    time.sleep(1)
+    print(*session._pool._processes, flush=True)
+    time.sleep(600)
+""")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert workers
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.time() + 20
+        alive = workers
+        while alive and time.time() < deadline:
+            time.sleep(0.5)
+            alive = [pid for pid in workers if _running(pid)]
+        assert not alive, f"trainer {alive} still running after its session was killed"
+    finally:
+        parent.kill()
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
