@@ -18,8 +18,9 @@ invert the truth (measured on a biomedical corpus: a formula regex, 25% right, e
 0.99; a suffix rule, 91% right, at 0.09; its labels F 0.17 against the plain vote's 0.61). So
 with ``method="auto"`` (the default) the plain vote is used until ``MIN_COMPARED`` accepted or
 rejected questions can tell the two apart, and from then on, at every fit, the LabelModel is
-used only if its ``p > 0.5`` labels score a higher F than the plain vote's on the decided
-questions (exploration answers when there are enough: they are an unbiased sample).
+used only if its ``p > 0.5`` labels score an F at least ``SWITCH_MARGIN`` higher than the plain
+vote's on the decided questions (exploration answers when there are enough: they are an
+unbiased sample; a smaller lead on a few dozen answers is noise).
 
 **Learning from decisions without refitting.** The LabelModel's estimated accuracy of each LF
 is the prior of a Beta posterior over that LF's precision (``prior_strength`` pseudo-decisions).
@@ -63,6 +64,7 @@ ACCURACY_RANGE = (0.01, 0.99)
 Method = Literal["auto", "LabelModel", "weighted vote"]
 METHODS = ("auto", "LabelModel", "weighted vote")
 MIN_COMPARED = 30  # accepted or rejected questions before the LabelModel may replace the plain vote
+SWITCH_MARGIN = 0.05  # ... and the F it must win by: on a few dozen answers a smaller lead is noise
 
 
 @dataclass(frozen=True)
@@ -284,7 +286,7 @@ class Aggregate:
                                      "before the LabelModel may replace the rules' plain vote")
         vote, label_model = scores["weighted vote"], scores["LabelModel"]
         summary = f"F {label_model:.2f} (LabelModel) vs {vote:.2f} (plain vote) on {compared} decided questions"
-        if label_model > vote:
+        if label_model > vote + SWITCH_MARGIN:
             return "LabelModel", f"LabelModel: {summary}"
         return "weighted vote", f"weighted vote: {summary}"
 

@@ -16,11 +16,13 @@ builds that training set, the same one for the session's handoff, ``bootstrap tr
    "breast cancer" is about the boundary, not about "cancer"): an accepted string is an entity
    at every such occurrence (also where no rule proposed it: strings accepted on their own are
    matched again over every text), a rejected one nowhere;
-3. ``weak``: the aggregate's probability with every training decision applied — a replay of the
-   store into a fresh :class:`~bootstrap.aggregate.Aggregate`, so each rule's precision is the
-   one the decisions show — above ``positive`` an entity, at ``negative`` or less an
-   incorrect span (spaCy's ``incorrect_spans``), in between unknown. ``positive`` is lowered to
-   the threshold that maximises the labels' expected F (:func:`f_optimal_threshold`) once
+3. ``weak``: the rules' probability from the fit a replay of the store chooses (a fresh
+   :class:`~bootstrap.aggregate.Aggregate` with the training decisions: the plain vote, or the
+   LabelModel once the decisions show it better), before the decisions moved each rule's
+   precision (see ``_weak_candidates`` for why) — above ``positive`` an entity, at ``negative`` or less an
+   incorrect span (spaCy's ``incorrect_spans``), in between unknown. With ``f_optimal`` (off by
+   default: measured worse with these probabilities) ``positive`` is lowered to the threshold
+   that maximises the labels' expected F (:func:`f_optimal_threshold`) once
    ``aggregate.MIN_COMPARED`` decisions have made the probabilities theirs: when the decisions
    show rules right 15% of the time, every candidate of theirs sits near 0.15, and a threshold
    of one half would leave nothing to learn from. Before that, ``positive`` is what the rules
@@ -60,7 +62,7 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from .aggregate import MIN_COMPARED, Aggregate
+from .aggregate import MIN_COMPARED, Aggregate, fit_yes_probability
 from .labelmatrix import CandidateTable
 from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, task_input_hash, token_span
 
@@ -81,7 +83,7 @@ class WeakLabelConfig:
     dev_share: float = 0.2  # of the decided texts, held out for the handoff's comparison
     model_dev_share: float = 0.1  # of the training texts, kept aside to pick the best epoch
     carry: bool = True  # carry decisions to every occurrence of the string
-    f_optimal: bool = True  # lower ``positive`` to the threshold that maximises the labels' expected F
+    f_optimal: bool = False  # lower ``positive`` to the threshold that maximises the labels' expected F
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.negative < self.positive <= 1.0:
@@ -267,8 +269,15 @@ def _carried(
 def _weak_candidates(
     table: CandidateTable, aggregate: Aggregate, overlapping: np.ndarray, skip: set[int],
 ) -> dict[int, list[_Candidate]]:
-    """Per text, every question with its probability (decisions applied), as weak candidates."""
-    proba = aggregate.question_probabilities()
+    """Per text, every question with the rules' probability for it, as weak candidates.
+
+    That is the chosen fit's own probability (``Aggregate.fits``), before the decisions moved
+    each rule's precision: the questions asked are no sample of a rule's matches (the most
+    frequent strings come first, and many of them are rejected for their boundaries), so a
+    rule's precision measured on them would drop its rare, often right, matches everywhere.
+    The decisions reach the training set through their own spans and their strings instead.
+    """
+    proba = fit_yes_probability(table, aggregate.fits[aggregate.method])
     by_text: dict[int, list[_Candidate]] = defaultdict(list)
     for i, (row, cls) in enumerate(zip(table.question_row.tolist(), table.question_class.tolist())):
         input_hash = int(table.input_hash[row])
