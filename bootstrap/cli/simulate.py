@@ -49,7 +49,7 @@ def simulate_cli(
     lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of labeling functions, as for `bootstrap annotate`.")] = None,
     max_epochs: Annotated[int, typer.Option(help="Passes over the training data at most, per checkpoint model and for the ceiling.")] = 10,
     lang: Annotated[str, typer.Option(help="Language of spacy.blank().")] = "en",
-    label: Annotated[Optional[list[str]], typer.Option("--label", help="A gold label to score and train the ceiling on (repeat for several). [default: the labels the rules and functions vote for]")] = None,
+    label: Annotated[Optional[list[str]], typer.Option("--label", help="A gold label to score and train the ceiling on (repeat for several). \\[default: the labels the rules and functions vote for]")] = None,
 ) -> None:
     """Answer the loop's questions from gold and compare learning curves: active, random order, rules, ceiling."""
     from ..simulate import simulate, write_curves
