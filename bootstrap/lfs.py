@@ -171,7 +171,8 @@ class LFErrors:
             self.first.setdefault(name, other.first[name])
             self.what.setdefault(name, other.what.get(name, f"labeling function {name!r}"))
             self.counts[name] = self.counts.get(name, 0) + count
-            self.timeouts[name] = self.timeouts.get(name, 0) + other.timeouts.get(name, 0)
+            if other.timeouts.get(name):
+                self.timeouts[name] = self.timeouts.get(name, 0) + other.timeouts[name]
 
     def __bool__(self) -> bool:
         return bool(self.counts)
