@@ -173,8 +173,8 @@ name, db, barrier, rounds = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys
 example = Path({example!r})
 session = Session.from_files([example / "patterns.jsonl"], example / "texts.jsonl", db=db, dataset="diseases",
                              config=SessionConfig(background_refit=False, seed=7))  # one seed: both rank alike
-(barrier / name).touch()
-while len(list(barrier.iterdir())) < 2:  # start together, so they really run side by side
+(barrier / ("start-" + name)).touch()
+while len(list(barrier.glob("start-*"))) < 2:  # start together, so they really run side by side
     time.sleep(0.005)
 answered = []
 for i in range(rounds):
@@ -183,7 +183,10 @@ for i in range(rounds):
         break
     session.answer(name, task["task_hash"], "accept" if i % 2 else "reject")
     answered.append(str(task["task_hash"]))
-time.sleep(0.5)  # the other may still be answering
+(barrier / ("done-" + name)).touch()
+deadline = time.monotonic() + 120
+while len(list(barrier.glob("done-*"))) < 2 and time.monotonic() < deadline:  # wait for the other's last answer
+    time.sleep(0.005)
 session.next_question(name)  # a last look at the store
 print(json.dumps({{"answered": answered, "progress": session.progress()["answers"]}}))
 session.close()
