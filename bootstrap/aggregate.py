@@ -17,10 +17,13 @@ The LabelModel is not trusted blindly. Where rules rarely overlap its accuracy e
 invert the truth (measured on a biomedical corpus: a formula regex, 25% right, estimated at
 0.99; a suffix rule, 91% right, at 0.09; its labels F 0.17 against the plain vote's 0.61). So
 with ``method="auto"`` (the default) the plain vote is used until ``MIN_COMPARED`` accepted or
-rejected questions can tell the two apart, and from then on, at every fit, the LabelModel is
-used only if its ``p > 0.5`` labels score an F at least ``SWITCH_MARGIN`` higher than the plain
-vote's on the decided questions (exploration answers when there are enough: they are an
-unbiased sample; a smaller lead on a few dozen answers is noise).
+rejected *exploration* answers can tell the two apart, and from then on, at every fit, the
+LabelModel is used only if its ``p > 0.5`` labels score an F at least ``SWITCH_MARGIN`` higher
+than the plain vote's on them (a smaller lead on a few dozen answers is noise). Only the
+exploration answers count: they are a uniform sample of the questions, where the ranked ones
+are the uncertain, frequent strings. Judged on all decisions, the LabelModel won on the ranked
+ones and then labelled NCBI-disease with 184 entities where the plain vote had 2,591, and the
+model trained on them fell from F 0.33 to 0.11.
 
 **Learning from decisions without refitting.** The LabelModel's estimated accuracy of each LF
 is the prior of a Beta posterior over that LF's precision (``prior_strength`` pseudo-decisions).
@@ -37,7 +40,7 @@ zero and the probabilities are exactly the LabelModel's; after one, every candid
 LF voted on moves at once, in one sparse product over all rows (see ``benchmarks/``).
 
 **Identical strings.** Decisions on a string also move its other occurrences with the same
-label: a Beta(1, 1) over "accepted" per (lower-cased string, label, whether it overlaps another
+label: a Beta(1, 1) over "accepted" per (string as `labelmatrix.surface_key` keys it, label, whether it overlaps another
 candidate) adds its log-odds, so one reject of "cancer" pushes every other "cancer" down instead
 of leaving them all at the top of the queue — but a reject of "cancer" inside "breast cancer"
 moves only the other nested "cancer"s: it was about the boundary.
@@ -57,7 +60,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import beta as beta_distribution
 
-from .labelmatrix import ABSTAIN, NOT_ENTITY, CandidateTable
+from .labelmatrix import ABSTAIN, NOT_ENTITY, CandidateTable, surface_key
 
 Answer = Literal["accept", "reject", "ignore"]
 ACCURACY_RANGE = (0.01, 0.99)
@@ -280,12 +283,13 @@ class Aggregate:
             return "weighted vote", "weighted vote: the LabelModel needs three voting columns that overlap"
         if "LabelModel" not in fits:
             return "weighted vote", "weighted vote: the LabelModel needs three voting columns that overlap"
-        scores, compared = compare_fits(self.table, fits, decisions)
+        explored = {key: value for key, value in decisions.items() if value[1]}
+        scores, compared = compare_fits(self.table, fits, explored)
         if compared < MIN_COMPARED:
-            return "weighted vote", (f"weighted vote: {compared} of {MIN_COMPARED} decided questions needed "
+            return "weighted vote", (f"weighted vote: {compared} of {MIN_COMPARED} exploration answers needed "
                                      "before the LabelModel may replace the rules' plain vote")
         vote, label_model = scores["weighted vote"], scores["LabelModel"]
-        summary = f"F {label_model:.2f} (LabelModel) vs {vote:.2f} (plain vote) on {compared} decided questions"
+        summary = f"F {label_model:.2f} (LabelModel) vs {vote:.2f} (plain vote) on {compared} exploration answers"
         if label_model > vote + SWITCH_MARGIN:
             return "LabelModel", f"LabelModel: {summary}"
         return "weighted vote", f"weighted vote: {summary}"
@@ -438,7 +442,7 @@ class Aggregate:
         return sums.reshape(self.table.n_rows, k)
 
     def _surface_groups(self) -> tuple[np.ndarray, list[tuple[str, int, bool]]]:
-        """Per question, the index of its (lower-cased string, class, overlapping) group.
+        """Per question, the index of its (``surface_key`` of the string, class, overlapping) group.
 
         Occurrences that overlap another candidate are grouped apart from those that stand
         alone: a reject of "cancer" inside "breast cancer" is about the boundary, and says
@@ -448,7 +452,7 @@ class Aggregate:
         text = self.table.text
         overlapping = self.table.overlapping()
         groups = np.fromiter(
-            (keys.setdefault((text[row].lower(), int(cls), bool(overlapping[row])), len(keys))
+            (keys.setdefault((surface_key(text[row]), int(cls), bool(overlapping[row])), len(keys))
              for row, cls in zip(self.table.question_row, self.table.question_class)),
             dtype=np.int64, count=self.table.n_questions,
         )
@@ -456,8 +460,12 @@ class Aggregate:
         return groups, list(keys)
 
     def question_groups(self) -> tuple[np.ndarray, int]:
-        """Per question, the index of its (lower-cased string, class) group; and how many groups."""
+        """Per question, the index of its (``surface_key`` of the string, class, overlapping) group; and how many groups."""
         return self._surface_group, len(self._surface_keys)
+
+    def group_answered(self) -> np.ndarray:
+        """Per group: whether any of its questions was accepted or rejected."""
+        return (self._surface_accepts > 0) | (self._surface_rejects > 0)
 
     def group_verdicts(self) -> np.ndarray:
         """Per group: 1 if its questions were only accepted, 0 if only rejected, -1 if undecided or mixed."""

@@ -13,10 +13,15 @@ Score of an open question (row, label)::
   decision to every occurrence (:mod:`bootstrap.weak_labels`). One answer on a string that
   occurs forty times is worth forty answers on strings that occur once (measured on a
   biomedical corpus: deciding the 200 most frequent of 654 strings settles 72% of the rule
-  candidates). Once a string is decided (and every answer on it agrees), its other occurrences
-  score as if they reached ``SETTLED`` of a question: the annotator is not shown the same word
-  again and again (a known complaint about ``ner.teach``), but they stay reachable, last —
-  unless a model in the loop sees that occurrence otherwise, where it is worth asking again;
+  candidates). Only a string's *first* answer is carried that far: once a string is decided
+  (and every answer on it agrees), its other occurrences score as if they reached ``SETTLED``
+  of a question — the annotator is not shown the same word again and again (a known complaint
+  about ``ner.teach``), but they stay reachable, last — unless a model in the loop sees that
+  occurrence otherwise, where it is worth asking again, for that occurrence alone (reach 1).
+  A string whose answers disagree ("cancer" accepted in one text, rejected in another) is
+  carried nowhere, so another answer on it settles only its own question: reach 1. (Counting
+  the whole string there had the loop ask 400 questions about 80 strings on NCBI-disease,
+  where random order asked about 212.)
 
 * ``uncertainty = 1 − |2p − 1|`` where ``p`` is the probability that the answer is yes: 1 at 0.5
   (once a trained model is in the loop, ``p`` is the mean of the aggregate's and the model's);
@@ -107,19 +112,21 @@ class Ranker:
     def reach(self) -> np.ndarray:
         """Per question, the open questions its answer settles (module docstring).
 
-        A question is *settled* when every answer on its string and label agrees (the training
-        set carries that answer to it) and no model in the loop sees this occurrence otherwise;
-        a settled question's reach is ``SETTLED``. An unsettled one reaches every unsettled open
-        question of its group, itself included.
+        A question of a string nobody answered yet reaches every open question of its group,
+        itself included: the first answer is carried to all of them. A question is *settled*
+        when every answer on its string and label agrees (the training set carries that answer
+        to it) and no model in the loop sees this occurrence otherwise: reach ``SETTLED``. Any
+        other question of an answered string (answers that disagree, or a model that does)
+        settles itself alone: reach 1.
         """
+        answered = self.aggregate.group_answered()[self._group]
         verdict = self.aggregate.group_verdicts()[self._group]  # 1 accepted, 0 rejected, -1 open or mixed
         settled = verdict >= 0
         model = self.table.model_probability
         if model is not None:  # the model sees this occurrence otherwise: ask here too
             settled &= np.isnan(model) | ((model >= 0.5) == (verdict == 1))
-        counted = self.open & ~settled
-        reach = np.bincount(self._group, weights=counted, minlength=self._n_groups)[self._group]
-        return np.where(settled, SETTLED, np.maximum(reach, 1.0))
+        whole_group = np.bincount(self._group, weights=self.open, minlength=self._n_groups)[self._group]
+        return np.where(settled, SETTLED, np.where(answered, 1.0, np.maximum(whole_group, 1.0)))
 
     def next(self, exclude: Collection[int] = ()) -> QuestionChoice | None:
         """The next question, or None when every question is answered (or excluded: leased to others)."""

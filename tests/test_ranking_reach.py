@@ -86,3 +86,18 @@ def test_the_exploration_share_holds_over_1000_questions(shared_data):
         ranker.close(choice.index)
     share = float(np.mean(flags))
     assert 0.075 < share < 0.125, share  # 10%, within 2.6 binomial standard deviations
+
+
+def test_a_string_whose_answers_disagree_is_worth_one_question_an_occurrence(tiny):
+    """Disagreeing answers carry nowhere: asking "gout" again settles that one question only, so
+    the never-answered "cancer" (3 open) comes first, not the 3 open "gout"s of a mixed string."""
+    aggregate = Aggregate(tiny)
+    ranker = Ranker(aggregate, exploration=0.0)
+    gout = [i for i in range(tiny.n_questions) if strings(tiny, [i]) == ["gout"]]
+    disease = tiny.class_of("DISEASE")
+    for index, answer in zip(gout[:2], ("accept", "reject")):
+        aggregate.observe(int(tiny.question_row[index]), disease, answer)
+        ranker.close(index)
+    reach = ranker.reach()
+    assert [reach[i] for i in gout[2:]] == [1.0, 1.0, 1.0]
+    assert strings(tiny, [ranker.next().index]) == ["cancer"]
