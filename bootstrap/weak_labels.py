@@ -63,7 +63,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from .aggregate import MIN_COMPARED, Aggregate, fit_yes_probability
-from .labelmatrix import CandidateTable
+from .labelmatrix import CandidateTable, surface_key
 from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, task_input_hash, token_span
 
 Outside = Literal["sparse", "all"]
@@ -176,7 +176,7 @@ def build_training_set(
     for (input_hash, _), doc in zip(chosen, docs):
         spans = _resolve(doc.text, candidates.get(input_hash, []), decided.get(input_hash, {}), carried)
         if accepted_strings is not None:
-            spans += _string_matches(doc, accepted_strings, spans)
+            spans += _string_matches(doc, accepted_strings, spans, carried)
         resolved.append(spans)
     positive = config.positive
     if config.f_optimal and len(train_tasks) >= MIN_COMPARED:  # the probabilities are the decisions' by then
@@ -250,7 +250,7 @@ def _decisions_by_text(tasks: Iterable[dict[str, Any]]) -> dict[int, dict[tuple[
 def _carried(
     tasks: Iterable[dict[str, Any]], table: CandidateTable, overlapping: np.ndarray,
 ) -> dict[tuple[str, str, bool], str]:
-    """``(lower-cased string, label, overlapping) -> "accept" | "reject"`` where every answer on
+    """``(surface_key of the string, label, overlapping) -> "accept" | "reject"`` where every answer on
     it agrees. Occurrences that overlap another candidate are a setting of their own: a reject
     of "cancer" inside "breast cancer" is about the boundary, not about "cancer"."""
     row_of = {(int(h), int(s), int(e)): row for row, (h, s, e) in enumerate(zip(table.input_hash, table.start, table.end))}
@@ -259,7 +259,7 @@ def _carried(
         if task["answer"] == "ignore":
             continue
         for span in task.get("spans", []):
-            surface = task["text"][span["start"]:span["end"]].strip().lower()
+            surface = surface_key(task["text"][span["start"]:span["end"]])
             row = row_of.get((task_input_hash(task), span["start"], span["end"]))
             if surface:
                 answers[(surface, span["label"], bool(row is not None and overlapping[row]))].add(task["answer"])
@@ -295,7 +295,7 @@ def _resolve(
     """A text's candidates, each labelled by its strongest evidence (decision > carried > weak)."""
     spans = {}
     for c in weak:
-        answer = carried.get((text[c.start:c.end].strip().lower(), c.label, c.overlapping))
+        answer = carried.get((surface_key(text[c.start:c.end]), c.label, c.overlapping))
         if answer is not None:
             c = _Candidate(c.start, c.end, c.label, 1.0 if answer == "accept" else 0.0, "carried", c.overlapping)
         spans[(c.start, c.end, c.label)] = c
@@ -306,7 +306,8 @@ def _resolve(
 
 
 def _accepted_string_matcher(nlp: Language, carried: dict[tuple[str, str, bool], str]) -> PhraseMatcher | None:
-    """A PhraseMatcher (lower-cased) for every string accepted where it stood alone, by label."""
+    """A PhraseMatcher (case-blind; :func:`_string_matches` checks the case where it matters)
+    for every string accepted where it stood alone, by label."""
     accepted: dict[str, list[str]] = defaultdict(list)
     for (surface, label, overlapping), answer in carried.items():
         if answer == "accept" and not overlapping:
@@ -319,15 +320,21 @@ def _accepted_string_matcher(nlp: Language, carried: dict[tuple[str, str, bool],
     return matcher
 
 
-def _string_matches(doc: Doc, matcher: PhraseMatcher, known: Sequence[_Candidate]) -> list[_Candidate]:
+def _string_matches(
+    doc: Doc, matcher: PhraseMatcher, known: Sequence[_Candidate], carried: dict[tuple[str, str, bool], str],
+) -> list[_Candidate]:
     """Occurrences of accepted strings where no candidate of the text is: carried entities
-    (where a candidate overlaps, the setting differs and the candidates' own evidence decides)."""
+    (where a candidate overlaps, the setting differs and the candidates' own evidence decides).
+    An occurrence counts only under the accepted string's own key ("WAS" is not "was")."""
     covered = [(c.start, c.end) for c in known]
     found = []
     for match_id, start, end in matcher(doc):
         span = doc[start:end]
+        label = doc.vocab.strings[match_id]
+        if carried.get((surface_key(span.text), label, False)) != "accept":
+            continue
         if not any(s < span.end_char and span.start_char < e for s, e in covered):
-            found.append(_Candidate(span.start_char, span.end_char, doc.vocab.strings[match_id], 1.0, "carried"))
+            found.append(_Candidate(span.start_char, span.end_char, label, 1.0, "carried"))
     return found
 
 

@@ -93,6 +93,20 @@ def test_an_accepted_string_is_an_entity_also_where_no_rule_proposed_it(nlp, wor
     assert training.stats["entities"]["carried"] >= 1
 
 
+def test_an_accepted_acronym_is_carried_with_its_case(nlp, words):
+    """An accept of "WAS" (Wiskott-Aldrich syndrome) says nothing about the verb "was"; an accept
+    of "Gout" opening a sentence is one about "gout" too."""
+    table, texts = words
+    accepted = "WAS and Gout run in families."
+    corpus = [accepted, "The test was negative.", "Another WAS case.", "Gout flared."]
+    tasks = [task(accepted, 0, 3, "DISEASE", "accept"), task(accepted, 8, 12, "DISEASE", "accept")]
+    training = everything(nlp, table, tasks, corpus)
+    by_text = {doc.text: doc for doc in training.train + training.dev}
+    assert ents(by_text["The test was negative."]) == set()
+    assert ("WAS", "DISEASE") in ents(by_text["Another WAS case."])
+    assert ("Gout", "DISEASE") in ents(by_text["Gout flared."])
+
+
 def test_a_reject_overrides_the_aggregate(nlp, words):
     """The rules are sure of "gout"; a reject makes it an incorrect span on its text."""
     table, texts = words
