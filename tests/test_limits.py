@@ -82,6 +82,26 @@ def test_a_rule_that_keeps_timing_out_is_switched_off(nlp, write):
     assert table.n_rows == 0  # a switched-off rule matches nothing, not some texts and not others
 
 
+def test_check_says_a_rule_timed_out_rather_than_that_it_never_matches(write):
+    """`bootstrap check` is where rules are tried first: a timeout is a warning line with the
+    rule's and the text's file:line, as at the start of a session, not a silent "never match"."""
+    from typer.testing import CliRunner
+
+    from bootstrap.cli import app
+
+    patterns = write("patterns.jsonl", [{"label": "X", "regex": CATASTROPHIC, "id": "slow"},
+                                        {"label": "X", "pattern": [{"LOWER": "asthma"}], "id": "asthma"}])
+    texts = write("texts.jsonl", [{"text": "a" * 5000 + "b"}, {"text": "Asthma here."}])
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["check", str(patterns), str(texts)])
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 0, result.output
+    [warning] = [line for line in " ".join(result.stderr.split()).split("warning ")[1:]]
+    assert warning.startswith(f"rule 'slow' ({patterns}:1) failed 1 time, counted as no match; first: TimedOut")
+    assert f"on a text of 5,001 characters (on {texts}:1)" in warning
+    assert "1 candidates (X 1) in 1 of 2 texts." in result.stdout  # the other rule still matched
+
+
 LF_FOREVER = '''
 from bootstrap.lfs import labeling_function, span_proposer
 

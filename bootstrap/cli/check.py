@@ -15,7 +15,8 @@ from rich.text import Text
 
 from ..errors import InputError, Problem
 from ._util import (
-    app, blank_nlp, count_lines, reports_input_errors, split_patterns_and_texts, validate_phrase_attr, with_progress,
+    app, blank_nlp, console, count_lines, reports_input_errors, split_patterns_and_texts, validate_phrase_attr,
+    with_progress,
 )
 
 if TYPE_CHECKING:
@@ -49,18 +50,32 @@ def check_cli(
 
 
 def run_check(nlp, rules: RuleSet, texts_path: Path, phrase_attr: str = "ORTH", batch_size: int = 256) -> CheckReport:
-    """Read the whole corpus; every bad line of it is reported at the end, together."""
+    """Read the whole corpus; every bad line of it is reported at the end, together. A rule that
+    ran out of time (a catastrophic regex) is a ``warning`` line, as the session prints it: its
+    file:line, the text's, how often, and whether it was switched off."""
     from ..candidates import generate_candidates
     from ..check import check_rules
     from ..corpus import read_texts
+    from ..lfs import LFErrors
     from ..matching import RuleMatcher
 
     problems: list[Problem] = []
+    timeouts = LFErrors()
+
+    def noting_timeouts(results):
+        for result in results:
+            for failure in result.failures:
+                timeouts.record_named(*failure)
+            yield result
+
     records = read_texts(texts_path, on_problem=problems.append)
     records = with_progress(records, f"Matching {texts_path.name}", count_lines(texts_path))
-    report = check_rules(rules, generate_candidates(nlp, RuleMatcher(nlp, rules, phrase_attr), records, batch_size))
+    matched = generate_candidates(nlp, RuleMatcher(nlp, rules, phrase_attr), records, batch_size)
+    report = check_rules(rules, noting_timeouts(matched))
     if problems:
         raise InputError(problems)
+    for message in timeouts.messages():
+        console.print(f"[yellow]warning[/] {escape(message)}", highlight=False, soft_wrap=True)
     return report
 
 
