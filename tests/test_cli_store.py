@@ -69,12 +69,14 @@ def test_bad_import_file_lists_every_problem_and_stores_nothing(prodigy_file, tm
     lines = path.read_text(encoding="utf8").splitlines()
     lines[1] = json.dumps({**tasks[1], "answer": "yes"})
     lines[3] = "{broken"
+    lines[4] = json.dumps({**tasks[4], "spans": [{"start": 29, "end": 14, "label": "DISEASE"}]})  # issue 15, 8
     path.write_text("\n".join(lines) + "\n", encoding="utf8")
     db = tmp_path / "bootstrap.db"
     result = invoke("import", "ncbi", path, "--db", db)
     assert result.exit_code == 1
     assert f"{path}:2: \"answer\" must be one of accept, reject, ignore, got 'yes'" in result.stderr
     assert f"{path}:4: invalid JSON" in result.stderr
+    assert f"{path}:5: span 0 (29, 14) ends before it starts" in result.stderr and "outside" not in result.stderr
     assert json.loads(invoke("stats", "--db", db, "--json").stdout)["datasets"] == []
 
 
