@@ -399,3 +399,20 @@ def test_a_boundary_question_says_what_accept_means_and_shows_the_other_span(pag
     assert ("dystrophy", "dystrophy (rule)", "says DISEASE") in inner["votes"]
     assert ("dystrophy", "dystrophy#boundary (boundary)", "matched a shorter span inside this one: “dystrophy”") in outer["votes"]
     assert not any("other boundaries" in chip or "#boundary" in who for v in seen.values() for who, _, chip in v["votes"])
+
+
+def test_an_answer_the_database_refused_is_said_on_the_page_and_the_question_stays(page, server, db):
+    """Issue 15, 6: the API's 503 (tests/test_storage_failures.py makes a real one) is shown in the
+    page's words, the question stays on screen, and answering it works once the disk has room."""
+    detail = "the answer was not saved: disk full (bootstrap.db); try again once it is fixed"
+    page.goto(f"{server}/?session=alice")
+    page.wait_for_selector("body[data-state=ready]")
+    shown = shown_hash(page)
+    page.route("**/api/answer", lambda route: route.fulfill(status=503, json={"detail": detail}))
+    page.keyboard.press("a")
+    page.wait_for_function("() => document.body.dataset.state === 'ready' && document.querySelector('#status').textContent !== ''")
+    assert page.text_content("#status") == detail and "error" in page.get_attribute("#status", "class")
+    assert shown_hash(page) == shown and stored(db) == []
+    page.unroute("**/api/answer")
+    assert press(page, "a") != shown
+    assert stored(db) == [(shown, "accept")] and page.errors == []
