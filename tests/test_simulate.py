@@ -180,6 +180,7 @@ def test_cli_writes_curves_and_prints_the_table(slice_files, tmp_path):
                                       "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert "labelmodel" in result.output and "no ceiling" in result.output
+    assert "Scored on gold DISEASE only" in " ".join(result.output.split())  # it says which labels were scored
     assert [p["checkpoint"] for p in json.loads((out / "curves.json").read_text())["strategies"]["rules"]["points"]] == [0, 5, 10]
     assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -235,3 +236,42 @@ def test_gold_labels_the_rules_do_not_cover_are_not_scored(slice_files, tmp_path
     both = simulate([PATTERNS], pool, pool, test=extra, budget=5, checkpoint=5, strategies=["rules"],
                     labels=["DISEASE", "GENE"])
     assert both["strategies"]["rules"]["recall"] < plain["strategies"]["rules"]["recall"]
+
+
+def with_genes(source: Path, target: Path) -> Path:
+    """``source``'s gold plus a GENE span on every upper-case word no DISEASE span covers."""
+    lines = []
+    for line in source.read_text(encoding="utf8").splitlines():
+        task = json.loads(line)
+        taken = [(s["start"], s["end"]) for s in task["spans"]]
+        genes = [{"start": m.start(), "end": m.end(), "label": "GENE"} for m in re.finditer(r"[A-Z]{2,}\d*", task["text"])
+                 if not any(a < m.end() and m.start() < b for a, b in taken)]
+        lines.append(json.dumps({**task, "spans": task["spans"] + genes}))
+    target.write_text("\n".join(lines) + "\n", encoding="utf8")
+    return target
+
+
+def test_the_ceiling_trains_only_on_the_scored_labels(slice_files, tmp_path, monkeypatch):
+    """Issue 14: the ceiling is a model of the same task as the rules, not of every gold type;
+    ``--label`` widens it. The training itself is replaced: only what it is given matters here."""
+    import bootstrap.simulate as simulate_module
+
+    pool, test = slice_files
+    gold = with_genes(pool, tmp_path / "pool-with-genes.jsonl")
+    given = []
+
+    class Given(Exception):
+        pass
+
+    def train_ner(train, dev, output, *, labels, **options):
+        given.append((labels, sorted({ent.label_ for doc in train + dev for ent in doc.ents})))
+        raise Given
+
+    monkeypatch.setattr(simulate_module, "train_ner", train_ner)
+    with pytest.raises(Given):
+        simulate([PATTERNS], pool, gold, test=test, budget=5, checkpoint=5, strategies=["gold"])
+    result = CliRunner().invoke(app, ["simulate", str(PATTERNS), str(pool), "--gold", str(gold), "--test", str(test),
+                                      "--strategies", "gold", "--label", "GENE", "--label", "DISEASE",
+                                      "--output", str(tmp_path / "out")])
+    assert isinstance(result.exception, Given), result.output
+    assert given == [(["DISEASE"], ["DISEASE"]), (["DISEASE", "GENE"], ["DISEASE", "GENE"])]
