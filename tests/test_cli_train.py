@@ -34,3 +34,42 @@ def test_no_warning_when_the_model_finds_some_held_out_accepts(capsys):
     tasks = [{"text": "Patients with asthma.", "spans": [{"start": 14, "end": 20, "label": "DISEASE"}], "answer": "accept"}]
     warn_if_it_learned_nothing(Path("no-model-needed"), tasks, {"accepted": 3, "accept_accuracy": 1 / 3})
     assert "warning" not in capsys.readouterr().err
+
+
+def test_train_with_rules_says_so_too_when_its_model_finds_nothing(tmp_path, monkeypatch):
+    """The README's `bootstrap train DATASET --rules PATTERNS` warns as the decisions-only path does;
+    its training is replaced by a pipeline that finds no entity (what a model that learned nothing does)."""
+    import spacy
+
+    import bootstrap.weak_labels as weak_labels
+    from bootstrap.gold import gold_answer, load_gold
+    from bootstrap.handoff import HandoffPolicy
+    from bootstrap.session import Session, SessionConfig
+
+    db = tmp_path / "bootstrap.db"
+    session = Session.from_files([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl", db=db, dataset="diseases",
+                                 config=SessionConfig(background_refit=False, handoff=HandoffPolicy(mode="never")))
+    gold = load_gold(EXAMPLE / "gold.jsonl")
+    for _ in range(30):
+        task = session.next_question("alice")
+        span = task["spans"][0]
+        session.answer("alice", task["task_hash"], gold_answer(gold, task["input_hash"], span["start"], span["end"], task["label"]))
+    session.close()
+    finds_nothing = tmp_path / "finds-nothing"
+    spacy.blank("en").to_disk(finds_nothing)
+    trained = []
+
+    def train_model(training_set, output, **options):
+        trained.append(training_set.stats["train_texts"])
+        return {"model": finds_nothing, "scores": {"train_cpu_seconds": 1.0,
+                                                   "held_out_decisions": {"accepted": 4, "accept_accuracy": 0.0}}}
+
+    monkeypatch.setattr(weak_labels, "train_model", train_model)
+    result = CliRunner().invoke(app, ["train", "diseases", "--db", str(db), "--rules", str(EXAMPLE / "patterns.jsonl"),
+                                      "--output", str(tmp_path / "model")])
+    assert result.exit_code == 0, result.output
+    assert trained and trained[0] > 0
+    output = " ".join(result.output.split())
+    assert "warning The model finds none of the 4 held-out accepted spans: it has learned nothing useful yet" in output
+    assert "accepted spans per label: DISEASE" in output and "bootstrap check" in output
+    assert "train with --rules" not in output  # it did

@@ -132,6 +132,9 @@ def _train_whole_corpus(
     console.print(f"Saved the pipeline to {result['model']} (spacy.load opens it) after "
                   f"{result['scores']['train_cpu_seconds']:.0f} CPU s of training; config.cfg and the .spacy files "
                   f"are in {output}", highlight=False)
+    with Store(db, create=False) as store:
+        tasks = list(store.export_tasks(dataset))
+    warn_if_it_learned_nothing(result["model"], tasks, result["scores"].get("held_out_decisions") or {}, with_rules=True)
 
 @contextlib.contextmanager
 def colour_only_on_a_terminal() -> Iterator[None]:
@@ -147,7 +150,8 @@ def colour_only_on_a_terminal() -> Iterator[None]:
         del os.environ["ANSI_COLORS_DISABLED"]
 
 
-def warn_if_it_learned_nothing(model: Path, tasks: Iterable[dict], held_out: dict, sample: int = 200) -> None:
+def warn_if_it_learned_nothing(model: Path, tasks: Iterable[dict], held_out: dict, sample: int = 200, *,
+                               with_rules: bool = False) -> None:
     """Say so when the pipeline finds none of the held-out accepted spans (or, with none held out,
     none of those it was trained on): with a few decisions (30, in the case that prompted this)
     every epoch scores F 0.00 and the saved model returns ``()`` or stray spans, which looks like
@@ -172,11 +176,14 @@ def warn_if_it_learned_nothing(model: Path, tasks: Iterable[dict], held_out: dic
         for *_, label in spans:
             per_label[label] = per_label.get(label, 0) + 1
     counts = ", ".join(f"{label} {n:,}" for label, n in sorted(per_label.items())) or "none"
+    advice = ("answer more questions, and see with `bootstrap check` whether the rules match the entities (their "
+              "votes label every text it trains on)." if with_rules else
+              "with fewer, answer more questions, or train with --rules PATTERNS, which also learns from the rules' "
+              "votes on every stored text.")
     console.print(
         f"[bold yellow]warning[/] The model finds {where}: it has learned nothing useful yet (accepted spans per "
         f"label: {escape(counts)}). The session's handoff waits for {HandoffPolicy().min_accepts} accepts per label "
-        "before its first model; with fewer, answer more questions, or train with --rules PATTERNS, which also "
-        "learns from the rules' votes on every stored text.",
+        f"before its first model; {advice}",
         highlight=False,
     )
 
