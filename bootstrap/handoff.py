@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
 from .labelmatrix import ModelSpan
+from .tasks import decision_accuracy
 
 HandoffMode = Literal["never", "auto", "now"]
 MODES = ("never", "auto", "now")
@@ -104,13 +105,7 @@ def rules_accuracy(tasks: Iterable[dict[str, Any]], says_accept: Callable[[dict[
             continue
         total[task["answer"]] += 1
         right[task["answer"]] += verdict == (task["answer"] == "accept")
-    share = lambda n, of: n / of if of else None  # noqa: E731
-    score = {
-        "accepted": total["accept"], "rejected": total["reject"],
-        "accept_accuracy": share(right["accept"], total["accept"]),
-        "reject_accuracy": share(right["reject"], total["reject"]),
-        "accuracy": share(right["accept"] + right["reject"], total["accept"] + total["reject"]),
-    }
+    score = decision_accuracy(right, total)
     return {**score, "f": decision_f(score)}
 
 

@@ -40,7 +40,8 @@ from .handoff import decision_f
 from .labelmatrix import BOUNDARY_SUFFIX
 from .rules import load_rules
 from .session import Session, SessionConfig, build_table
-from .store import ANSWERS, Answer, Store
+from .store import Answer, Store
+from .tasks import ANSWERS
 from .suggest import suggest_patterns
 
 TEMPLATES = Path(__file__).parent / "templates"

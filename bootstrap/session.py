@@ -44,7 +44,8 @@ from .lfs import load_lfs
 from .matching import RuleMatcher
 from .ranking import Ranker
 from .rules import load_rules
-from .store import ANSWERS, Store
+from .store import Store
+from .tasks import ANSWERS, check_answer
 from .weak_labels import WeakLabelConfig
 
 DEFAULT_ANNOTATOR = "default"
@@ -228,8 +229,7 @@ class Session:
 
     def answer(self, annotator: str, task_hash: int, answer: str) -> dict[str, Any]:
         """Store the answer (committed before returning), then learn from it."""
-        if answer not in ANSWERS:
-            raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
+        check_answer(answer)
         with self._lock:
             self._refresh()
             index = self._question_index(task_hash)
@@ -273,8 +273,7 @@ class Session:
 
     def change(self, annotator: str, answer_id: int, answer: str) -> dict[str, Any]:
         """Change one of the annotator's earlier answers (the page's list of recent decisions)."""
-        if answer not in ANSWERS:
-            raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
+        check_answer(answer)
         with self._lock:
             task = next((t for t, live in self._live.items()
                          if live.by_annotator.get(annotator, (None,))[0] == answer_id), None)

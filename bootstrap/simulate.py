@@ -49,7 +49,7 @@ from .gold import Gold, gold_answer, load_gold
 from .hashing import input_hash as hash_text
 from .labelmatrix import CandidateTable
 from .session import Session, SessionConfig, build_table
-from .train import evaluate_gold, gold_docs, score_ents, token_span, train_ner
+from .train import dev_bucket, evaluate_gold, gold_docs, score_ents, token_span, train_ner
 from .weak_labels import WeakLabelConfig, build_training_set, question_index, train_model
 
 STRATEGIES = ("active", "random", "rules", "gold")
@@ -120,9 +120,9 @@ class Reporter:
 def in_test_split(input_hash: int, share: float = TEST_SHARE) -> bool:
     """Whether a text belongs to the held-out test split: the same on every run and machine.
 
-    The bucket comes from bits 32-47 of the input hash, not from ``hash % 10_000`` as the
-    decisions' dev split does (:func:`bootstrap.train.split_decisions`): with the same bucket,
-    the pool would hold no text the dev split could take.
+    The bucket comes from bits 32-47 of the input hash, not from the low digits the decisions'
+    dev split uses (:func:`bootstrap.train.dev_bucket`): with the same bucket, the pool would
+    hold no text the dev split could take.
     """
     return ((input_hash >> 32) & 0xFFFF) < share * 0x10000
 
@@ -533,7 +533,7 @@ def ceiling_scores(
         key = hash_text(doc.text)
         if key in data.pool_hashes and key not in seen:
             seen.add(key)
-            (dev if key % 10_000 / 10_000 < DEV_SHARE else train).append(doc)
+            (dev if dev_bucket(key) < DEV_SHARE else train).append(doc)
     if not dev:
         dev.append(train.pop())
     labels = sorted({ent.label_ for doc in train for ent in doc.ents})

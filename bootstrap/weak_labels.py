@@ -64,7 +64,8 @@ from spacy.tokens import Doc, Span
 
 from .aggregate import MIN_COMPARED, Aggregate, fit_yes_probability
 from .labelmatrix import CandidateTable, surface_key
-from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, task_input_hash, token_span
+from .tasks import task_input_hash
+from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, token_span
 
 Outside = Literal["sparse", "all"]
 SOURCES = ("decision", "carried", "weak")

@@ -7,7 +7,8 @@ from typing import Annotated, Iterable, TextIO
 
 import typer
 
-from ..store import ANSWERS, DEFAULT_DB, Store, UnknownDataset, dumps_task
+from ..store import DEFAULT_DB, Store, UnknownDataset
+from ..tasks import ANSWERS, dumps_task
 from ._util import DB_OPTION, app, console, fail
 
 
