@@ -101,6 +101,15 @@ answers_table = sa.Table(
     sa.Index("ix_answers_undone", "dataset_id", "undone_at"),
     sa.Index("ix_answers_changed", "dataset_id", "changed_at"),
 )
+# An Answer's fields, in order, from answers joined to questions and examples (_with_question_and_text).
+ANSWER_COLUMNS = (
+    answers_table.c.id, answers_table.c.task_hash, questions_table.c.input_hash, questions_table.c.start,
+    questions_table.c.end, questions_table.c.label, answers_table.c.answer, answers_table.c.annotator,
+    answers_table.c.created, answers_table.c.exploration, answers_table.c.probability, answers_table.c.votes,
+    questions_table.c.token_start, questions_table.c.token_end, answers_table.c.changed_at, answers_table.c.undone_at,
+    # span_text: SQL counts from 1, in characters
+    sa.func.substr(examples_table.c.text, questions_table.c.start + 1, questions_table.c.end - questions_table.c.start),
+)
 # Indexes added after the first release: created on databases made before them, too.
 LATER_INDEXES = ("ix_answers_undone", "ix_answers_changed")
 
@@ -532,16 +541,9 @@ class Store:
         return result
 
     def _select_answers(self, conn: Connection, where, *, live: bool = True, order=None, limit: int | None = None) -> Iterator[Answer]:
-        a, q, e = answers_table, questions_table, examples_table
+        a = answers_table
         query = (
-            sa.select(
-                a.c.id, a.c.task_hash, q.c.input_hash, q.c.start, q.c.end, q.c.label, a.c.answer, a.c.annotator,
-                a.c.created, a.c.exploration, a.c.probability, a.c.votes, q.c.token_start, q.c.token_end,
-                a.c.changed_at, a.c.undone_at,
-                sa.func.substr(e.c.text, q.c.start + 1, q.c.end - q.c.start),  # SQL counts from 1, in characters
-            )
-            .join(q, (q.c.dataset_id == a.c.dataset_id) & (q.c.task_hash == a.c.task_hash))
-            .join(e, (e.c.dataset_id == q.c.dataset_id) & (e.c.input_hash == q.c.input_hash))
+            _with_question_and_text(*ANSWER_COLUMNS)
             .where(where)
             .order_by(a.c.id if order is None else order)
         )
@@ -646,15 +648,9 @@ class Store:
         for answer in wanted:
             check_answer(answer)
         dataset_id = self.dataset_id(dataset, create=False)
-        a, q, e = answers_table, questions_table, examples_table
+        a, e = answers_table, examples_table
         query = (
-            sa.select(
-                e.c.text, e.c.meta, q.c.input_hash, q.c.task_hash, q.c.start, q.c.end, q.c.label, q.c.token_start,
-                q.c.token_end, a.c.answer, a.c.annotator, a.c.session_id, a.c.created, a.c.exploration,
-                a.c.probability, a.c.votes,
-            )
-            .join(q, (q.c.dataset_id == a.c.dataset_id) & (q.c.task_hash == a.c.task_hash))
-            .join(e, (e.c.dataset_id == q.c.dataset_id) & (e.c.input_hash == q.c.input_hash))
+            _with_question_and_text(*ANSWER_COLUMNS, e.c.text, e.c.meta, a.c.session_id)
             .where(a.c.dataset_id == dataset_id, a.c.undone_at.is_(None), a.c.answer.in_(wanted))
             .order_by(a.c.id)
         )
@@ -739,6 +735,16 @@ def _example_row(record: Record | Mapping[str, Any]) -> dict[str, Any]:
     text = record["text"]
     meta = record.get("meta") or {}
     return {"input_hash": int(record.get("input_hash", hash_text(text))), "text": text, "meta": dict(meta)}
+
+
+def _with_question_and_text(*columns) -> sa.Select:
+    """``SELECT columns FROM answers`` joined to each answer's question and its text."""
+    a, q, e = answers_table, questions_table, examples_table
+    return (
+        sa.select(*columns)
+        .join(q, (q.c.dataset_id == a.c.dataset_id) & (q.c.task_hash == a.c.task_hash))
+        .join(e, (e.c.dataset_id == q.c.dataset_id) & (e.c.input_hash == q.c.input_hash))
+    )
 
 
 def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
