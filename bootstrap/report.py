@@ -39,8 +39,9 @@ from .aggregate import format_interval
 from .handoff import decision_f
 from .labelmatrix import BOUNDARY_SUFFIX
 from .rules import load_rules
-from .session import Session, SessionConfig, build_table
+from .session import Session, SessionConfig
 from .store import Answer, Store
+from .table import build_table
 from .tasks import ANSWERS
 from .suggest import suggest_patterns
 

@@ -3,7 +3,7 @@
 The corpus is cut into partitions of consecutive texts; each worker tokenizes, matches and lets
 the labeling functions vote on its partitions and sends back a *partial* candidate table (numpy
 arrays); the partial tables are merged in corpus order by :func:`~.labelmatrix.concat_tables`,
-so the result equals the table of the single-process :func:`~.session.build_table` exactly.
+so the result equals the table of the single-process :func:`~.table.build_table` exactly.
 
 Why ``distributed`` futures and not ``dask.bag`` or Snorkel's ``DaskLFApplier``:
 
@@ -179,7 +179,7 @@ def build_table_dask(
     partition_size: int = DEFAULT_PARTITION_SIZE,
     progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
 ) -> CandidateTable:
-    """:func:`~.session.build_table` on a Dask cluster: the same table, built by its workers.
+    """:func:`~.table.build_table` on a Dask cluster: the same table, built by its workers.
 
     ``client_or_address`` is a ``distributed.Client`` or an address for :func:`connect`.
     ``progress`` sees the record stream as it is read here (the session stores texts from it).

@@ -29,22 +29,18 @@ import warnings
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-import spacy
 
 from .aggregate import Aggregate
-from .candidates import DocCandidates, generate_candidates
-from .corpus import Record, read_texts
+from .corpus import Record
 from .handoff import HandoffPolicy, exit_with_parent, read_model_spans, train_job
 from .hashing import task_hash as hash_task
-from .labelmatrix import NOT_ENTITY, CandidateTable, ModelSpan, build_candidate_table, with_model
-from .lfs import load_lfs
-from .matching import RuleMatcher
+from .labelmatrix import NOT_ENTITY, CandidateTable, ModelSpan, with_model
 from .ranking import Ranker
-from .rules import load_rules
 from .store import Store
+from .table import build_table, question_rows, store_texts
 from .tasks import ANSWERS, check_answer
 from .weak_labels import WeakLabelConfig
 
@@ -129,16 +125,16 @@ class Session:
     ) -> "Session":
         """Read rules, functions and texts, store the texts and questions, and start (or resume) the loop.
 
-        ``build`` makes the candidate table (default :func:`build_table`; ``bootstrap.scale`` has
+        ``build`` makes the candidate table (default :func:`~bootstrap.table.build_table`; ``bootstrap.scale`` has
         one that runs on a Dask cluster). It takes the same arguments, and its ``progress`` hook
         on the record stream is how the texts get stored on the way.
         """
         store = Store(db)
-        reading = lambda records: _storing(progress(records) if progress else records, store, dataset)  # noqa: E731
+        reading = lambda records: store_texts(progress(records) if progress else records, store, dataset)  # noqa: E731
         table = (build or build_table)(
             pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, progress=reading,
         )
-        store.add_questions(dataset, _question_rows(table))
+        store.add_questions(dataset, question_rows(table))
         session = cls(store, dataset, table, config)
         session.pattern_files, session.phrase_attr = [Path(p) for p in pattern_files], phrase_attr
         return session
@@ -577,7 +573,7 @@ class Session:
             if missing:  # answered meanwhile, on a question only the old table had
                 table = with_model(self.rules_table, spans, scored, keep=keep + missing)
                 aggregate = Aggregate(table, seed=self.config.seed)
-            self.store.add_questions(self.dataset, _question_rows(table))
+            self.store.add_questions(self.dataset, question_rows(table))
             self._install(table, aggregate)  # what is on screen stays: pending questions are kept by hash
             self.scorer = "model"
 
@@ -599,58 +595,3 @@ class Session:
         if getattr(self, "_pool", None) is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
-
-
-def build_table(
-    pattern_files: Sequence[str | Path],
-    texts: str | Path | Iterable[Record],
-    *,
-    lfs: str | Path | None = None,
-    labels: Sequence[str] | None = None,
-    lang: str = "en",
-    phrase_attr: str = "ORTH",
-    progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
-    through: Callable[[Iterable[DocCandidates]], Iterable[DocCandidates]] | None = None,
-) -> CandidateTable:
-    """Rules and functions applied to every text: the candidate table a session ranks.
-
-    ``texts`` is a file or folder (``corpus.read_texts``) or the records themselves (``bootstrap
-    train`` reads them back from the store). ``through`` sees the candidate stream on its way.
-    """
-    nlp = spacy.blank(lang)
-    rules = load_rules(pattern_files, nlp.vocab)
-    functions = load_lfs(lfs) if lfs else []
-    records: Iterable[Record] = read_texts(texts) if isinstance(texts, (str, Path)) else texts
-    if progress is not None:
-        records = progress(records)
-    results: Iterable[DocCandidates] = generate_candidates(nlp, RuleMatcher(nlp, rules, phrase_attr), records)
-    if through is not None:
-        results = through(results)
-    return build_candidate_table(results, rules, functions, labels)
-
-
-def _storing(records: Iterable[Record], store: Store, dataset: str, batch: int = 2000) -> Iterator[Record]:
-    """Pass the record stream through, storing every text in batches.
-
-    All texts are kept, not only those with a rule match: span proposers and, later, the model
-    find candidates in the others, and the page shows texts from the store, not from memory.
-    """
-    buffer: list[Record] = []
-    for record in records:
-        buffer.append(record)
-        if len(buffer) >= batch:
-            store.add_examples(dataset, buffer)
-            buffer = []
-        yield record
-    if buffer:
-        store.add_examples(dataset, buffer)
-
-
-def _question_rows(table: CandidateTable) -> Iterator[dict[str, Any]]:
-    for i in range(table.n_questions):
-        row = int(table.question_row[i])
-        yield {
-            "input_hash": int(table.input_hash[row]), "start": int(table.start[row]), "end": int(table.end[row]),
-            "label": table.label_of(int(table.question_class[i])),
-            "token_start": int(table.token_start[row]), "token_end": int(table.token_end[row]),
-        }

@@ -48,7 +48,8 @@ from .errors import InputError
 from .gold import Gold, gold_answer, load_gold
 from .hashing import input_hash as hash_text
 from .labelmatrix import CandidateTable
-from .session import Session, SessionConfig, build_table
+from .session import Session, SessionConfig
+from .table import build_table
 from .train import dev_bucket, evaluate_gold, gold_docs, score_ents, token_span, train_ner
 from .weak_labels import WeakLabelConfig, build_training_set, question_index, train_model
 

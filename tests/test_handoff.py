@@ -12,7 +12,8 @@ from bootstrap.handoff import HandoffPolicy, decision_f, rules_accuracy
 from bootstrap.labelmatrix import ABSTAIN, MODEL_COLUMN, NOT_ENTITY, ModelSpan, with_model
 from bootstrap.ranking import Ranker
 from bootstrap.aggregate import Aggregate
-from bootstrap.session import Session, SessionConfig, build_table
+from bootstrap.session import Session, SessionConfig
+from bootstrap.table import build_table
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "diseases"

@@ -52,7 +52,8 @@ def stats_cli(
 
 
 def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: str) -> dict:
-    from ..session import Session, build_table
+    from ..session import Session
+    from ..table import build_table
 
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:
