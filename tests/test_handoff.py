@@ -153,7 +153,7 @@ if __name__ == "__main__":
                                  db={str(tmp_path / 'b.db')!r}, dataset="d", config=config)
     session.start_handoff()
     time.sleep(1)
-    print(*session._pool._processes, flush=True)
+    print(*session.handoff._pool._processes, flush=True)
     time.sleep(600)
 """)
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
