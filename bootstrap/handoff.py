@@ -34,10 +34,10 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from .config import HandoffPolicy
 from .labelmatrix import CandidateTable, ModelSpan
 from .tasks import decision_accuracy
 
@@ -45,42 +45,8 @@ if TYPE_CHECKING:
     from .store import Store
     from .weak_labels import WeakLabelConfig
 
-HandoffMode = Literal["never", "auto", "now"]
-MODES = ("never", "auto", "now")
 PROPOSAL_FLOOR = 0.05  # spans the model scores below this are not worth keeping
-RETRY_AFTER = 10  # decisions between a failed training and the next try
 MIN_HELD_OUT_ACCEPTS = 5  # fewer accepted held-out decisions than this compare nothing
-
-
-@dataclass(frozen=True)
-class HandoffPolicy:
-    mode: HandoffMode = "auto"
-    every: int = 200  # new decisions between two trainings
-    min_accepts: int = 20  # accepts per label before a model trained from decisions
-    max_epochs: int = 10
-    patience: int = 2  # evaluations (about one an epoch) without improvement before training stops
-    models_dir: str = "bootstrap-models"
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"handoff must be one of {', '.join(MODES)}, got {self.mode!r}")
-
-    def due(self, decisions: int, last_trained_at: int | None, accepts: dict[str, int], last_failed: bool = False) -> bool:
-        """Whether to start training now, given the decisions so far and the accepts per label.
-
-        After a failed training (too few texts to hold any out, say) the next try waits for
-        ``RETRY_AFTER`` more decisions, in every mode.
-        """
-        if self.mode == "never" or not accepts:
-            return False
-        needed = 1 if self.mode == "now" else self.min_accepts
-        if min(accepts.values()) < needed:
-            return False
-        if last_trained_at is None:
-            return True
-        if last_failed:
-            return decisions - last_trained_at >= RETRY_AFTER
-        return self.mode == "auto" and decisions - last_trained_at >= self.every
 
 
 class Handoff:

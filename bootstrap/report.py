@@ -36,6 +36,7 @@ import jinja2
 import numpy as np
 
 from .aggregate import format_interval
+from .config import LANG, PHRASE_ATTR, SEED
 from .handoff import decision_f
 from .labelmatrix import BOUNDARY_SUFFIX
 from .rules import load_rules
@@ -57,10 +58,10 @@ PATTERN_WIDTH = 64  # characters of a rule's patterns shown in the table
 @dataclass(frozen=True)
 class ReportOptions:
     sample: int = 10  # texts rendered with displaCy
-    seed: int = 0
+    seed: int = SEED
     min_count: int = 2  # of suggested patterns (see bootstrap.suggest)
-    lang: str = "en"
-    phrase_attr: str = "ORTH"
+    lang: str = LANG
+    phrase_attr: str = PHRASE_ATTR
 
 
 def write_report(

@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import spacy
 
 from .candidates import generate_candidates
+from .config import LANG, PHRASE_ATTR
 from .corpus import Record, read_texts
 from .labelmatrix import CandidateTable, build_candidate_table, concat_tables
 from .lfs import LabelingFunction, load_lfs
@@ -174,8 +175,8 @@ def build_table_dask(
     client_or_address,
     lfs: str | Path | None = None,
     labels: Sequence[str] | None = None,
-    lang: str = "en",
-    phrase_attr: str = "ORTH",
+    lang: str = LANG,
+    phrase_attr: str = PHRASE_ATTR,
     partition_size: int = DEFAULT_PARTITION_SIZE,
     progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
 ) -> CandidateTable:

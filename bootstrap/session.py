@@ -33,7 +33,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .aggregate import Aggregate
 from .corpus import Record
-from .handoff import Handoff, HandoffPolicy, read_model_spans
+from .config import LANG, PHRASE_ATTR, SessionConfig
+from .handoff import Handoff, read_model_spans
 from .hashing import task_hash as hash_task
 from .labelmatrix import CandidateTable, ModelSpan, with_model
 from .ranking import Ranker
@@ -42,7 +43,6 @@ from .store import Store
 from .table import build_table, question_rows, store_texts
 from .tasks import ANSWERS, check_answer
 from .views import question_task, votes
-from .weak_labels import WeakLabelConfig
 
 DEFAULT_ANNOTATOR = "default"
 SYNC_OVERLAP = 60.0  # seconds an undo or change by another process is looked for again
@@ -58,21 +58,6 @@ class UnknownAnswer(KeyError):
 
 class AlreadyAnswered(ValueError):
     """This annotator has already answered this question (undo or change it instead)."""
-
-
-@dataclass
-class SessionConfig:
-    """Every knob of the loop in one place (the CLI's options map onto it)."""
-
-    exploration: float = 0.1
-    label_floor: float = 0.5
-    seed: int = 0
-    refit_every: int = 100
-    lease_seconds: float = 300.0
-    background_refit: bool = True
-    handoff: HandoffPolicy = field(default_factory=HandoffPolicy)
-    weak_labels: WeakLabelConfig = field(default_factory=WeakLabelConfig)
-    lang: str = "en"
 
 
 @dataclass
@@ -100,8 +85,8 @@ class Session:
                                weak_labels=self.config.weak_labels, adopt=self._adopt_model, lock=self._lock)
         self.scorer = "rules"
         self.pattern_files: list[Path] = []  # set by from_files; suggestions need the rules' files
-        self.phrase_attr = "ORTH"
-        self._install(table, Aggregate(table, seed=self.config.seed))
+        self.phrase_attr = PHRASE_ATTR
+        self._install(table, Aggregate(table, seed=self.config.seed, **self.config.aggregate))
         self._resume()
 
     # -- building ------------------------------------------------------------------------------
@@ -116,8 +101,8 @@ class Session:
         dataset: str,
         lfs: str | Path | None = None,
         labels: Sequence[str] | None = None,
-        lang: str = "en",
-        phrase_attr: str = "ORTH",
+        lang: str = LANG,
+        phrase_attr: str = PHRASE_ATTR,
         config: SessionConfig | None = None,
         progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
         build: Callable[..., CandidateTable] | None = None,
@@ -410,13 +395,13 @@ class Session:
         spans, scored = read_model_spans(spans_path)
         keep = self._answered_spans()
         table = with_model(self.rules_table, spans, scored, keep=keep)
-        aggregate = Aggregate(table, seed=self.config.seed)
+        aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
         with self._lock:
             indexed = {hash_task(*table.question(i)) for i in range(table.n_questions)}
             missing = [span for span in self._answered_spans() if hash_task(span.input_hash, span.start, span.end, span.label) not in indexed]
             if missing:  # answered meanwhile, on a question only the old table had
                 table = with_model(self.rules_table, spans, scored, keep=keep + missing)
-                aggregate = Aggregate(table, seed=self.config.seed)
+                aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
             self.store.add_questions(self.dataset, question_rows(table))
             self._install(table, aggregate)  # what is on screen stays: pending questions are kept by hash
             self.scorer = "model"

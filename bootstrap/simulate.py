@@ -43,6 +43,7 @@ from spacy.util import filter_spans
 
 from .aggregate import Aggregate
 from .candidates import DocCandidates
+from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED
 from .corpus import read_texts
 from .errors import InputError
 from .gold import Gold, gold_answer, load_gold
@@ -76,7 +77,7 @@ class GoldAnnotator:
 
     gold: Gold
     noise: float = 0.0
-    seed: int = 0
+    seed: int = SEED
     asked: int = 0
     flipped: int = 0
     _rng: random.Random = field(init=False, repr=False)
@@ -199,13 +200,13 @@ def simulate(
     test: str | Path | None = None,
     budget: int = 500,
     checkpoint: int = 100,
-    seed: int = 0,
+    seed: int = SEED,
     strategies: Sequence[str] = STRATEGIES,
     noise: float = 0.0,
     lfs: str | Path | None = None,
-    lang: str = "en",
-    phrase_attr: str = "ORTH",
-    max_epochs: int = 10,
+    lang: str = LANG,
+    phrase_attr: str = PHRASE_ATTR,
+    max_epochs: int = MAX_EPOCHS,
     patience: int = 2,
     answer_with: Answerer | None = None,
     reporter: Reporter | None = None,
@@ -358,7 +359,7 @@ def run_decisions(
             "asked": {**asked, "distinct_strings": len(strings)}}
 
 
-def session_config(strategy: str, seed: int, lang: str, models_dir: Path, max_epochs: int = 10, patience: int = 2,
+def session_config(strategy: str, seed: int, lang: str, models_dir: Path, max_epochs: int = MAX_EPOCHS, patience: int = 2,
                    weak_labels: WeakLabelConfig | None = None) -> SessionConfig:
     """The page's defaults, for ``active``; ``random`` asks in random order and never hands off.
 

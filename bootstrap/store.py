@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from .config import LANG
 from .corpus import JSONL_SUFFIXES, Record, read_texts
 from .errors import InputError, Problem
 from .hashing import input_hash as hash_text
@@ -659,7 +660,7 @@ class Store:
                 yield export_task(row, dataset)
 
     def import_tasks(
-        self, dataset: str, path: str | Path, *, lang: str = "en", nlp: Language | None = None,
+        self, dataset: str, path: str | Path, *, lang: str = LANG, nlp: Language | None = None,
         annotator: str | None = None, skip_misaligned: bool = False,
     ) -> ImportResult:
         """Read decisions in Prodigy's JSONL task format into ``dataset``, all or nothing.

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import spacy
 
 from .candidates import DocCandidates, generate_candidates
+from .config import LANG, PHRASE_ATTR
 from .corpus import Record, read_texts
 from .labelmatrix import CandidateTable, build_candidate_table
 from .lfs import load_lfs
@@ -28,8 +29,8 @@ def build_table(
     *,
     lfs: str | Path | None = None,
     labels: Sequence[str] | None = None,
-    lang: str = "en",
-    phrase_attr: str = "ORTH",
+    lang: str = LANG,
+    phrase_attr: str = PHRASE_ATTR,
     progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
     through: Callable[[Iterable[DocCandidates]], Iterable[DocCandidates]] | None = None,
 ) -> CandidateTable:

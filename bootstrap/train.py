@@ -46,6 +46,7 @@ from spacy.training import Example
 from spacy.util import filter_spans, registry
 from thinc.api import Config
 
+from .config import DECISIONS_MAX_EPOCHS, LANG, MAX_EPOCHS, SEED
 from .corpus import read_texts
 from .errors import InputError, Problem
 from .hashing import input_hash as hash_text
@@ -363,7 +364,7 @@ def _runs(doc: Doc, tokens: set[int]) -> list[Span]:
 
 
 def ner_config(
-    lang: str = "en", *, seed: int = 0, max_epochs: int = 10, patience: int = 3, eval_frequency: int = 200,
+    lang: str = LANG, *, seed: int = SEED, max_epochs: int = MAX_EPOCHS, patience: int = 3, eval_frequency: int = 200,
     beam: bool = False, progress: bool = False,
 ) -> Config:
     """spaCy's own default config for ``spacy.blank(lang)`` + ``ner`` (or ``beam_ner``), trained
@@ -398,10 +399,10 @@ def train_ner(
     dev_docs: Sequence[Doc],
     output_dir: str | Path,
     *,
-    lang: str = "en",
+    lang: str = LANG,
     labels: Iterable[str] | None = None,
-    seed: int = 0,
-    max_epochs: int = 10,
+    seed: int = SEED,
+    max_epochs: int = MAX_EPOCHS,
     patience: int = 3,
     eval_frequency: int | None = None,
     beam: bool = False,
@@ -455,8 +456,8 @@ def train_from_decisions(
     scheme: str | Scheme = DEFAULT_SCHEME,
     gold: str | Path | Sequence[Doc] | None = None,
     dev_share: float = 0.2,
-    seed: int = 0,
-    max_epochs: int = 20,
+    seed: int = SEED,
+    max_epochs: int = DECISIONS_MAX_EPOCHS,
     patience: int = 3,
     progress: bool = False,
     log: Callable[[str], Any] = lambda message: None,

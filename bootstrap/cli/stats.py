@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..config import LANG
 from ..store import DEFAULT_DB, DatasetStats, Store, UnknownDataset
 from ._util import DB_OPTION, app, fail, reports_input_errors, split_patterns_and_texts
 
@@ -25,7 +26,7 @@ def stats_cli(
     dataset: Annotated[str, typer.Option(help="Dataset whose decisions the rules are scored on.")] = "bootstrap",
     lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of labeling functions, as given to the session.")] = None,
     label: Annotated[Optional[list[str]], typer.Option("--label", help="Only these labels, as given to the session.")] = None,
-    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = "en",
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = LANG,
     wide: Annotated[bool, typer.Option("--wide", help="Every column: kind, LabelModel accuracy, the loop's estimate, exploration only.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON on stdout.")] = False,
 ) -> None:
