@@ -82,10 +82,7 @@ class Handoff:
         and return the spans file of the last adopted model, if it is still there."""
         self.runs = self.store.model_runs(self.dataset)
         self.trained_at = decisions if self.runs else None
-        adopted = [run for run in self.runs if run["adopted"] and run["scores"].get("spans")]
-        if adopted and Path(adopted[-1]["scores"]["spans"]).exists():
-            return adopted[-1]["scores"]["spans"]
-        return None
+        return adopted_spans(self.runs)
 
     @property
     def training(self) -> bool:
@@ -170,25 +167,45 @@ class Handoff:
                 time.sleep(0.05)
 
     def status(self, accepts: dict[str, int], scorer: str) -> dict[str, Any]:
-        """What the page and ``bootstrap stats`` show: the policy, the scorer, every run's F."""
-        policy = self.policy
-        return {
-            "mode": policy.mode,
-            "scorer": scorer,
-            "training": self.training,
-            "accepts_needed_per_label": policy.min_accepts,
-            "accepts": accepts,
-            "ready": policy.mode != "never" and bool(accepts) and min(accepts.values()) >= policy.min_accepts,
-            "runs": [{"decisions": run["decisions"], "adopted": run["adopted"],
-                      "model_f": run["scores"].get("model", {}).get("f"),
-                      "rules_f": run["scores"].get("rules", {}).get("f"),
-                      "model_accuracy": run["scores"].get("model", {}).get("accuracy"),
-                      "rules_accuracy": run["scores"].get("rules", {}).get("accuracy")} for run in self.runs],
-        }
+        return handoff_status(self.policy, self.runs, accepts, scorer, training=self.training)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def adopted_spans(runs: list[dict[str, Any]]) -> str | None:
+    """The spans file of the last model that entered the loop, if it is still there."""
+    adopted = [run for run in runs if run["adopted"] and run["scores"].get("spans")]
+    if adopted and Path(adopted[-1]["scores"]["spans"]).exists():
+        return adopted[-1]["scores"]["spans"]
+    return None
+
+
+def handoff_status(
+    policy: HandoffPolicy, runs: list[dict[str, Any]], accepts: dict[str, int], scorer: str, *, training: bool = False,
+) -> dict[str, Any]:
+    """What the page and ``bootstrap stats`` show: the policy, the scorer, every run's F."""
+    return {
+        "mode": policy.mode,
+        "scorer": scorer,
+        "training": training,
+        "accepts_needed_per_label": policy.min_accepts,
+        "accepts": accepts,
+        "ready": policy.mode != "never" and bool(accepts) and min(accepts.values()) >= policy.min_accepts,
+        "runs": [{"decisions": run["decisions"], "adopted": run["adopted"],
+                  "model_f": run["scores"].get("model", {}).get("f"),
+                  "rules_f": run["scores"].get("rules", {}).get("f"),
+                  "model_accuracy": run["scores"].get("model", {}).get("accuracy"),
+                  "rules_accuracy": run["scores"].get("rules", {}).get("accuracy")} for run in runs],
+    }
+
+
+def answered_spans(answers: Iterable[Any]) -> list[ModelSpan]:
+    """Stored answers' spans (``store.Answer``): the questions a table with a model's spans must keep,
+    whoever proposed them, so no decision leaves the loop when a model brings other spans."""
+    return [ModelSpan(a.input_hash, a.start, a.end, a.token_start, a.token_end, a.span_text or "", a.label, 1.0)
+            for a in answers]
 
 
 def decision_f(score: dict[str, Any]) -> float | None:

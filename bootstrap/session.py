@@ -34,9 +34,9 @@ from typing import Any, Callable, Iterable, Sequence
 from .aggregate import Aggregate
 from .corpus import Record
 from .config import LANG, PHRASE_ATTR, SessionConfig
-from .handoff import Handoff, read_model_spans
+from .handoff import Handoff, answered_spans, read_model_spans
 from .hashing import task_hash as hash_task
-from .labelmatrix import CandidateTable, ModelSpan, with_model
+from .labelmatrix import CandidateTable, with_model
 from .ranking import Ranker
 from .refit import BackgroundRefit
 from .store import Store
@@ -393,23 +393,19 @@ class Session:
         was being fit are checked for again before it is installed.
         """
         spans, scored = read_model_spans(spans_path)
-        keep = self._answered_spans()
+        keep = answered_spans(self.store.answers(self.dataset))
         table = with_model(self.rules_table, spans, scored, keep=keep)
         aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
         with self._lock:
             indexed = {hash_task(*table.question(i)) for i in range(table.n_questions)}
-            missing = [span for span in self._answered_spans() if hash_task(span.input_hash, span.start, span.end, span.label) not in indexed]
+            missing = [span for span in answered_spans(self.store.answers(self.dataset))
+                       if hash_task(span.input_hash, span.start, span.end, span.label) not in indexed]
             if missing:  # answered meanwhile, on a question only the old table had
                 table = with_model(self.rules_table, spans, scored, keep=keep + missing)
                 aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
             self.store.add_questions(self.dataset, question_rows(table))
             self._install(table, aggregate)  # what is on screen stays: pending questions are kept by hash
             self.scorer = "model"
-
-    def _answered_spans(self) -> list[ModelSpan]:
-        """Every live answer's span, from the store: answered questions a new table must keep."""
-        return [ModelSpan(a.input_hash, a.start, a.end, a.token_start, a.token_end, a.span_text or "", a.label, 1.0)
-                for a in self.store.answers(self.dataset)]
 
     def close(self) -> None:
         self.wait_for_refit()

@@ -53,7 +53,7 @@ def stats_cli(
 
 
 def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: str) -> dict:
-    from ..session import Session
+    from ..replay import replay_dataset
     from ..table import build_table
 
     pattern_files, texts = split_patterns_and_texts(files)
@@ -61,12 +61,11 @@ def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: 
         fail("give the pattern files, then the texts")
     store.dataset_id(dataset, create=False)
     table = build_table(pattern_files, texts, lfs=lfs, labels=labels, lang=lang)
-    session = Session(store, dataset, table)  # replays the dataset's decisions (and its adopted model)
-    progress = session.progress()
+    replayed = replay_dataset(store, dataset, table)  # the dataset's decisions (and its adopted model), read only
     lf_stats = [{**lf, "decided": lf["from_decisions"]["n"], "right": right_of(lf["from_decisions"])}
-                for lf in session.lf_stats()]
-    return {"method": session.aggregate.method, "method_reason": session.aggregate.method_reason, "lfs": lf_stats,
-            "accepts_per_label": progress["accepts_per_label"], "handoff": progress["handoff"]}
+                for lf in replayed.lf_stats()]
+    return {"method": replayed.aggregate.method, "method_reason": replayed.aggregate.method_reason, "lfs": lf_stats,
+            "accepts_per_label": replayed.accepts_per_label, "handoff": replayed.handoff}
 
 
 def right_of(interval: dict) -> int:
