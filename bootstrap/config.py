@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from .weak_labels import WeakLabelConfig
 
+DEFAULT_DB = "bootstrap.db"  # a SQLite file in the working folder; --db takes a path or a URL
 LANG = "en"  # spacy.blank(LANG) tokenizes the texts, the rules and the training data
 PHRASE_ATTR = "ORTH"  # the token attribute phrase patterns match on
 SEED = 0  # exploration draws, the LabelModel, samples and training

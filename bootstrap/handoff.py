@@ -37,13 +37,12 @@ from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .config import HandoffPolicy
+from .config import HandoffPolicy, SessionConfig
 from .labelmatrix import CandidateTable, ModelSpan
 from .tasks import decision_accuracy
 
 if TYPE_CHECKING:
     from .store import Store
-    from .weak_labels import WeakLabelConfig
 
 PROPOSAL_FLOOR = 0.05  # spans the model scores below this are not worth keeping
 MIN_HELD_OUT_ACCEPTS = 5  # fewer accepted held-out decisions than this compare nothing
@@ -58,17 +57,9 @@ class Handoff:
     reads ``runs`` and ``training`` for its page under the same lock.
     """
 
-    def __init__(
-        self, store: Store, dataset: str, rules_table: CandidateTable, policy: HandoffPolicy, *,
-        lang: str, seed: int, weak_labels: WeakLabelConfig, adopt: Callable[[str], None], lock: threading.RLock,
-    ):
-        self.store = store
-        self.dataset = dataset
-        self.rules_table = rules_table
-        self.policy = policy
-        self.lang = lang
-        self.seed = seed
-        self.weak_labels = weak_labels
+    def __init__(self, store: Store, dataset: str, rules_table: CandidateTable, config: SessionConfig, *,
+                 adopt: Callable[[str], None], lock: threading.RLock):
+        self.store, self.dataset, self.rules_table, self.config = store, dataset, rules_table, config
         self.adopt = adopt
         self._lock = lock
         self.runs: list[dict[str, Any]] = []  # the history, as the store keeps it
@@ -76,6 +67,10 @@ class Handoff:
         self.failed = False  # the last training failed: the next waits RETRY_AFTER decisions
         self._future: Future | None = None
         self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def policy(self) -> HandoffPolicy:
+        return self.config.handoff
 
     def resume(self, decisions: int) -> str | None:
         """Read the stored runs (the ``decisions`` replayed count as trained on, if any model was)
@@ -115,7 +110,7 @@ class Handoff:
         self.trained_at = decisions
         self._future = self._executor().submit(
             train_job, self.store.engine.url.render_as_string(hide_password=False), self.dataset, self.rules_table,
-            str(output), self.lang, self.seed, self.policy, self.weak_labels,
+            str(output), self.config.lang, self.config.seed, self.policy, self.config.weak_labels,
         )
         self._future.add_done_callback(lambda future: self._on_trained(future, decisions))
 

@@ -81,8 +81,7 @@ class Session:
         self._shown_at: dict[str, float] = {}
         self.refit = BackgroundRefit(self.config.refit_every, self.config.background_refit, self._lock,
                                      current=lambda: self.aggregate)
-        self.handoff = Handoff(store, dataset, table, self.config.handoff, lang=self.config.lang, seed=self.config.seed,
-                               weak_labels=self.config.weak_labels, adopt=self._adopt_model, lock=self._lock)
+        self.handoff = Handoff(store, dataset, table, self.config, adopt=self._adopt_model, lock=self._lock)
         self.scorer = "rules"
         self.pattern_files: list[Path] = []  # set by from_files; suggestions need the rules' files
         self.phrase_attr = PHRASE_ATTR

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from .config import LANG
+from .config import DEFAULT_DB, LANG
 from .corpus import JSONL_SUFFIXES, Record, read_texts
 from .errors import InputError, Problem
 from .hashing import input_hash as hash_text
@@ -44,7 +44,6 @@ from .tasks import ANSWERS, TaskImport, check_answer, export_task, question_row
 if TYPE_CHECKING:  # spaCy is imported only by import_tasks: a server process starts faster without it
     from spacy.language import Language
 
-DEFAULT_DB = "bootstrap.db"
 BATCH_SIZE = 5000
 
 metadata = sa.MetaData()

@@ -7,8 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import LANG, MODES, PHRASE_ATTR, HandoffPolicy, SessionConfig
-from ..store import DEFAULT_DB
+from ..config import DEFAULT_DB, LANG, MODES, PHRASE_ATTR, HandoffPolicy, SessionConfig
 from ._util import (
     DB_OPTION, app, blank_nlp, console, count_lines, fail, reports_input_errors, split_patterns_and_texts,
     validate_phrase_attr, with_progress,

@@ -7,7 +7,8 @@ from typing import Annotated, Iterable, TextIO
 
 import typer
 
-from ..store import DEFAULT_DB, Store, UnknownDataset
+from ..config import DEFAULT_DB
+from ..store import Store, UnknownDataset
 from ..tasks import ANSWERS, dumps_task
 from ._util import DB_OPTION, app, console, fail
 

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import LANG
-from ..store import DEFAULT_DB, Store
+from ..config import DEFAULT_DB, LANG
+from ..store import Store
 from ._util import DB_OPTION, app, blank_nlp, console, reports_input_errors
 
 

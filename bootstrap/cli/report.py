@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import LANG, PHRASE_ATTR, SEED
-from ..store import DEFAULT_DB, Store, UnknownDataset
+from ..config import DEFAULT_DB, LANG, PHRASE_ATTR, SEED
+from ..store import Store, UnknownDataset
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors, split_patterns_and_texts, validate_phrase_attr
 
 

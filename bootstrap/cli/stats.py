@@ -13,8 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..config import LANG
-from ..store import DEFAULT_DB, DatasetStats, Store, UnknownDataset
+from ..config import DEFAULT_DB, LANG
+from ..store import DatasetStats, Store, UnknownDataset
 from ._util import DB_OPTION, app, fail, reports_input_errors, split_patterns_and_texts
 
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..config import LANG, PHRASE_ATTR
-from ..store import DEFAULT_DB, Store, UnknownDataset
+from ..config import DEFAULT_DB, LANG, PHRASE_ATTR
+from ..store import Store, UnknownDataset
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors, validate_phrase_attr
 
 

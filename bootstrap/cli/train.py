@@ -19,8 +19,8 @@ from typing import Annotated, Iterable, Iterator, Optional
 import typer
 from rich.markup import escape
 
-from ..config import DECISIONS_MAX_EPOCHS, LANG, SEED
-from ..store import DEFAULT_DB, Store, UnknownDataset
+from ..config import DECISIONS_MAX_EPOCHS, DEFAULT_DB, LANG, SEED
+from ..store import Store, UnknownDataset
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors
 
 # ``bootstrap.train.DEFAULT_SCHEME``, written out so that ``--help`` need not import spaCy;
