@@ -48,7 +48,8 @@ def corpus(base: list[str], size: int):
 def measure(base: list[str], size: int) -> dict:
     import spacy
 
-    from bootstrap.session import SessionConfig, build_table
+    from bootstrap.session import SessionConfig
+    from bootstrap.table import build_table
     from bootstrap.weak_labels import build_training_set, train_model
 
     config = SessionConfig()

@@ -77,7 +77,7 @@ def differences(a, b) -> list[str]:
 
 def throughput(n_texts: int, repeats: int, partition_size: int, lfs: str | None) -> int:
     from bootstrap.scale import build_table_dask, close, connect
-    from bootstrap.session import build_table
+    from bootstrap.table import build_table
 
     with tempfile.TemporaryDirectory() as folder:
         corpus = write_corpus(Path(folder) / "texts.jsonl", n_texts)
@@ -139,7 +139,8 @@ def startup_child(corpus: Path, db: Path) -> None:
     import torch  # noqa: F401  (the LabelModel's, imported when it first fits: counted as imports here)
     from snorkel.labeling.model import LabelModel  # noqa: F401
 
-    from bootstrap.session import Session, build_table
+    from bootstrap.session import Session
+    from bootstrap.table import build_table
 
     imports_mb = _rss_mb()
     phases: dict[str, float] = {}

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .errors import InputError, Notice, Problem, json_type
+from .errors import InputError, Notice, Problem
 from .hashing import input_hash
+from .tasks import task_problem
 
 TEXT_SUFFIXES = (".txt",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -130,7 +131,7 @@ def _read_jsonl(path: Path, on_problem: OnProblem, empty: list[int]) -> Iterator
         except json.JSONDecodeError as error:
             on_problem(Problem(str(path), number, f"invalid JSON: {error.msg} (column {error.colno})"))
             continue
-        problem = _task_problem(task)
+        problem = task_problem(task)
         if problem:
             on_problem(Problem(str(path), number, problem))
             continue
@@ -139,42 +140,3 @@ def _read_jsonl(path: Path, on_problem: OnProblem, empty: list[int]) -> Iterator
             empty.append(number)
             continue
         yield Record(text, input_hash(text), f"{path}:{number}", task)
-
-
-def _task_problem(task: Any) -> str | None:
-    if not isinstance(task, dict):
-        return f"expected a JSON object with a \"text\" key, got {json_type(task)}"
-    if "text" not in task:
-        return 'missing "text"'
-    if not isinstance(task["text"], str):
-        return f'"text" must be a string, got {json_type(task["text"])}'
-    if "meta" in task and not isinstance(task["meta"], dict):
-        return f'"meta" must be an object, got {json_type(task["meta"])}'
-    spans = task.get("spans")
-    if spans is not None:
-        if not isinstance(spans, list):
-            return f'"spans" must be a list, got {json_type(spans)}'
-        for i, span in enumerate(spans):
-            if not isinstance(span, dict) or not all(_is_int(span.get(key)) for key in ("start", "end")):
-                return f'span {i} needs integer "start" and "end"'
-            if not isinstance(span.get("label"), str) or not span["label"]:
-                return f'span {i} needs a "label" string'
-            problem = _span_problem(i, span["start"], span["end"], len(task["text"]))
-            if problem:
-                return problem
-    return None
-
-
-def _span_problem(i: int, start: int, end: int, length: int) -> str | None:
-    """What is wrong with character offsets ``(start, end)`` in a text of ``length``, or None."""
-    if end < start:
-        return f"span {i} ({start}, {end}) ends before it starts"
-    if end == start:
-        return f"span {i} ({start}, {end}) is empty"
-    if start < 0 or end > length:
-        return f"span {i} ({start}, {end}) is outside the text of {length} characters"
-    return None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is no offset

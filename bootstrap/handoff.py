@@ -29,48 +29,178 @@ probability for every span of every stored text it finds plausible
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .labelmatrix import ModelSpan
+from .config import HandoffPolicy, SessionConfig
+from .labelmatrix import CandidateTable, ModelSpan
+from .tasks import decision_accuracy
 
-HandoffMode = Literal["never", "auto", "now"]
-MODES = ("never", "auto", "now")
+if TYPE_CHECKING:
+    from .store import Store
+
 PROPOSAL_FLOOR = 0.05  # spans the model scores below this are not worth keeping
-RETRY_AFTER = 10  # decisions between a failed training and the next try
 MIN_HELD_OUT_ACCEPTS = 5  # fewer accepted held-out decisions than this compare nothing
 
 
-@dataclass(frozen=True)
-class HandoffPolicy:
-    mode: HandoffMode = "auto"
-    every: int = 200  # new decisions between two trainings
-    min_accepts: int = 20  # accepts per label before a model trained from decisions
-    max_epochs: int = 10
-    patience: int = 2  # evaluations (about one an epoch) without improvement before training stops
-    models_dir: str = "bootstrap-models"
+class Handoff:
+    """A session's models: when to train one (the policy), the training in a worker process, the
+    record of every run, and, when a model wins, ``adopt(spans_path)``: the session puts the
+    model's spans in the loop.
 
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"handoff must be one of {', '.join(MODES)}, got {self.mode!r}")
+    ``lock`` is the session's: the done-callback runs in the executor's thread, and the session
+    reads ``runs`` and ``training`` for its page under the same lock.
+    """
 
-    def due(self, decisions: int, last_trained_at: int | None, accepts: dict[str, int], last_failed: bool = False) -> bool:
-        """Whether to start training now, given the decisions so far and the accepts per label.
+    def __init__(self, store: Store, dataset: str, rules_table: CandidateTable, config: SessionConfig, *,
+                 adopt: Callable[[str], None], lock: threading.RLock):
+        self.store, self.dataset, self.rules_table, self.config = store, dataset, rules_table, config
+        self.adopt = adopt
+        self._lock = lock
+        self.runs: list[dict[str, Any]] = []  # the history, as the store keeps it
+        self.trained_at: int | None = None  # decisions when the last model started training
+        self.failed = False  # the last training failed: the next waits RETRY_AFTER decisions
+        self._future: Future | None = None
+        self._pool: ProcessPoolExecutor | None = None
 
-        After a failed training (too few texts to hold any out, say) the next try waits for
-        ``RETRY_AFTER`` more decisions, in every mode.
-        """
-        if self.mode == "never" or not accepts:
-            return False
-        needed = 1 if self.mode == "now" else self.min_accepts
-        if min(accepts.values()) < needed:
-            return False
-        if last_trained_at is None:
+    @property
+    def policy(self) -> HandoffPolicy:
+        return self.config.handoff
+
+    def resume(self, decisions: int) -> str | None:
+        """Read the stored runs (the ``decisions`` replayed count as trained on, if any model was)
+        and return the spans file of the last adopted model, if it is still there."""
+        self.runs = self.store.model_runs(self.dataset)
+        self.trained_at = decisions if self.runs else None
+        return adopted_spans(self.runs)
+
+    @property
+    def training(self) -> bool:
+        return self._future is not None
+
+    def start(self, decisions: int) -> None:
+        """Train the first model now if the policy trains at all and none was trained yet."""
+        with self._lock:
+            if self.policy.mode == "auto" and self.trained_at is None:
+                self.train_now(decisions)
+
+    def train_now(self, decisions: int) -> bool:
+        """Start a training now, whatever the cadence; False if one is running already."""
+        with self._lock:
+            if self._future is not None:
+                return False
+            self._train(decisions)
             return True
-        if last_failed:
-            return decisions - last_trained_at >= RETRY_AFTER
-        return self.mode == "auto" and decisions - last_trained_at >= self.every
+
+    def maybe_train(self, decisions: int, accepts: dict[str, int]) -> None:
+        """Start a training in the background when the policy says it is time."""
+        if self.policy.mode == "never" or self._future is not None:
+            return
+        if self.policy.due(decisions, self.trained_at, accepts, self.failed):
+            self._train(decisions)
+
+    def _train(self, decisions: int) -> None:
+        """Submit the training job: it reads the store itself, so nothing is exported under the lock."""
+        output = Path(self.policy.models_dir) / self.dataset / f"{time.strftime('%Y%m%d-%H%M%S')}-{decisions}"
+        self.trained_at = decisions
+        self._future = self._executor().submit(
+            train_job, self.store.engine.url.render_as_string(hide_password=False), self.dataset, self.rules_table,
+            str(output), self.config.lang, self.config.seed, self.policy, self.config.weak_labels,
+        )
+        self._future.add_done_callback(lambda future: self._on_trained(future, decisions))
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the server's threads and sockets must not be copied into the trainer
+            # (its initializer ends the worker when this process is gone: no orphaned training)
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=exit_with_parent, initargs=(os.getpid(),))
+        return self._pool
+
+    def _on_trained(self, future: Future, decisions: int) -> None:
+        """Record the run with both scores; if the model won, have the session adopt it."""
+        try:
+            try:
+                result = future.result()
+            except Exception as error:  # noqa: BLE001 - a failed training must not end the session
+                with self._lock:
+                    self.failed = True
+                    self._record(decisions, "", {"error": f"{type(error).__name__}: {error}"}, adopted=False)
+                return
+            scores = {"model": result["scores"]["held_out_decisions"], "rules": result["rules"],
+                      "spans": result["spans"], "compared": result["scores"]["compared"],
+                      "training_set": result["scores"]["training_set"],
+                      "train_cpu_seconds": result["scores"]["train_cpu_seconds"]}
+            adopted = result["spans"] is not None
+            if adopted:
+                try:
+                    self.adopt(result["spans"])
+                except Exception as error:  # noqa: BLE001 - the rules keep ranking; the run says why
+                    adopted, scores["error"] = False, f"adoption failed: {type(error).__name__}: {error}"
+            with self._lock:
+                self.failed = False
+                self._record(decisions, result["model"], scores, adopted)
+        finally:
+            with self._lock:
+                self._future = None
+
+    def _record(self, decisions: int, path: str, scores: dict[str, Any], adopted: bool) -> None:
+        self.store.add_model_run(self.dataset, decisions, path, scores, adopted)
+        self.runs = self.store.model_runs(self.dataset)
+
+    def wait(self) -> None:
+        """Block until a training in the background (if any) is recorded and, if it won, adopted."""
+        future = self._future
+        if future is not None:
+            wait([future])  # its failure, if any, is recorded as a run, not raised here
+            while self._future is not None:  # the done-callback may still be adopting
+                time.sleep(0.05)
+
+    def status(self, accepts: dict[str, int], scorer: str) -> dict[str, Any]:
+        return handoff_status(self.policy, self.runs, accepts, scorer, training=self.training)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def adopted_spans(runs: list[dict[str, Any]]) -> str | None:
+    """The spans file of the last model that entered the loop, if it is still there."""
+    adopted = [run for run in runs if run["adopted"] and run["scores"].get("spans")]
+    if adopted and Path(adopted[-1]["scores"]["spans"]).exists():
+        return adopted[-1]["scores"]["spans"]
+    return None
+
+
+def handoff_status(
+    policy: HandoffPolicy, runs: list[dict[str, Any]], accepts: dict[str, int], scorer: str, *, training: bool = False,
+) -> dict[str, Any]:
+    """What the page and ``bootstrap stats`` show: the policy, the scorer, every run's F."""
+    return {
+        "mode": policy.mode,
+        "scorer": scorer,
+        "training": training,
+        "accepts_needed_per_label": policy.min_accepts,
+        "accepts": accepts,
+        "ready": policy.mode != "never" and bool(accepts) and min(accepts.values()) >= policy.min_accepts,
+        "runs": [{"decisions": run["decisions"], "adopted": run["adopted"],
+                  "model_f": run["scores"].get("model", {}).get("f"),
+                  "rules_f": run["scores"].get("rules", {}).get("f"),
+                  "model_accuracy": run["scores"].get("model", {}).get("accuracy"),
+                  "rules_accuracy": run["scores"].get("rules", {}).get("accuracy")} for run in runs],
+    }
+
+
+def answered_spans(answers: Iterable[Any]) -> list[ModelSpan]:
+    """Stored answers' spans (``store.Answer``): the questions a table with a model's spans must keep,
+    whoever proposed them, so no decision leaves the loop when a model brings other spans."""
+    return [ModelSpan(a.input_hash, a.start, a.end, a.token_start, a.token_end, a.span_text or "", a.label, 1.0)
+            for a in answers]
 
 
 def decision_f(score: dict[str, Any]) -> float | None:
@@ -104,13 +234,7 @@ def rules_accuracy(tasks: Iterable[dict[str, Any]], says_accept: Callable[[dict[
             continue
         total[task["answer"]] += 1
         right[task["answer"]] += verdict == (task["answer"] == "accept")
-    share = lambda n, of: n / of if of else None  # noqa: E731
-    score = {
-        "accepted": total["accept"], "rejected": total["reject"],
-        "accept_accuracy": share(right["accept"], total["accept"]),
-        "reject_accuracy": share(right["reject"], total["reject"]),
-        "accuracy": share(right["accept"] + right["reject"], total["accept"] + total["reject"]),
-    }
+    score = decision_accuracy(right, total)
     return {**score, "f": decision_f(score)}
 
 

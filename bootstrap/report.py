@@ -4,9 +4,9 @@ What it shows, and where the numbers come from (nothing is computed twice):
 
 * the dataset's counts, per label and per annotator: :meth:`Store.counts`;
 * per rule and labeling function: coverage, overlaps, conflicts, the LabelModel's accuracy and
-  precision from the decisions with 95% intervals: the session's own
-  :meth:`~bootstrap.session.Session.lf_stats` after it replays the decisions (as ``bootstrap
-  stats`` prints them);
+  precision from the decisions with 95% intervals: the aggregate as a resuming session would
+  have it, replayed read-only from the store (:func:`bootstrap.replay.replay_dataset`, as
+  ``bootstrap stats`` prints them);
 * the handoff's models over the decisions they were trained on, each scored with the rules on
   the same held-out decisions: :meth:`Store.model_runs`;
 * decisions over time: :meth:`Store.answers`;
@@ -36,11 +36,15 @@ import jinja2
 import numpy as np
 
 from .aggregate import format_interval
+from .config import LANG, PHRASE_ATTR, SEED
 from .handoff import decision_f
 from .labelmatrix import BOUNDARY_SUFFIX
 from .rules import load_rules
-from .session import Session, SessionConfig, build_table
-from .store import ANSWERS, Answer, Store
+from .config import SessionConfig
+from .replay import ReplayedDataset, replay_dataset
+from .store import Answer, Store
+from .table import build_table
+from .tasks import ANSWERS
 from .suggest import suggest_patterns
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -55,10 +59,10 @@ PATTERN_WIDTH = 64  # characters of a rule's patterns shown in the table
 @dataclass(frozen=True)
 class ReportOptions:
     sample: int = 10  # texts rendered with displaCy
-    seed: int = 0
+    seed: int = SEED
     min_count: int = 2  # of suggested patterns (see bootstrap.suggest)
-    lang: str = "en"
-    phrase_attr: str = "ORTH"
+    lang: str = LANG
+    phrase_attr: str = PHRASE_ATTR
 
 
 def write_report(
@@ -88,18 +92,17 @@ def report_data(
     labels: Sequence[str] | None = None,
     options: ReportOptions = ReportOptions(),
 ) -> dict[str, Any]:
-    """Everything the page shows, as plain values (a session replays the decisions; it records no answer)."""
+    """Everything the page shows, as plain values (the decisions replayed from the store; nothing is written)."""
     store.dataset_id(dataset, create=False)
     table = build_table(pattern_files, texts, lfs=lfs, labels=labels, lang=options.lang, phrase_attr=options.phrase_attr)
-    session = Session(store, dataset, table, SessionConfig(lang=options.lang))
-    session.wait_for_refit()
+    replayed = replay_dataset(store, dataset, table, SessionConfig(lang=options.lang))
     stats = next(s for s in store.datasets() if s.name == dataset)
     counts = store.counts(dataset)
     answers = list(store.answers(dataset))
     runs = store.model_runs(dataset)
     rules = load_rules(pattern_files)
     described = {rule.id: rule.describe() for rule in rules}
-    lf_stats = session.lf_stats()
+    lf_stats = replayed.lf_stats()
     for lf in lf_stats:
         lf["pattern"] = _short(described.get(lf["name"].removesuffix(BOUNDARY_SUFFIX), ""), PATTERN_WIDTH)
     label_names = list(table.labels)
@@ -113,13 +116,13 @@ def report_data(
         "texts_file": str(texts),
         "stats": stats.to_dict(),
         "counts": counts,
-        "method": session.aggregate.method,
-        "scorer": session.scorer,
+        "method": replayed.aggregate.method,
+        "scorer": replayed.scorer,
         "candidates": {"texts": table.texts, "rows": table.n_rows, "questions": table.n_questions},
         "lfs": lf_stats,
         "runs": [_run_row(run) for run in runs],
         "model": None if model is None else model["path"],
-        "samples": _samples(session, store, dataset, answers, model, colors, options),
+        "samples": _samples(replayed, store, dataset, answers, model, colors, options),
         "suggestions": _suggestions(store, dataset, pattern_files, options),
         "plots": {
             "timeline": _timeline_plot(answers),
@@ -157,14 +160,14 @@ def render_report(data: dict[str, Any]) -> str:
 # -- sample texts ----------------------------------------------------------------------------------
 
 
-def _samples(session: Session, store: Store, dataset: str, answers: list[Answer], model: dict[str, Any] | None,
+def _samples(replayed: ReplayedDataset, store: Store, dataset: str, answers: list[Answer], model: dict[str, Any] | None,
              colors: dict[str, str], options: ReportOptions) -> list[dict[str, Any]]:
     """A seeded sample of texts with rule candidates, each as the rules see it and as the model does.
 
     With a model, three times as many texts are drawn and those where the two views differ come
     first: a sample where both say the same shows little.
     """
-    spans_by_text = _rule_view(session)
+    spans_by_text = _rule_view(replayed)
     hashes = sorted(spans_by_text)
     random.Random(options.seed).shuffle(hashes)
     nlp = _load_model(model)
@@ -197,10 +200,10 @@ def _samples(session: Session, store: Store, dataset: str, answers: list[Answer]
     ]
 
 
-def _rule_view(session: Session) -> dict[int, list[tuple[int, int, str, float]]]:
+def _rule_view(replayed: ReplayedDataset) -> dict[int, list[tuple[int, int, str, float]]]:
     """Per text, the rules' candidates with the aggregate's probability (decisions included)."""
-    table, rules_rows = session.table, session.rules_table.n_rows
-    probabilities = session.aggregate.probabilities()
+    table, rules_rows = replayed.table, replayed.rules_table.n_rows
+    probabilities = replayed.aggregate.probabilities()
     spans_by_text: dict[int, list[tuple[int, int, str, float]]] = {}
     for i in range(table.n_questions):
         row, cls = int(table.question_row[i]), int(table.question_class[i])

@@ -3,7 +3,7 @@
 The corpus is cut into partitions of consecutive texts; each worker tokenizes, matches and lets
 the labeling functions vote on its partitions and sends back a *partial* candidate table (numpy
 arrays); the partial tables are merged in corpus order by :func:`~.labelmatrix.concat_tables`,
-so the result equals the table of the single-process :func:`~.session.build_table` exactly.
+so the result equals the table of the single-process :func:`~.table.build_table` exactly.
 
 Why ``distributed`` futures and not ``dask.bag`` or Snorkel's ``DaskLFApplier``:
 
@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import spacy
 
 from .candidates import generate_candidates
+from .config import LANG, PHRASE_ATTR
 from .corpus import Record, read_texts
 from .labelmatrix import CandidateTable, build_candidate_table, concat_tables
 from .lfs import LabelingFunction, load_lfs
@@ -174,12 +175,12 @@ def build_table_dask(
     client_or_address,
     lfs: str | Path | None = None,
     labels: Sequence[str] | None = None,
-    lang: str = "en",
-    phrase_attr: str = "ORTH",
+    lang: str = LANG,
+    phrase_attr: str = PHRASE_ATTR,
     partition_size: int = DEFAULT_PARTITION_SIZE,
     progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
 ) -> CandidateTable:
-    """:func:`~.session.build_table` on a Dask cluster: the same table, built by its workers.
+    """:func:`~.table.build_table` on a Dask cluster: the same table, built by its workers.
 
     ``client_or_address`` is a ``distributed.Client`` or an address for :func:`connect`.
     ``progress`` sees the record stream as it is read here (the session stores texts from it).

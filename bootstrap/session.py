@@ -14,38 +14,35 @@ copy of the loop. One session serves one dataset and any number of annotators:
   (before choosing, a session reads the answers other processes stored since its last look).
   If two annotators do answer the same task (a stale page, say), both answers are kept.
 * **Refit off the request path.** Every ``refit_every`` decisions the LabelModel is refit in a
-  background thread and swapped in when done; answering never waits for it.
+  background thread and swapped in when done (:mod:`bootstrap.refit`); answering never waits.
+* **Handoff.** Models trained from the decisions are the job of :class:`~bootstrap.handoff.Handoff`,
+  which hands the session one thing: "adopt these spans" (:meth:`Session._adopt_model`).
 
-Every public method takes the session's lock: the web server calls them from a thread pool.
+What the page shows beside a question is built in :mod:`bootstrap.views`. Every public method
+takes the session's lock: the web server calls them from a thread pool.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import threading
 import time
 import warnings
-from concurrent.futures import Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
-
-import numpy as np
-import spacy
+from typing import Any, Callable, Iterable, Sequence
 
 from .aggregate import Aggregate
-from .candidates import DocCandidates, generate_candidates
-from .corpus import Record, read_texts
-from .handoff import HandoffPolicy, exit_with_parent, read_model_spans, train_job
+from .corpus import Record
+from .config import LANG, PHRASE_ATTR, SessionConfig
+from .handoff import Handoff, answered_spans, read_model_spans
 from .hashing import task_hash as hash_task
-from .labelmatrix import NOT_ENTITY, CandidateTable, ModelSpan, build_candidate_table, with_model
-from .lfs import load_lfs
-from .matching import RuleMatcher
+from .labelmatrix import CandidateTable, with_model
 from .ranking import Ranker
-from .rules import load_rules
-from .store import ANSWERS, Store
-from .weak_labels import WeakLabelConfig
+from .refit import BackgroundRefit
+from .store import Store
+from .table import build_table, question_rows, store_texts
+from .tasks import ANSWERS, check_answer
+from .views import question_task, votes
 
 DEFAULT_ANNOTATOR = "default"
 SYNC_OVERLAP = 60.0  # seconds an undo or change by another process is looked for again
@@ -61,21 +58,6 @@ class UnknownAnswer(KeyError):
 
 class AlreadyAnswered(ValueError):
     """This annotator has already answered this question (undo or change it instead)."""
-
-
-@dataclass
-class SessionConfig:
-    """Every knob of the loop in one place (the CLI's options map onto it)."""
-
-    exploration: float = 0.1
-    label_floor: float = 0.5
-    seed: int = 0
-    refit_every: int = 100
-    lease_seconds: float = 300.0
-    background_refit: bool = True
-    handoff: HandoffPolicy = field(default_factory=HandoffPolicy)
-    weak_labels: WeakLabelConfig = field(default_factory=WeakLabelConfig)
-    lang: str = "en"
 
 
 @dataclass
@@ -97,15 +79,13 @@ class Session:
         self._live: dict[int, _Live] = {}  # task hash -> its live answers
         self._pending: dict[str, tuple[int, bool]] = {}  # annotator -> (task hash on screen, exploration)
         self._shown_at: dict[str, float] = {}
-        self._refitting: threading.Thread | None = None
-        self._training: Future | None = None
-        self._trained_at: int | None = None  # decisions when the last model started training
-        self._training_failed = False
-        self._runs: list[dict[str, Any]] = []  # the handoff's history, as the store keeps it
+        self.refit = BackgroundRefit(self.config.refit_every, self.config.background_refit, self._lock,
+                                     current=lambda: self.aggregate)
+        self.handoff = Handoff(store, dataset, table, self.config, adopt=self._adopt_model, lock=self._lock)
         self.scorer = "rules"
         self.pattern_files: list[Path] = []  # set by from_files; suggestions need the rules' files
-        self.phrase_attr = "ORTH"
-        self._install(table, Aggregate(table, seed=self.config.seed))
+        self.phrase_attr = PHRASE_ATTR
+        self._install(table, Aggregate(table, seed=self.config.seed, **self.config.aggregate))
         self._resume()
 
     # -- building ------------------------------------------------------------------------------
@@ -120,24 +100,24 @@ class Session:
         dataset: str,
         lfs: str | Path | None = None,
         labels: Sequence[str] | None = None,
-        lang: str = "en",
-        phrase_attr: str = "ORTH",
+        lang: str = LANG,
+        phrase_attr: str = PHRASE_ATTR,
         config: SessionConfig | None = None,
         progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
         build: Callable[..., CandidateTable] | None = None,
     ) -> "Session":
         """Read rules, functions and texts, store the texts and questions, and start (or resume) the loop.
 
-        ``build`` makes the candidate table (default :func:`build_table`; ``bootstrap.scale`` has
+        ``build`` makes the candidate table (default :func:`~bootstrap.table.build_table`; ``bootstrap.scale`` has
         one that runs on a Dask cluster). It takes the same arguments, and its ``progress`` hook
         on the record stream is how the texts get stored on the way.
         """
         store = Store(db)
-        reading = lambda records: _storing(progress(records) if progress else records, store, dataset)  # noqa: E731
+        reading = lambda records: store_texts(progress(records) if progress else records, store, dataset)  # noqa: E731
         table = (build or build_table)(
             pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, progress=reading,
         )
-        store.add_questions(dataset, _question_rows(table))
+        store.add_questions(dataset, question_rows(table))
         session = cls(store, dataset, table, config)
         session.pattern_files, session.phrase_attr = [Path(p) for p in pattern_files], phrase_attr
         return session
@@ -166,12 +146,10 @@ class Session:
             self._record(stored.task_hash, stored.annotator, stored.id, stored.answer, stored.exploration)
             self._synced_id = max(self._synced_id, stored.id)
             replayed += 1
-        self._runs = self.store.model_runs(self.dataset)
-        self._trained_at = replayed if self._runs else None
-        adopted = [run for run in self._runs if run["adopted"] and run["scores"].get("spans")]
-        if adopted and Path(adopted[-1]["scores"]["spans"]).exists():
+        spans = self.handoff.resume(replayed)
+        if spans is not None:
             try:
-                self._adopt_model(adopted[-1]["scores"]["spans"])
+                self._adopt_model(spans)
                 return
             except (OSError, ValueError, KeyError) as error:  # an unreadable spans file: the rules rank
                 warnings.warn(f"the last adopted model's spans could not be read ({error}); the rules rank the questions")
@@ -228,8 +206,7 @@ class Session:
 
     def answer(self, annotator: str, task_hash: int, answer: str) -> dict[str, Any]:
         """Store the answer (committed before returning), then learn from it."""
-        if answer not in ANSWERS:
-            raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
+        check_answer(answer)
         with self._lock:
             self._refresh()
             index = self._question_index(task_hash)
@@ -243,15 +220,15 @@ class Session:
             row, cls = self._row_class(index)
             answer_id = self.store.add_answer(
                 self.dataset, task_hash, answer, annotator, exploration=exploration,
-                probability=float(self.aggregate.probabilities()[row, cls]), votes=self._votes(row),
+                probability=float(self.aggregate.probabilities()[row, cls]), votes=votes(self.table, self.aggregate, row),
                 shown_at=self._shown_at.get(annotator) if shown else None,
             )
             if shown:
                 self._pending.pop(annotator, None)
             self._record(task_hash, annotator, answer_id, answer, exploration)
-            self._maybe_refit()
+            self.refit.maybe()
             progress = self.progress()
-            self._maybe_train(progress)
+            self.handoff.maybe_train(progress["answers"], progress["accepts_per_label"])
             return {"answer_id": answer_id, "progress": progress}
 
     def undo(self, annotator: str = DEFAULT_ANNOTATOR) -> dict[str, Any] | None:
@@ -273,8 +250,7 @@ class Session:
 
     def change(self, annotator: str, answer_id: int, answer: str) -> dict[str, Any]:
         """Change one of the annotator's earlier answers (the page's list of recent decisions)."""
-        if answer not in ANSWERS:
-            raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
+        check_answer(answer)
         with self._lock:
             task = next((t for t, live in self._live.items()
                          if live.by_annotator.get(annotator, (None,))[0] == answer_id), None)
@@ -319,25 +295,8 @@ class Session:
                 "total": self.table.n_questions,
                 "method": self.aggregate.method,
                 "method_reason": self.aggregate.method_reason,
-                "handoff": self._handoff_status(accepts),
+                "handoff": self.handoff.status(accepts, self.scorer),
             }
-
-    def _handoff_status(self, accepts: dict[str, int]) -> dict[str, Any]:
-        policy = self.config.handoff
-        runs = self._runs
-        return {
-            "mode": policy.mode,
-            "scorer": self.scorer,
-            "training": self._training is not None,
-            "accepts_needed_per_label": policy.min_accepts,
-            "accepts": accepts,
-            "ready": policy.mode != "never" and bool(accepts) and min(accepts.values()) >= policy.min_accepts,
-            "runs": [{"decisions": run["decisions"], "adopted": run["adopted"],
-                      "model_f": run["scores"].get("model", {}).get("f"),
-                      "rules_f": run["scores"].get("rules", {}).get("f"),
-                      "model_accuracy": run["scores"].get("model", {}).get("accuracy"),
-                      "rules_accuracy": run["scores"].get("rules", {}).get("accuracy")} for run in runs],
-        }
 
     def suggestions(self, min_count: int = 2) -> list[dict[str, Any]]:
         """Pattern lines learned back from the decisions (``bootstrap suggest-patterns``), for the page."""
@@ -393,97 +352,18 @@ class Session:
         elif reopen:
             self.ranker.reopen(index)
 
-    def _votes(self, row: int) -> list[dict[str, Any]]:
-        """Who voted what on a row, with each voter's current precision: shown and stored with answers."""
-        precision = self.aggregate.posterior_accuracy()
-        votes = []
-        for name, cls in self.table.votes(row).items():
-            j = self.table.lf_names.index(name)
-            column = self.table.columns[j]
-            if cls != NOT_ENTITY:
-                vote = self.table.label_of(cls)
-            elif column.negative:
-                vote = f"not {column.label}"
-            elif column.kind == "boundary":
-                vote = "other boundaries"
-            else:
-                vote = "not an entity"
-            votes.append({"lf": name, "kind": column.kind, "vote": vote, "precision": round(float(precision[j]), 4)})
-        return votes
-
     def _task(self, index: int, exploration: bool, score: float | None = None) -> dict[str, Any]:
-        """A question as a Prodigy-style task, with what the page shows beside it.
-
-        ``token_end`` here is spaCy's (exclusive), as everywhere inside bootstrap; ``bootstrap
-        export`` writes Prodigy's inclusive one.
-        """
         row, cls = self._row_class(index)
-        input_hash = int(self.table.input_hash[row])
-        text, meta = self.store.example(self.dataset, input_hash) or ("", {})
-        label = self.table.label_of(cls)
-        return {
-            "task_hash": self._task_hashes[index],
-            "input_hash": input_hash,
-            "text": text,
-            "label": label,
-            "spans": [{
-                "start": int(self.table.start[row]), "end": int(self.table.end[row]), "label": label,
-                "token_start": int(self.table.token_start[row]), "token_end": int(self.table.token_end[row]),
-            }],
-            "probability": float(self.aggregate.probabilities()[row, cls]),
-            "exploration": exploration,
-            "score": float(self.ranker.scores()[index]) if score is None else score,
-            "scorer": self.scorer,
-            "votes": self._votes(row),
-            "overlaps": self._overlaps(row),
-            "meta": meta,
-        }
-
-    def _overlaps(self, row: int) -> list[dict[str, Any]]:
-        """The text's other candidates that overlap this one with other boundaries, longest first,
-        each with whoever voted for it. The page shows them on a boundary question ("dystrophy"
-        inside "Duchenne muscular dystrophy (DMD)") and names the span each ``#boundary`` vote
-        is about. One comparison over the table's rows: about a millisecond at a million rows."""
-        table = self.table
-        start, end = int(table.start[row]), int(table.end[row])
-        same_text = np.flatnonzero(table.input_hash == table.input_hash[row])
-        overlaps = []
-        for other in same_text[(table.start[same_text] < end) & (table.end[same_text] > start) & (same_text != row)]:
-            o_start, o_end = int(table.start[other]), int(table.end[other])
-            relation = "longer" if o_start <= start and end <= o_end else "shorter" if start <= o_start and o_end <= end else "crossing"
-            voters = [{"lf": table.columns[j].name, "kind": table.columns[j].kind} for j in np.flatnonzero(table.L[other] > 0)]
-            overlaps.append({"text": table.text[other], "start": o_start, "end": o_end, "relation": relation, "voters": voters})
-        return sorted(overlaps, key=lambda overlap: overlap["start"] - overlap["end"])
-
-    def _maybe_refit(self) -> None:
-        every = self.config.refit_every
-        if not every or self.aggregate.decisions_since_fit < every or self._refitting is not None:
-            return
-        balance = self.aggregate.decision_class_balance()
-        if not self.config.background_refit:
-            self.aggregate.fit(balance)
-            return
-
-        aggregate = self.aggregate
-
-        def refit() -> None:
-            try:
-                fitted = aggregate.compute_fit(balance)
-                with self._lock:
-                    if self.aggregate is aggregate:  # a model adopted meanwhile brought a new table and fit
-                        aggregate.apply_fit(fitted)
-            finally:  # a failed fit leaves the previous one in place, and the next one may run
-                with self._lock:
-                    self._refitting = None
-
-        self._refitting = threading.Thread(target=refit, name="bootstrap-refit", daemon=True)
-        self._refitting.start()
+        text, meta = self.store.example(self.dataset, int(self.table.input_hash[row])) or ("", {})
+        return question_task(
+            self.table, self.aggregate, row, cls, task_hash=self._task_hashes[index], text=text, meta=meta,
+            exploration=exploration, score=float(self.ranker.scores()[index]) if score is None else score,
+            scorer=self.scorer,
+        )
 
     def wait_for_refit(self) -> None:
         """Block until a background refit (if any) is applied: for tests and clean shutdown."""
-        thread = self._refitting
-        if thread is not None:
-            thread.join()
+        self.refit.wait()
 
     # -- handoff -------------------------------------------------------------------------------
 
@@ -492,74 +372,17 @@ class Session:
         trained yet: the rules' weak labels over the whole corpus are enough to learn from, and
         the model proposes spans no rule covers from the first minutes (the CLI calls this)."""
         with self._lock:
-            if self.config.handoff.mode == "auto" and self._trained_at is None:
-                self.train_now()
+            self.handoff.start(self.progress()["answers"])
 
     def train_now(self) -> bool:
         """Start a handoff training in the background now, whatever the policy's cadence (the
         model still enters the loop only as the policy says); False if one is running already."""
         with self._lock:
-            if self._training is not None:
-                return False
-            self._train(self.progress()["answers"])
-            return True
+            return self.handoff.train_now(self.progress()["answers"])
 
-    def _maybe_train(self, progress: dict[str, Any]) -> None:
-        """Start a model's training in the background when the handoff policy says it is time."""
-        policy = self.config.handoff
-        if policy.mode == "never" or self._training is not None:
-            return
-        if policy.due(progress["answers"], self._trained_at, progress["accepts_per_label"], self._training_failed):
-            self._train(progress["answers"])
-
-    def _train(self, decisions: int) -> None:
-        """Submit the training job: it reads the store itself, so nothing is exported under the lock."""
-        policy = self.config.handoff
-        output = Path(policy.models_dir) / self.dataset / f"{time.strftime('%Y%m%d-%H%M%S')}-{decisions}"
-        self._trained_at = decisions
-        self._training = self._executor().submit(
-            train_job, self.store.engine.url.render_as_string(hide_password=False), self.dataset, self.rules_table,
-            str(output), self.config.lang, self.config.seed, policy, self.config.weak_labels,
-        )
-        self._training.add_done_callback(lambda future: self._on_trained(future, decisions))
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if getattr(self, "_pool", None) is None:
-            # spawn, not fork: the server's threads and sockets must not be copied into the trainer
-            # (its initializer ends the worker when this process is gone: no orphaned training)
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=exit_with_parent, initargs=(os.getpid(),))
-        return self._pool
-
-    def _on_trained(self, future: Future, decisions: int) -> None:
-        """Record the run with both scores; if the model won, put it in the loop."""
-        try:
-            try:
-                result = future.result()
-            except Exception as error:  # noqa: BLE001 - a failed training must not end the session
-                with self._lock:
-                    self._training_failed = True
-                    self.store.add_model_run(self.dataset, decisions, "", {
-                        "error": f"{type(error).__name__}: {error}"}, adopted=False)
-                    self._runs = self.store.model_runs(self.dataset)
-                return
-            scores = {"model": result["scores"]["held_out_decisions"], "rules": result["rules"],
-                      "spans": result["spans"], "compared": result["scores"]["compared"],
-                      "training_set": result["scores"]["training_set"],
-                      "train_cpu_seconds": result["scores"]["train_cpu_seconds"]}
-            adopted = result["spans"] is not None
-            if adopted:
-                try:
-                    self._adopt_model(result["spans"])
-                except Exception as error:  # noqa: BLE001 - the rules keep ranking; the run says why
-                    adopted, scores["error"] = False, f"adoption failed: {type(error).__name__}: {error}"
-            with self._lock:
-                self._training_failed = False
-                self.store.add_model_run(self.dataset, decisions, result["model"], scores, adopted)
-                self._runs = self.store.model_runs(self.dataset)
-        finally:
-            with self._lock:
-                self._training = None
+    def wait_for_handoff(self) -> None:
+        """Block until a training in the background (if any) is recorded and, if it won, adopted."""
+        self.handoff.wait()
 
     def _adopt_model(self, spans_path: str) -> None:
         """Rebuild the table with the model's spans and vote; the slow fit runs outside the lock.
@@ -569,89 +392,21 @@ class Session:
         was being fit are checked for again before it is installed.
         """
         spans, scored = read_model_spans(spans_path)
-        keep = self._answered_spans()
+        keep = answered_spans(self.store.answers(self.dataset))
         table = with_model(self.rules_table, spans, scored, keep=keep)
-        aggregate = Aggregate(table, seed=self.config.seed)
+        aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
         with self._lock:
             indexed = {hash_task(*table.question(i)) for i in range(table.n_questions)}
-            missing = [span for span in self._answered_spans() if hash_task(span.input_hash, span.start, span.end, span.label) not in indexed]
+            missing = [span for span in answered_spans(self.store.answers(self.dataset))
+                       if hash_task(span.input_hash, span.start, span.end, span.label) not in indexed]
             if missing:  # answered meanwhile, on a question only the old table had
                 table = with_model(self.rules_table, spans, scored, keep=keep + missing)
-                aggregate = Aggregate(table, seed=self.config.seed)
-            self.store.add_questions(self.dataset, _question_rows(table))
+                aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
+            self.store.add_questions(self.dataset, question_rows(table))
             self._install(table, aggregate)  # what is on screen stays: pending questions are kept by hash
             self.scorer = "model"
 
-    def _answered_spans(self) -> list[ModelSpan]:
-        """Every live answer's span, from the store: answered questions a new table must keep."""
-        return [ModelSpan(a.input_hash, a.start, a.end, a.token_start, a.token_end, a.span_text or "", a.label, 1.0)
-                for a in self.store.answers(self.dataset)]
-
-    def wait_for_handoff(self) -> None:
-        """Block until a training in the background (if any) is recorded and, if it won, adopted."""
-        future = self._training
-        if future is not None:
-            wait([future])  # its failure, if any, is recorded as a run, not raised here
-            while self._training is not None:  # the done-callback may still be adopting
-                time.sleep(0.05)
-
     def close(self) -> None:
         self.wait_for_refit()
-        if getattr(self, "_pool", None) is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        self.handoff.close()
         self.store.close()
-
-
-def build_table(
-    pattern_files: Sequence[str | Path],
-    texts: str | Path | Iterable[Record],
-    *,
-    lfs: str | Path | None = None,
-    labels: Sequence[str] | None = None,
-    lang: str = "en",
-    phrase_attr: str = "ORTH",
-    progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
-    through: Callable[[Iterable[DocCandidates]], Iterable[DocCandidates]] | None = None,
-) -> CandidateTable:
-    """Rules and functions applied to every text: the candidate table a session ranks.
-
-    ``texts`` is a file or folder (``corpus.read_texts``) or the records themselves (``bootstrap
-    train`` reads them back from the store). ``through`` sees the candidate stream on its way.
-    """
-    nlp = spacy.blank(lang)
-    rules = load_rules(pattern_files, nlp.vocab)
-    functions = load_lfs(lfs) if lfs else []
-    records: Iterable[Record] = read_texts(texts) if isinstance(texts, (str, Path)) else texts
-    if progress is not None:
-        records = progress(records)
-    results: Iterable[DocCandidates] = generate_candidates(nlp, RuleMatcher(nlp, rules, phrase_attr), records)
-    if through is not None:
-        results = through(results)
-    return build_candidate_table(results, rules, functions, labels)
-
-
-def _storing(records: Iterable[Record], store: Store, dataset: str, batch: int = 2000) -> Iterator[Record]:
-    """Pass the record stream through, storing every text in batches.
-
-    All texts are kept, not only those with a rule match: span proposers and, later, the model
-    find candidates in the others, and the page shows texts from the store, not from memory.
-    """
-    buffer: list[Record] = []
-    for record in records:
-        buffer.append(record)
-        if len(buffer) >= batch:
-            store.add_examples(dataset, buffer)
-            buffer = []
-        yield record
-    if buffer:
-        store.add_examples(dataset, buffer)
-
-
-def _question_rows(table: CandidateTable) -> Iterator[dict[str, Any]]:
-    for i in range(table.n_questions):
-        row = int(table.question_row[i])
-        yield {
-            "input_hash": int(table.input_hash[row]), "start": int(table.start[row]), "end": int(table.end[row]),
-            "label": table.label_of(int(table.question_class[i])),
-            "token_start": int(table.token_start[row]), "token_end": int(table.token_end[row]),
-        }

@@ -43,13 +43,15 @@ from spacy.util import filter_spans
 
 from .aggregate import Aggregate
 from .candidates import DocCandidates
+from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED
 from .corpus import read_texts
 from .errors import InputError
 from .gold import Gold, gold_answer, load_gold
 from .hashing import input_hash as hash_text
 from .labelmatrix import CandidateTable
-from .session import Session, SessionConfig, build_table
-from .train import evaluate_gold, gold_docs, score_ents, token_span, train_ner
+from .session import Session, SessionConfig
+from .table import build_table
+from .train import dev_bucket, evaluate_gold, gold_docs, score_ents, token_span, train_ner
 from .weak_labels import WeakLabelConfig, build_training_set, question_index, train_model
 
 STRATEGIES = ("active", "random", "rules", "gold")
@@ -75,7 +77,7 @@ class GoldAnnotator:
 
     gold: Gold
     noise: float = 0.0
-    seed: int = 0
+    seed: int = SEED
     asked: int = 0
     flipped: int = 0
     _rng: random.Random = field(init=False, repr=False)
@@ -120,9 +122,9 @@ class Reporter:
 def in_test_split(input_hash: int, share: float = TEST_SHARE) -> bool:
     """Whether a text belongs to the held-out test split: the same on every run and machine.
 
-    The bucket comes from bits 32-47 of the input hash, not from ``hash % 10_000`` as the
-    decisions' dev split does (:func:`bootstrap.train.split_decisions`): with the same bucket,
-    the pool would hold no text the dev split could take.
+    The bucket comes from bits 32-47 of the input hash, not from the low digits the decisions'
+    dev split uses (:func:`bootstrap.train.dev_bucket`): with the same bucket, the pool would
+    hold no text the dev split could take.
     """
     return ((input_hash >> 32) & 0xFFFF) < share * 0x10000
 
@@ -198,13 +200,13 @@ def simulate(
     test: str | Path | None = None,
     budget: int = 500,
     checkpoint: int = 100,
-    seed: int = 0,
+    seed: int = SEED,
     strategies: Sequence[str] = STRATEGIES,
     noise: float = 0.0,
     lfs: str | Path | None = None,
-    lang: str = "en",
-    phrase_attr: str = "ORTH",
-    max_epochs: int = 10,
+    lang: str = LANG,
+    phrase_attr: str = PHRASE_ATTR,
+    max_epochs: int = MAX_EPOCHS,
     patience: int = 2,
     answer_with: Answerer | None = None,
     reporter: Reporter | None = None,
@@ -357,7 +359,7 @@ def run_decisions(
             "asked": {**asked, "distinct_strings": len(strings)}}
 
 
-def session_config(strategy: str, seed: int, lang: str, models_dir: Path, max_epochs: int = 10, patience: int = 2,
+def session_config(strategy: str, seed: int, lang: str, models_dir: Path, max_epochs: int = MAX_EPOCHS, patience: int = 2,
                    weak_labels: WeakLabelConfig | None = None) -> SessionConfig:
     """The page's defaults, for ``active``; ``random`` asks in random order and never hands off.
 
@@ -533,7 +535,7 @@ def ceiling_scores(
         key = hash_text(doc.text)
         if key in data.pool_hashes and key not in seen:
             seen.add(key)
-            (dev if key % 10_000 / 10_000 < DEV_SHARE else train).append(doc)
+            (dev if dev_bucket(key) < DEV_SHARE else train).append(doc)
     if not dev:
         dev.append(train.pop())
     labels = sorted({ent.label_ for doc in train for ent in doc.ents})

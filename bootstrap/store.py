@@ -35,22 +35,16 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from .config import DEFAULT_DB, LANG
 from .corpus import JSONL_SUFFIXES, Record, read_texts
 from .errors import InputError, Problem
 from .hashing import input_hash as hash_text
-from .hashing import task_hash as hash_task
+from .tasks import ANSWERS, TaskImport, check_answer, export_task, question_row
 
 if TYPE_CHECKING:  # spaCy is imported only by import_tasks: a server process starts faster without it
     from spacy.language import Language
 
-DEFAULT_DB = "bootstrap.db"
-ANSWERS = ("accept", "reject", "ignore")
 BATCH_SIZE = 5000
-# Prodigy view ids of tasks that show every entity of a text at once: accepting one means the
-# annotator reviewed the whole text, so what is not marked is not an entity.
-MANUAL_VIEWS = ("ner_manual", "spans_manual")
-# Keys export_tasks adds to an example's meta; import_tasks takes them back out.
-ANSWER_META = ("probability", "exploration", "votes")
 
 metadata = sa.MetaData()
 
@@ -106,6 +100,15 @@ answers_table = sa.Table(
     # what another process undid or changed lately (Store.answer_changes), found without a scan
     sa.Index("ix_answers_undone", "dataset_id", "undone_at"),
     sa.Index("ix_answers_changed", "dataset_id", "changed_at"),
+)
+# An Answer's fields, in order, from answers joined to questions and examples (_with_question_and_text).
+ANSWER_COLUMNS = (
+    answers_table.c.id, answers_table.c.task_hash, questions_table.c.input_hash, questions_table.c.start,
+    questions_table.c.end, questions_table.c.label, answers_table.c.answer, answers_table.c.annotator,
+    answers_table.c.created, answers_table.c.exploration, answers_table.c.probability, answers_table.c.votes,
+    questions_table.c.token_start, questions_table.c.token_end, answers_table.c.changed_at, answers_table.c.undone_at,
+    # span_text: SQL counts from 1, in characters
+    sa.func.substr(examples_table.c.text, questions_table.c.start + 1, questions_table.c.end - questions_table.c.start),
 )
 # Indexes added after the first release: created on databases made before them, too.
 LATER_INDEXES = ("ix_answers_undone", "ix_answers_changed")
@@ -377,7 +380,7 @@ class Store:
         token_end``), asked or not: the spans proposed for a text are what training treats as
         "looked at". Their texts must have been added with :meth:`add_examples` first."""
         dataset_id = self.dataset_id(dataset)
-        rows = ({"dataset_id": dataset_id, **_question_row(question)} for question in questions)
+        rows = ({"dataset_id": dataset_id, **question_row(question)} for question in questions)
         try:
             return self._insert_batches(questions_table, rows)
         except sa.exc.IntegrityError as error:
@@ -430,7 +433,7 @@ class Store:
 
         The annotator's lease on the question ends with the answer.
         """
-        _check_answer(answer)
+        check_answer(answer)
         task_hash = int(task_hash)
         dataset_id = self.dataset_id(dataset)
         with self._writer.begin() as conn:
@@ -467,7 +470,7 @@ class Store:
 
     def change_answer(self, answer_id: int, answer: str) -> Answer:
         """Change a live answer in place (the page's "last answers" list); the first value is kept."""
-        _check_answer(answer)
+        check_answer(answer)
         a = answers_table
         with self._writer.begin() as conn:
             row = conn.execute(sa.select(a.c.answer, a.c.first_answer, a.c.undone_at).where(a.c.id == answer_id)).first()
@@ -538,16 +541,9 @@ class Store:
         return result
 
     def _select_answers(self, conn: Connection, where, *, live: bool = True, order=None, limit: int | None = None) -> Iterator[Answer]:
-        a, q, e = answers_table, questions_table, examples_table
+        a = answers_table
         query = (
-            sa.select(
-                a.c.id, a.c.task_hash, q.c.input_hash, q.c.start, q.c.end, q.c.label, a.c.answer, a.c.annotator,
-                a.c.created, a.c.exploration, a.c.probability, a.c.votes, q.c.token_start, q.c.token_end,
-                a.c.changed_at, a.c.undone_at,
-                sa.func.substr(e.c.text, q.c.start + 1, q.c.end - q.c.start),  # SQL counts from 1, in characters
-            )
-            .join(q, (q.c.dataset_id == a.c.dataset_id) & (q.c.task_hash == a.c.task_hash))
-            .join(e, (e.c.dataset_id == q.c.dataset_id) & (e.c.input_hash == q.c.input_hash))
+            _with_question_and_text(*ANSWER_COLUMNS)
             .where(where)
             .order_by(a.c.id if order is None else order)
         )
@@ -650,39 +646,20 @@ class Store:
         """
         wanted = tuple(answers)
         for answer in wanted:
-            _check_answer(answer)
+            check_answer(answer)
         dataset_id = self.dataset_id(dataset, create=False)
-        a, q, e = answers_table, questions_table, examples_table
+        a, e = answers_table, examples_table
         query = (
-            sa.select(
-                e.c.text, e.c.meta, q.c.input_hash, q.c.task_hash, q.c.start, q.c.end, q.c.label, q.c.token_start,
-                q.c.token_end, a.c.answer, a.c.annotator, a.c.session_id, a.c.created, a.c.exploration,
-                a.c.probability, a.c.votes,
-            )
-            .join(q, (q.c.dataset_id == a.c.dataset_id) & (q.c.task_hash == a.c.task_hash))
-            .join(e, (e.c.dataset_id == q.c.dataset_id) & (e.c.input_hash == q.c.input_hash))
+            _with_question_and_text(*ANSWER_COLUMNS, e.c.text, e.c.meta, a.c.session_id)
             .where(a.c.dataset_id == dataset_id, a.c.undone_at.is_(None), a.c.answer.in_(wanted))
             .order_by(a.c.id)
         )
         with self.engine.connect() as conn:
             for row in conn.execute(query):
-                span = {"start": row.start, "end": row.end, "label": row.label,
-                        "token_start": row.token_start, "token_end": row.token_end - 1}
-                meta = {**(row.meta or {}), "exploration": row.exploration}
-                if row.probability is not None:
-                    meta["probability"] = row.probability
-                if row.votes is not None:
-                    meta["votes"] = row.votes
-                annotator_id = f"{dataset}-{row.annotator}"
-                yield {
-                    "text": row.text, "spans": [span], "label": row.label, "answer": row.answer, "meta": meta,
-                    "_input_hash": row.input_hash, "_task_hash": row.task_hash, "_view_id": "ner",
-                    "_annotator_id": annotator_id, "_session_id": row.session_id or annotator_id,
-                    "_timestamp": int(row.created),
-                }
+                yield export_task(row, dataset)
 
     def import_tasks(
-        self, dataset: str, path: str | Path, *, lang: str = "en", nlp: Language | None = None,
+        self, dataset: str, path: str | Path, *, lang: str = LANG, nlp: Language | None = None,
         annotator: str | None = None, skip_misaligned: bool = False,
     ) -> ImportResult:
         """Read decisions in Prodigy's JSONL task format into ``dataset``, all or nothing.
@@ -710,7 +687,7 @@ class Store:
             import spacy
 
             nlp = spacy.blank(lang)
-        parsed = _ParsedImport(dataset, nlp, annotator, skip_misaligned)
+        parsed = TaskImport(dataset, nlp, annotator, skip_misaligned)
         problems: list[Problem] = []
         for record in read_texts(path, on_problem=problems.append):
             file, _, line = record.source.rpartition(":")
@@ -723,7 +700,7 @@ class Store:
             raise InputError.single(path, None, "no tasks in the file")
         return self._write_import(dataset, parsed)
 
-    def _write_import(self, dataset: str, parsed: "_ParsedImport") -> ImportResult:
+    def _write_import(self, dataset: str, parsed: TaskImport) -> ImportResult:
         dataset_id = self.dataset_id(dataset)
         e, a = examples_table, answers_table
         with self._writer.begin() as conn:
@@ -752,99 +729,6 @@ class Store:
         )
 
 
-class _ParsedImport:
-    """The rows of an import file, checked line by line before anything is written."""
-
-    def __init__(self, dataset: str, nlp: Language, annotator: str | None, skip_misaligned: bool):
-        self.dataset = dataset
-        self.annotator = annotator
-        self.nlp = nlp
-        self.skip_misaligned = skip_misaligned
-        self.skipped_misaligned = 0
-        self.examples: dict[int, dict[str, Any]] = {}
-        self.questions: dict[int, dict[str, Any]] = {}
-        self.answers: list[dict[str, Any]] = []
-        self.reviewed: set[int] = set()
-        self.tasks = 0
-        self.skipped_manual = 0
-        self._doc = None
-
-    def add(self, record: Record) -> str | None:
-        """Take one task in; a message when it is not a decision bootstrap can store."""
-        task = record.task
-        self.tasks += 1
-        answer = task.get("answer")
-        if answer not in ANSWERS:
-            return f'"answer" must be one of {", ".join(ANSWERS)}, got {answer!r}'
-        spans = task.get("spans")
-        if spans is None:
-            return 'missing "spans": a binary NER task has one span'
-        manual = task.get("_view_id") in MANUAL_VIEWS or len(spans) != 1
-        if manual and answer != "accept":
-            self.skipped_manual += 1
-            return None
-        questions = []
-        for i, span in enumerate(spans):
-            label = span.get("label", task.get("label"))
-            if not isinstance(label, str) or not label:
-                return f'span {i} has no "label" (on the span or the task)'
-            given = span.get("token_start"), span.get("token_end")
-            if given != (None, None) and not (all(map(_is_int, given)) and 0 <= given[0] <= given[1]):
-                return f'span {i}: "token_start" and "token_end" must be integers with token_start <= token_end'
-            tokens = self._token_offsets(record.text, span)
-            if given != (None, None):
-                claimed = (given[0], given[1] + 1)  # Prodigy's token_end is the last token, inclusive
-                if tokens is not None and claimed != tokens:
-                    return (f"span {i}: token_start/token_end {given[0]}, {given[1]} do not match characters "
-                            f"{span['start']}-{span['end']}, which are tokens {tokens[0]}-{tokens[1] - 1} of "
-                            f"spacy.blank({self.nlp.lang!r}) (Prodigy counts token_end inclusive)")
-                tokens = tokens or claimed  # a span our tokenizer cannot align keeps the tokens it came with
-            if tokens is None:
-                if self.skip_misaligned:
-                    self.skipped_misaligned += 1
-                    return None
-                return (f"span {i} ({span['start']}, {span['end']}) {record.text[span['start']:span['end']]!r} does not "
-                        f"start and end on token boundaries of spacy.blank({self.nlp.lang!r}): fix the offsets, give "
-                        f"token_start and token_end, or import with --skip-misaligned")
-            questions.append(_question_row({
-                "input_hash": record.input_hash, "start": span["start"], "end": span["end"], "label": label,
-                "token_start": tokens[0], "token_end": tokens[1],
-            }))
-        meta = dict(record.meta)
-        answer_meta = {key: meta.pop(key) for key in ANSWER_META if key in meta}
-        self.examples.setdefault(record.input_hash, {"input_hash": record.input_hash, "text": record.text, "meta": meta})
-        if manual:
-            self.reviewed.add(record.input_hash)
-        annotator = self.annotator or _annotator(task, self.dataset)
-        timestamp = task.get("_timestamp")
-        created = float(timestamp) if isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool) else time.time()
-        probability = answer_meta.get("probability")
-        for question in questions:
-            self.questions[question["task_hash"]] = question
-            self.answers.append({
-                "task_hash": question["task_hash"], "answer": answer, "annotator": annotator,
-                "session_id": task.get("_session_id") if isinstance(task.get("_session_id"), str) else None,
-                "created": created, "exploration": bool(answer_meta.get("exploration", False)),
-                "probability": float(probability) if isinstance(probability, (int, float)) else None,
-                "votes": None if manual else answer_meta.get("votes"),
-            })
-        return None
-
-    def _token_offsets(self, text: str, span: dict[str, Any]) -> tuple[int, int] | None:
-        """(token_start, exclusive token_end) of the span in spaCy's tokens; None when it cuts a token."""
-        if self._doc is None or self._doc.text != text:
-            self._doc = self.nlp.make_doc(text)
-        char_span = self._doc.char_span(span["start"], span["end"])
-        return None if char_span is None else (char_span.start, char_span.end)
-
-
-def _annotator(task: dict[str, Any], dataset: str) -> str:
-    annotator_id = task.get("_annotator_id") or task.get("_session_id")
-    if not isinstance(annotator_id, str) or not annotator_id:
-        return "import"
-    return annotator_id.removeprefix(f"{dataset}-") or annotator_id
-
-
 def _example_row(record: Record | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(record, Record):
         return {"input_hash": record.input_hash, "text": record.text, "meta": record.meta}
@@ -853,22 +737,14 @@ def _example_row(record: Record | Mapping[str, Any]) -> dict[str, Any]:
     return {"input_hash": int(record.get("input_hash", hash_text(text))), "text": text, "meta": dict(meta)}
 
 
-def _question_row(question: Any) -> dict[str, Any]:
-    get = question.get if isinstance(question, Mapping) else lambda key, default=None: getattr(question, key, default)
-    # int(): the label matrix holds offsets and hashes in numpy arrays, which database drivers refuse.
-    row = {key: int(get(key)) for key in ("input_hash", "start", "end", "token_start", "token_end")}
-    row["label"] = str(get("label"))
-    row["task_hash"] = hash_task(row["input_hash"], row["start"], row["end"], row["label"])
-    return row
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_answer(answer: str) -> None:
-    if answer not in ANSWERS:
-        raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
+def _with_question_and_text(*columns) -> sa.Select:
+    """``SELECT columns FROM answers`` joined to each answer's question and its text."""
+    a, q, e = answers_table, questions_table, examples_table
+    return (
+        sa.select(*columns)
+        .join(q, (q.c.dataset_id == a.c.dataset_id) & (q.c.task_hash == a.c.task_hash))
+        .join(e, (e.c.dataset_id == q.c.dataset_id) & (e.c.input_hash == q.c.input_hash))
+    )
 
 
 def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -936,7 +812,3 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"PRAGMA synchronous={'NORMAL' if options.get('bootstrap_ephemeral') else 'FULL'}")
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-
-def dumps_task(task: dict[str, Any]) -> str:
-    """One JSONL line of a task, as Prodigy writes them (UTF-8, not ASCII-escaped)."""
-    return json.dumps(task, ensure_ascii=False)

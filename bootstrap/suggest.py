@@ -34,6 +34,7 @@ from typing import Any, Iterable, Sequence
 import spacy
 from spacy.tokens import Doc, Span
 
+from .config import LANG, PHRASE_ATTR
 from .matching import RuleMatcher
 from .rules import Pattern, Rule, RuleSet, derive_rule_id, load_rules
 from .store import Store
@@ -76,8 +77,8 @@ def suggest_patterns(
     pattern_files: Sequence[str | Path],
     *,
     min_count: int = 2,
-    lang: str = "en",
-    phrase_attr: str = "ORTH",
+    lang: str = LANG,
+    phrase_attr: str = PHRASE_ATTR,
 ) -> list[dict[str, Any]]:
     """Proposed pattern lines for ``dataset``'s decisions under the rules in ``pattern_files``.
 

@@ -46,10 +46,11 @@ from spacy.training import Example
 from spacy.util import filter_spans, registry
 from thinc.api import Config
 
+from .config import DECISIONS_MAX_EPOCHS, LANG, MAX_EPOCHS, SEED
 from .corpus import read_texts
 from .errors import InputError, Problem
 from .hashing import input_hash as hash_text
-from .store import ANSWERS
+from .tasks import decision_accuracy, task_input_hash, task_problem
 
 INCORRECT_SPANS_KEY = "incorrect_spans"
 
@@ -142,36 +143,6 @@ class TextDecisions:
         return any(counts["accept"] or counts["reject"] for counts in self.votes.values())
 
 
-def task_input_hash(task: dict[str, Any]) -> int:
-    """The task's ``_input_hash`` (what the store keys ``proposed`` by), else the hash of its text."""
-    value = task.get("_input_hash")
-    return value if isinstance(value, int) else hash_text(task["text"])
-
-
-def task_problem(task: Any) -> str | None:
-    """What makes ``task`` unusable as a decision, or None. Used for file:line errors."""
-    if not isinstance(task, dict) or not isinstance(task.get("text"), str):
-        return 'a decision needs a "text" string'
-    answer = task.get("answer")
-    if answer not in ANSWERS:
-        return f'"answer" must be one of {", ".join(ANSWERS)}, got {answer!r}'
-    spans = task.get("spans", [])
-    if not isinstance(spans, list):
-        return f'"spans" must be a list, got {type(spans).__name__}'
-    for i, span in enumerate(spans):
-        if not isinstance(span, dict) or not isinstance(span.get("start"), int) or not isinstance(span.get("end"), int):
-            return f'span {i} needs integer "start" and "end"'
-        if not isinstance(span.get("label"), str) or not span["label"]:
-            return f'span {i} needs a "label"'
-        if span["end"] < span["start"]:
-            return f"span {i} ({span['start']}, {span['end']}) ends before it starts"
-        if span["end"] == span["start"]:
-            return f"span {i} ({span['start']}, {span['end']}) is empty"
-        if not 0 <= span["start"] < span["end"] <= len(task["text"]):
-            return f"span {i} ({span['start']}, {span['end']}) is outside the text of {len(task['text'])} characters"
-    return None
-
-
 def group_decisions(
     tasks: Iterable[dict[str, Any]],
     proposed: dict[int, Iterable[Sequence]] | None = None,
@@ -184,7 +155,7 @@ def group_decisions(
     """
     texts: dict[int, TextDecisions] = {}
     for number, task in enumerate(tasks, start=1):
-        problem = task_problem(task)
+        problem = task_problem(task, decision=True)
         if problem:
             raise ValueError(f"decision {number}: {problem}")
         key = task_input_hash(task)
@@ -214,7 +185,7 @@ def read_decisions(path: str | Path) -> list[dict[str, Any]]:
     problems: list[Problem] = []
     tasks = []
     for record in read_texts(path, on_problem=problems.append):
-        problem = task_problem(record.task)
+        problem = task_problem(record.task, decision=True)
         if problem:
             file, _, line = record.source.rpartition(":")
             problems.append(Problem(file, int(line), problem))
@@ -236,13 +207,20 @@ def split_decisions(tasks: Iterable[dict[str, Any]], dev_share: float = 0.2) -> 
     tasks = list(tasks)
     bucket = {}
     for task in tasks:
-        bucket.setdefault(task_input_hash(task), hash_text(task["text"]) % 10_000 / 10_000)
+        bucket.setdefault(task_input_hash(task), dev_bucket(hash_text(task["text"])))
     dev_keys = {key for key, value in bucket.items() if value < dev_share}
     if not dev_keys and dev_share > 0 and len(bucket) >= 2:
         dev_keys = {min(bucket, key=bucket.get)}
     train = [task for task in tasks if task_input_hash(task) not in dev_keys]
     dev = [task for task in tasks if task_input_hash(task) in dev_keys]
     return train, dev
+
+
+def dev_bucket(input_hash: int) -> float:
+    """A text's place in [0, 1) for held-out splits: below the dev share, it is held out. The
+    decisions' split and the simulation's supervised ceiling use the same one, so they hold out
+    the same texts."""
+    return input_hash % 10_000 / 10_000
 
 
 # --- decisions → Docs --------------------------------------------------------------------------
@@ -386,7 +364,7 @@ def _runs(doc: Doc, tokens: set[int]) -> list[Span]:
 
 
 def ner_config(
-    lang: str = "en", *, seed: int = 0, max_epochs: int = 10, patience: int = 3, eval_frequency: int = 200,
+    lang: str = LANG, *, seed: int = SEED, max_epochs: int = MAX_EPOCHS, patience: int = 3, eval_frequency: int = 200,
     beam: bool = False, progress: bool = False,
 ) -> Config:
     """spaCy's own default config for ``spacy.blank(lang)`` + ``ner`` (or ``beam_ner``), trained
@@ -421,10 +399,10 @@ def train_ner(
     dev_docs: Sequence[Doc],
     output_dir: str | Path,
     *,
-    lang: str = "en",
+    lang: str = LANG,
     labels: Iterable[str] | None = None,
-    seed: int = 0,
-    max_epochs: int = 10,
+    seed: int = SEED,
+    max_epochs: int = MAX_EPOCHS,
     patience: int = 3,
     eval_frequency: int | None = None,
     beam: bool = False,
@@ -478,8 +456,8 @@ def train_from_decisions(
     scheme: str | Scheme = DEFAULT_SCHEME,
     gold: str | Path | Sequence[Doc] | None = None,
     dev_share: float = 0.2,
-    seed: int = 0,
-    max_epochs: int = 20,
+    seed: int = SEED,
+    max_epochs: int = DECISIONS_MAX_EPOCHS,
     patience: int = 3,
     progress: bool = False,
     log: Callable[[str], Any] = lambda message: None,
@@ -528,16 +506,7 @@ def evaluate_decisions(nlp: Language, tasks: Iterable[dict[str, Any]]) -> dict[s
             for span in _unique(_spans(doc, keys)):
                 total[answer] += 1
                 right[answer] += ((span.start, span.end, span.label_) in predicted) == (answer == "accept")
-
-    def share(n: int, of: int) -> float | None:
-        return n / of if of else None
-
-    return {
-        "accepted": total["accept"], "rejected": total["reject"],
-        "accept_accuracy": share(right["accept"], total["accept"]),
-        "reject_accuracy": share(right["reject"], total["reject"]),
-        "accuracy": share(right["accept"] + right["reject"], total["accept"] + total["reject"]),
-    }
+    return decision_accuracy(right, total)
 
 
 def gold_docs(nlp: Language, path: str | Path, labels: Iterable[str] | None = None) -> list[Doc]:

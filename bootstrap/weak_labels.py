@@ -64,7 +64,8 @@ from spacy.tokens import Doc, Span
 
 from .aggregate import MIN_COMPARED, Aggregate, fit_yes_probability
 from .labelmatrix import CandidateTable, surface_key
-from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, task_input_hash, token_span
+from .tasks import task_input_hash
+from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, token_span
 
 Outside = Literal["sparse", "all"]
 SOURCES = ("decision", "carried", "weak")
@@ -209,7 +210,7 @@ def training_set_from_store(
     """The handoff's training set with nothing but the store and the rules' files: the rules are
     applied again to the stored texts (``bootstrap train DATASET --rules ...``)."""
     from .corpus import Record
-    from .session import build_table
+    from .table import build_table
 
     records = (Record(text, key, f"{dataset}:{key}") for key, text in store.texts(dataset))
     table = build_table(pattern_files, records, lfs=lfs, lang=nlp.lang, phrase_attr=phrase_attr)

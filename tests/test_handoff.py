@@ -12,7 +12,8 @@ from bootstrap.handoff import HandoffPolicy, decision_f, rules_accuracy
 from bootstrap.labelmatrix import ABSTAIN, MODEL_COLUMN, NOT_ENTITY, ModelSpan, with_model
 from bootstrap.ranking import Ranker
 from bootstrap.aggregate import Aggregate
-from bootstrap.session import Session, SessionConfig, build_table
+from bootstrap.session import Session, SessionConfig
+from bootstrap.table import build_table
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "diseases"
@@ -152,7 +153,7 @@ if __name__ == "__main__":
                                  db={str(tmp_path / 'b.db')!r}, dataset="d", config=config)
     session.start_handoff()
     time.sleep(1)
-    print(*session._pool._processes, flush=True)
+    print(*session.handoff._pool._processes, flush=True)
     time.sleep(600)
 """)
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)

@@ -13,7 +13,7 @@ from bootstrap.corpus import Record
 from bootstrap.hashing import input_hash
 from bootstrap.labelmatrix import ModelSpan, with_model
 from bootstrap.ranking import SETTLED, Ranker
-from bootstrap.session import build_table
+from bootstrap.table import build_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

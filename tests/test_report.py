@@ -21,7 +21,8 @@ from bootstrap.gold import gold_answer, load_gold
 from bootstrap.handoff import HandoffPolicy
 from bootstrap.hashing import task_hash
 from bootstrap.report import ReportOptions, render_entities, report_data, write_report
-from bootstrap.session import Session, SessionConfig, build_table
+from bootstrap.session import Session, SessionConfig
+from bootstrap.table import build_table
 from bootstrap.store import Store
 from bootstrap.train import train_from_decisions
 

@@ -22,7 +22,8 @@ from bootstrap.cli import app
 from bootstrap.corpus import read_texts
 from bootstrap.labelmatrix import CandidateTable, concat_tables
 from bootstrap.scale import Recipe, build_table_dask, partial_table, partitions
-from bootstrap.session import Session, build_table
+from bootstrap.session import Session
+from bootstrap.table import build_table
 
 ROOT = Path(__file__).resolve().parents[1]
 PATTERNS = [ROOT / "examples" / "diseases" / "patterns.jsonl", *sorted((ROOT / "patterns").glob("*.jsonl"))]

@@ -13,7 +13,8 @@ from bootstrap.corpus import Record
 from bootstrap.gold import gold_answer, load_gold
 from bootstrap.handoff import HandoffPolicy
 from bootstrap.hashing import input_hash
-from bootstrap.session import Session, SessionConfig, build_table
+from bootstrap.session import Session, SessionConfig
+from bootstrap.table import build_table
 from bootstrap.train import INCORRECT_SPANS_KEY, split_decisions
 from bootstrap.weak_labels import WeakLabelConfig, build_training_set, replay, training_set_from_store
 

@@ -351,7 +351,7 @@ def test_every_label_gets_a_share_of_early_questions(nlp, shared_data):
 
 def test_example_lfs_find_what_no_rule_covers():
     """The bundled example's lfs.py: its proposer adds whole long forms the token patterns miss."""
-    from bootstrap.session import build_table
+    from bootstrap.table import build_table
 
     example = ROOT / "examples" / "diseases"
     rules_only = build_table([example / "patterns.jsonl"], example / "texts.jsonl")

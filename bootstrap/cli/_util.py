@@ -20,8 +20,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
+from ..config import DEFAULT_DB
 from ..errors import InputError, Notice
-from ..store import DEFAULT_DB
 
 if TYPE_CHECKING:
     from spacy.language import Language

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..store import DEFAULT_DB
+from ..config import DEFAULT_DB, LANG, MODES, PHRASE_ATTR, HandoffPolicy, SessionConfig
 from ._util import (
     DB_OPTION, app, blank_nlp, console, count_lines, fail, reports_input_errors, split_patterns_and_texts,
     validate_phrase_attr, with_progress,
@@ -24,21 +24,20 @@ def annotate_cli(
     label: Annotated[Optional[list[str]], typer.Option("--label", help="Only ask about this label (repeat for several).")] = None,
     host: Annotated[str, typer.Option(help="Interface to serve on: 127.0.0.1 keeps the page on this machine.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the page.")] = 8080,
-    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = "en",
-    phrase_attr: Annotated[str, typer.Option(callback=validate_phrase_attr, help="Token attribute phrase patterns match on.")] = "ORTH",
-    exploration: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of questions drawn at random (unbiased estimates).")] = 0.1,
-    refit_every: Annotated[int, typer.Option(min=0, help="Refit the LabelModel every N decisions (0: never).")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the exploration draws, the LabelModel and training.")] = 0,
-    handoff: Annotated[str, typer.Option(help="When a model trained from the decisions takes over: auto (when it beats the rules on held-out decisions), now, never.")] = "auto",
-    handoff_every: Annotated[int, typer.Option(min=1, help="Train a new model every N decisions.")] = 200,
-    handoff_min_accepts: Annotated[int, typer.Option(min=1, help="Accepts each label needs before the first model.")] = 20,
-    models_dir: Annotated[Path, typer.Option(help="Where trained models are written.")] = Path("bootstrap-models"),
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = LANG,
+    phrase_attr: Annotated[str, typer.Option(callback=validate_phrase_attr, help="Token attribute phrase patterns match on.")] = PHRASE_ATTR,
+    exploration: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of questions drawn at random (unbiased estimates).")] = SessionConfig.exploration,
+    refit_every: Annotated[int, typer.Option(min=0, help="Refit the LabelModel every N decisions (0: never).")] = SessionConfig.refit_every,
+    seed: Annotated[int, typer.Option(help="Seed of the exploration draws, the LabelModel and training.")] = SessionConfig.seed,
+    handoff: Annotated[str, typer.Option(help="When a model trained from the decisions takes over: auto (when it beats the rules on held-out decisions), now, never.")] = HandoffPolicy.mode,
+    handoff_every: Annotated[int, typer.Option(min=1, help="Train a new model every N decisions.")] = HandoffPolicy.every,
+    handoff_min_accepts: Annotated[int, typer.Option(min=1, help="Accepts each label needs before the first model.")] = HandoffPolicy.min_accepts,
+    models_dir: Annotated[Path, typer.Option(help="Where trained models are written.")] = Path(HandoffPolicy.models_dir),
     dask: Annotated[Optional[str], typer.Option("--dask", metavar="ADDRESS|local:N", help="Find the candidates on a Dask cluster: a scheduler's address, or local:N for N worker processes here (needs the dask extra installed).")] = None,
 ) -> None:
     """Answer one binary question at a time in the browser; every answer is stored at once."""
     from .. import scale
-    from ..handoff import MODES, HandoffPolicy
-    from ..session import Session, SessionConfig
+    from ..session import Session
 
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:

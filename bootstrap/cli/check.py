@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ..config import LANG, PHRASE_ATTR
 from ..errors import InputError, Problem
 from ._util import (
     app, blank_nlp, console, count_lines, reports_input_errors, split_patterns_and_texts, validate_phrase_attr,
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 @reports_input_errors
 def check_cli(
     files: Annotated[list[Path], typer.Argument(metavar="PATTERNS... [TEXTS]", help="Pattern files, then the texts (JSONL, .txt or a folder). Pattern files alone: only validate them.")],
-    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = "en",
-    phrase_attr: Annotated[str, typer.Option(help="Token attribute phrase patterns match on (EntityRuler's phrase_matcher_attr).", callback=validate_phrase_attr)] = "ORTH",
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = LANG,
+    phrase_attr: Annotated[str, typer.Option(help="Token attribute phrase patterns match on (EntityRuler's phrase_matcher_attr).", callback=validate_phrase_attr)] = PHRASE_ATTR,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per nlp.pipe batch.")] = 256,
 ) -> None:
@@ -49,7 +50,7 @@ def check_cli(
         print_report(report, Console())
 
 
-def run_check(nlp, rules: RuleSet, texts_path: Path, phrase_attr: str = "ORTH", batch_size: int = 256) -> CheckReport:
+def run_check(nlp, rules: RuleSet, texts_path: Path, phrase_attr: str = PHRASE_ATTR, batch_size: int = 256) -> CheckReport:
     """Read the whole corpus; every bad line of it is reported at the end, together. A rule that
     ran out of time (a catastrophic regex) is a ``warning`` line, as the session prints it: its
     file:line, the text's, how often, and whether it was switched off."""

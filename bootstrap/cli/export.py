@@ -7,7 +7,9 @@ from typing import Annotated, Iterable, TextIO
 
 import typer
 
-from ..store import ANSWERS, DEFAULT_DB, Store, UnknownDataset, dumps_task
+from ..config import DEFAULT_DB
+from ..store import Store, UnknownDataset
+from ..tasks import ANSWERS, dumps_task
 from ._util import DB_OPTION, app, console, fail
 
 

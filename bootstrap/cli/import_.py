@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..store import DEFAULT_DB, Store
+from ..config import DEFAULT_DB, LANG
+from ..store import Store
 from ._util import DB_OPTION, app, blank_nlp, console, reports_input_errors
 
 
@@ -17,7 +18,7 @@ def import_cli(
     dataset: Annotated[str, typer.Argument(help="The dataset to add the decisions to (created if new).")],
     file: Annotated[Path, typer.Argument(help="JSONL of Prodigy NER tasks with an \"answer\" (e.g. from prodigy db-out).")],
     db: Annotated[str, DB_OPTION] = DEFAULT_DB,
-    lang: Annotated[str, typer.Option(help="Language of spacy.blank() that gives token offsets a task lacks.")] = "en",
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank() that gives token offsets a task lacks.")] = LANG,
     annotator: Annotated[Optional[str], typer.Option(help="Store every decision under this annotator (default: the task's _annotator_id).")] = None,
     skip_misaligned: Annotated[bool, typer.Option(help="Leave out tasks whose span cuts a token, instead of stopping.")] = False,
 ) -> None:

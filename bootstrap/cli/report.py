@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..store import DEFAULT_DB, Store, UnknownDataset
+from ..config import DEFAULT_DB, LANG, PHRASE_ATTR, SEED
+from ..store import Store, UnknownDataset
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors, split_patterns_and_texts, validate_phrase_attr
 
 
@@ -20,10 +21,10 @@ def report_cli(
     db: Annotated[str, DB_OPTION] = DEFAULT_DB,
     lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of labeling functions, as given to the session.")] = None,
     label: Annotated[Optional[list[str]], typer.Option("--label", help="Only these labels, as given to the session.")] = None,
-    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = "en",
-    phrase_attr: Annotated[str, typer.Option(callback=validate_phrase_attr, help="Token attribute phrase patterns match on.")] = "ORTH",
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = LANG,
+    phrase_attr: Annotated[str, typer.Option(callback=validate_phrase_attr, help="Token attribute phrase patterns match on.")] = PHRASE_ATTR,
     sample: Annotated[int, typer.Option(min=0, help="Texts shown with the rules' and the model's entities.")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the sample of texts.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the sample of texts.")] = SEED,
     min_count: Annotated[int, typer.Option(min=1, help="Decisions a suggested pattern must fix (see suggest-patterns).")] = 2,
 ) -> None:
     """Write one self-contained HTML page about DATASET: counts, rules, models, suggestions, sample texts.

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..config import LANG, MAX_EPOCHS, SEED
 from ._util import app, console, fail, progress_bar, reports_input_errors, split_patterns_and_texts
 
 # ``bootstrap.simulate.STRATEGIES``, written out so that ``--help`` need not import the
@@ -42,13 +43,13 @@ def simulate_cli(
     test: Annotated[Optional[Path], typer.Option("--test", help="Held-out gold texts to score on; default: a stable 20% of GOLD by input hash, taken out of the pool.")] = None,
     budget: Annotated[int, typer.Option(help="Decisions per strategy.")] = 500,
     checkpoint: Annotated[int, typer.Option(help="Train and score a model every this many decisions.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the ranking, the annotator's noise and every training run.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the ranking, the annotator's noise and every training run.")] = SEED,
     strategies: Annotated[str, typer.Option(help=f"Comma-separated, of {', '.join(STRATEGIES)}.")] = ",".join(STRATEGIES),
     noise: Annotated[float, typer.Option(help="Share of answers the simulated annotator gets wrong (accept and reject swapped).")] = 0.0,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for curves.json and curves.png.")] = Path("simulation"),
     lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of labeling functions, as for `bootstrap annotate`.")] = None,
-    max_epochs: Annotated[int, typer.Option(help="Passes over the training data at most, per checkpoint model and for the ceiling.")] = 10,
-    lang: Annotated[str, typer.Option(help="Language of spacy.blank().")] = "en",
+    max_epochs: Annotated[int, typer.Option(help="Passes over the training data at most, per checkpoint model and for the ceiling.")] = MAX_EPOCHS,
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank().")] = LANG,
     label: Annotated[Optional[list[str]], typer.Option("--label", help="A gold label to score and train the ceiling on (repeat for several). \\[default: the labels the rules and functions vote for]")] = None,
 ) -> None:
     """Answer the loop's questions from gold and compare learning curves: active, random order, rules, ceiling."""

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..store import DEFAULT_DB, DatasetStats, Store, UnknownDataset
+from ..config import DEFAULT_DB, LANG
+from ..store import DatasetStats, Store, UnknownDataset
 from ._util import DB_OPTION, app, fail, reports_input_errors, split_patterns_and_texts
 
 
@@ -25,7 +26,7 @@ def stats_cli(
     dataset: Annotated[str, typer.Option(help="Dataset whose decisions the rules are scored on.")] = "bootstrap",
     lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of labeling functions, as given to the session.")] = None,
     label: Annotated[Optional[list[str]], typer.Option("--label", help="Only these labels, as given to the session.")] = None,
-    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = "en",
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = LANG,
     wide: Annotated[bool, typer.Option("--wide", help="Every column: kind, LabelModel accuracy, the loop's estimate, exploration only.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON on stdout.")] = False,
 ) -> None:
@@ -52,19 +53,19 @@ def stats_cli(
 
 
 def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: str) -> dict:
-    from ..session import Session, build_table
+    from ..replay import replay_dataset
+    from ..table import build_table
 
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:
         fail("give the pattern files, then the texts")
     store.dataset_id(dataset, create=False)
     table = build_table(pattern_files, texts, lfs=lfs, labels=labels, lang=lang)
-    session = Session(store, dataset, table)  # replays the dataset's decisions (and its adopted model)
-    progress = session.progress()
+    replayed = replay_dataset(store, dataset, table)  # the dataset's decisions (and its adopted model), read only
     lf_stats = [{**lf, "decided": lf["from_decisions"]["n"], "right": right_of(lf["from_decisions"])}
-                for lf in session.lf_stats()]
-    return {"method": session.aggregate.method, "method_reason": session.aggregate.method_reason, "lfs": lf_stats,
-            "accepts_per_label": progress["accepts_per_label"], "handoff": progress["handoff"]}
+                for lf in replayed.lf_stats()]
+    return {"method": replayed.aggregate.method, "method_reason": replayed.aggregate.method_reason, "lfs": lf_stats,
+            "accepts_per_label": replayed.accepts_per_label, "handoff": replayed.handoff}
 
 
 def right_of(interval: dict) -> int:

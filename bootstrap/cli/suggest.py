@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from ..store import DEFAULT_DB, Store, UnknownDataset
+from ..config import DEFAULT_DB, LANG, PHRASE_ATTR
+from ..store import Store, UnknownDataset
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors, validate_phrase_attr
 
 
@@ -20,8 +21,8 @@ def suggest_cli(
     db: Annotated[str, DB_OPTION] = DEFAULT_DB,
     min_count: Annotated[int, typer.Option(min=1, help="Decisions a suggestion must get right that the rules get wrong.")] = 2,
     output: Annotated[str, typer.Option("--output", "-o", help="JSONL file to write the pattern lines to, or - for stdout.")] = "-",
-    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize, as given to the session.")] = "en",
-    phrase_attr: Annotated[str, typer.Option(callback=validate_phrase_attr, help="Token attribute phrase patterns match on, as given to the session.")] = "ORTH",
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize, as given to the session.")] = LANG,
+    phrase_attr: Annotated[str, typer.Option(callback=validate_phrase_attr, help="Token attribute phrase patterns match on, as given to the session.")] = PHRASE_ATTR,
 ) -> None:
     """Propose pattern lines learned back from DATASET's decisions, to review and add to your rules.
 

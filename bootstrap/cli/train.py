@@ -19,7 +19,8 @@ from typing import Annotated, Iterable, Iterator, Optional
 import typer
 from rich.markup import escape
 
-from ..store import DEFAULT_DB, Store, UnknownDataset
+from ..config import DECISIONS_MAX_EPOCHS, DEFAULT_DB, LANG, SEED
+from ..store import Store, UnknownDataset
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors
 
 # ``bootstrap.train.DEFAULT_SCHEME``, written out so that ``--help`` need not import spaCy;
@@ -37,8 +38,8 @@ def train_cli(
     from_jsonl: Annotated[Optional[Path], typer.Option("--from-jsonl", help="Train from a Prodigy JSONL file of decisions instead of a dataset.")] = None,
     scheme: Annotated[str, typer.Option(help=SCHEME_HELP)] = DEFAULT_SCHEME,
     eval_path: Annotated[Optional[Path], typer.Option("--eval", help="JSONL with complete annotations ({text, spans}) to score the model on.")] = None,
-    lang: Annotated[str, typer.Option(help="Language of spacy.blank() the pipeline starts from.")] = "en",
-    seed: Annotated[int, typer.Option(help="Random seed: the same decisions and seed give the same model.")] = 0,
+    lang: Annotated[str, typer.Option(help="Language of spacy.blank() the pipeline starts from.")] = LANG,
+    seed: Annotated[int, typer.Option(help="Random seed: the same decisions and seed give the same model.")] = SEED,
     max_epochs: Annotated[Optional[int], typer.Option(help="Passes over the training data at most. \\[default: the handoff's with --rules, else 20]")] = None,
     patience: Annotated[Optional[int], typer.Option(help="Stop after this many evaluations (about one an epoch) without improvement. \\[default: the handoff's with --rules, else 3]")] = None,
     dev_share: Annotated[float, typer.Option(help="Share of texts held out to pick the best model and score it.")] = 0.2,
@@ -58,7 +59,7 @@ def train_cli(
                                    max_texts)
     if lfs is not None:
         raise typer.BadParameter("--lfs goes with --rules", param_hint="'--lfs'")
-    max_epochs = 20 if max_epochs is None else max_epochs
+    max_epochs = DECISIONS_MAX_EPOCHS if max_epochs is None else max_epochs
     patience = 3 if patience is None else patience
     if scheme not in SCHEMES:
         raise typer.BadParameter(f"{scheme!r} (choose from {', '.join(SCHEMES)})", param_hint="'--scheme'")
@@ -97,7 +98,7 @@ def _train_whole_corpus(
 
     import spacy
 
-    from ..session import SessionConfig
+    from ..config import SessionConfig
     from ..train import evaluate_gold
     from ..weak_labels import train_model, training_set_from_store
 

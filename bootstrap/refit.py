@@ -1,0 +1,54 @@
+"""Refitting the LabelModel off the request path, every ``refit_every`` decisions.
+
+The shape of all background work in bootstrap (``Aggregate.compute_fit`` / ``apply_fit``): the
+slow fit reads only its inputs and runs in a thread; the swap is quick and happens under the
+session's lock, and only if the aggregate it was fit for is still the session's (a model adopted
+meanwhile brings a new table and its own fit). Answering never waits for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from .aggregate import Aggregate
+
+
+class BackgroundRefit:
+    """At most one refit at a time; ``current()`` is the session's aggregate at the moment of the swap."""
+
+    def __init__(self, every: int, background: bool, lock: threading.RLock, current: Callable[[], Aggregate]):
+        self.every = every
+        self.background = background
+        self._lock = lock
+        self._current = current
+        self._thread: threading.Thread | None = None
+
+    def maybe(self) -> None:
+        """Refit if ``every`` decisions came since the last fit and no refit is running."""
+        aggregate = self._current()
+        if not self.every or aggregate.decisions_since_fit < self.every or self._thread is not None:
+            return
+        balance = aggregate.decision_class_balance()
+        if not self.background:
+            aggregate.fit(balance)
+            return
+
+        def refit() -> None:
+            try:
+                fitted = aggregate.compute_fit(balance)
+                with self._lock:
+                    if self._current() is aggregate:  # a model adopted meanwhile brought a new table and fit
+                        aggregate.apply_fit(fitted)
+            finally:  # a failed fit leaves the previous one in place, and the next one may run
+                with self._lock:
+                    self._thread = None
+
+        self._thread = threading.Thread(target=refit, name="bootstrap-refit", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until a background refit (if any) is applied: for tests and clean shutdown."""
+        thread = self._thread
+        if thread is not None:
+            thread.join()
