@@ -92,7 +92,9 @@ def cold_start_detail() -> str:
         for run in result["runs"]:
             model, rules = run.get("model_f"), run.get("rules_f")
             versus = "nothing to compare on" if model is None or rules is None else f"F {model:.3f} vs {rules:.3f}"
-            cells.append(f"{run['decisions']}: {versus} ({'entered' if run['adopted'] else 'kept out'})")
+            verdict = "kept out" if not run["adopted"] else (
+                "entered" if run.get("compared", True) else "entered uncompared: too few held-out accepts")
+            cells.append(f"{run['decisions']}: {versus} ({verdict})")
         return "; ".join(cells) or "none"
 
     def prf(scores: dict[str, Any]) -> str:

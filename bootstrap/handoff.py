@@ -192,7 +192,9 @@ def handoff_status(
                   "model_f": run["scores"].get("model", {}).get("f"),
                   "rules_f": run["scores"].get("rules", {}).get("f"),
                   "model_accuracy": run["scores"].get("model", {}).get("accuracy"),
-                  "rules_accuracy": run["scores"].get("rules", {}).get("accuracy")} for run in runs],
+                  "rules_accuracy": run["scores"].get("rules", {}).get("accuracy"),
+                  # False: too few held-out accepts to compare, the model entered as a proposer
+                  "compared": bool(run["scores"].get("compared", True))} for run in runs],
     }
 
 

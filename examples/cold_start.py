@@ -168,6 +168,9 @@ def run_session(args: argparse.Namespace, data: SimulationData, lfs: Path | None
 def scorer_reason(progress: dict[str, Any]) -> str:
     handoff = progress["handoff"]
     if handoff["scorer"] == "model":
+        adopted = [run for run in handoff["runs"] if run["adopted"]]
+        if adopted and not adopted[-1].get("compared", True):
+            return "a model entered as a proposer: too few held-out accepts to compare it with the rules yet"
         return "a model beat the rules on held-out decisions and entered the loop"
     if not handoff["runs"]:
         return "no model trained"

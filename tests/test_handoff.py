@@ -178,3 +178,16 @@ def _running(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_model_let_in_without_a_comparison_is_said_to_be_so():
+    """Fewer than MIN_HELD_OUT_ACCEPTS held-out accepts compare nothing: the page, stats and the
+    examples must not call such a model one that beat the rules (F 0.00 vs 0.22, "entered")."""
+    from bootstrap.cli.stats import _entered
+    from bootstrap.handoff import handoff_status
+
+    runs = [{"decisions": 63, "adopted": True, "scores": {"model": {"f": 0.0}, "rules": {"f": 0.22}, "compared": False}},
+            {"decisions": 113, "adopted": True, "scores": {"model": {"f": 0.6}, "rules": {"f": 0.5}, "compared": True}}]
+    status = handoff_status(HandoffPolicy(), runs, {"DISEASE": 20}, "model")
+    assert [run["compared"] for run in status["runs"]] == [False, True]
+    assert [_entered(run) for run in status["runs"]] == ["yes (too few held-out accepts to compare)", "yes"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich import box
@@ -150,8 +150,15 @@ def print_lf_stats(dataset: str, report: dict, console: Console, wide: bool = Fa
             history.add_column(header, justify="right", no_wrap=True)
         for run in runs:
             history.add_row(f"{run['decisions']:,}", _share(run["model_f"]), _share(run["rules_f"]),
-                            _share(run["model_accuracy"]), _share(run["rules_accuracy"]), "yes" if run["adopted"] else "no")
+                            _share(run["model_accuracy"]), _share(run["rules_accuracy"]), _entered(run))
         print_whole(history, console)
+
+
+def _entered(run: dict[str, Any]) -> str:
+    """Whether a model entered the loop, and on what grounds."""
+    if not run["adopted"]:
+        return "no"
+    return "yes" if run.get("compared", True) else "yes (too few held-out accepts to compare)"
 
 
 def plain_table(title: str) -> Table:
