@@ -91,7 +91,7 @@ def test_cold_start_runs_end_to_end_on_the_bundled_example(tmp_path):
         [sys.executable, str(EXAMPLES / "cold_start.py"), str(EXAMPLES / "diseases"), "--decisions", "60",
          "--min-accepts", "10", "--every", "1000", "--max-epochs", "2", "--output", str(tmp_path / "run"),
          "--report", str(report)],
-        capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "160"},
+        capture_output=True, text=True, timeout=420, env={**os.environ, "COLUMNS": "160"},
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     out = completed.stdout
