@@ -15,7 +15,9 @@ the first seed only, ``gold`` (a model trained on every pool text fully annotate
 ceiling). At every checkpoint both orders train the same way: on the whole pool, weakly
 labelled by the rules and corrected by every decision so far (``bootstrap.weak_labels``).
 
-One process per seed (the machine has two cores: run two at once), then ``--summarize``::
+One process per seed (the machine has two cores: run two at once), then ``summarize``
+(``--only active`` re-runs one strategy of a seed and keeps the others from its file, when a
+change cannot have touched them: the file records the commit of each)::
 
     python benchmarks/annotation_efficiency.py run --data ncbi --seed 0
     python benchmarks/annotation_efficiency.py run --data ncbi --seed 1
@@ -54,7 +56,9 @@ def seed_path(data: str, seed: int, results: Path = RESULTS) -> Path:
     return results / "annotation_efficiency" / f"{data}-seed{seed}.json"
 
 
-def run(data: str, seed: int, max_epochs: int, results: Path) -> int:
+def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | None = None) -> int:
+    """One seed; with ``only``, just those strategies, merged into the seed's existing file (the
+    others kept as they were, and the file says which strategies were re-run at which commit)."""
     from bootstrap.simulate import simulate
 
     spec = DATASETS[data]
@@ -63,10 +67,19 @@ def run(data: str, seed: int, max_epochs: int, results: Path) -> int:
         if not path.is_file():
             print(f"error: {path} not found (the shared {spec['name']} data)", file=sys.stderr)
             return 1
-    strategies = ["active", "random", "rules"] + (["gold"] if seed == 0 else [])
+    strategies = only or ["active", "random", "rules"] + (["gold"] if seed == 0 else [])
     result = simulate([spec["patterns"]], train, train, test=test, budget=CHECKPOINTS[-1], checkpoints=CHECKPOINTS,
                       seed=seed, strategies=strategies, lfs=spec["lfs"], max_epochs=max_epochs)
     path = seed_path(data, seed, results)
+    result["settings"]["commit"] = _commit()
+    if only:
+        if not path.is_file():
+            print(f"error: --only needs the seed's earlier run in {path}", file=sys.stderr)
+            return 1
+        earlier = json.loads(path.read_text(encoding="utf8"))
+        earlier["strategies"].update({name: result["strategies"][name] for name in only})
+        earlier["settings"].setdefault("rerun", {}).update(dict.fromkeys(only, result["settings"]["commit"]))
+        result = earlier
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
     for name in ORDERS:
@@ -74,6 +87,16 @@ def run(data: str, seed: int, max_epochs: int, results: Path) -> int:
         print(f"{name:7} " + "  ".join(f"{p['decisions']}: F {p['f']:.3f}" for p in points), flush=True)
     print(f"rules F {result['strategies']['rules']['f']:.3f}; {result['seconds']:.0f} s; {path}")
     return 0
+
+
+def _commit() -> str:
+    """The commit the run measured (with ``+`` when the tree had uncommitted changes)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "bootstrap") else "")
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -191,9 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-epochs", type=int, default=5)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--only", action="append", choices=(*ORDERS, *FLAT),
+                        help="run just this strategy (repeat), merged into the seed's existing file")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.data, args.seed, args.max_epochs, args.results)
+        return run(args.data, args.seed, args.max_epochs, args.results, args.only)
     for line in report(summarize(args.data, args.results)):
         print(line)
     return 0

@@ -126,7 +126,7 @@ class Session:
         """Make ``table`` the one questions come from, with the live answers replayed into it."""
         self.table = table
         self.aggregate = aggregate
-        self.ranker = Ranker(aggregate, exploration=self.config.exploration,
+        self.ranker = Ranker(aggregate, exploration=self.config.exploration, model_share=self.config.model_share,
                              label_floor=self.config.label_floor, seed=self.config.seed)
         self._task_hashes = [hash_task(*table.question(i)) for i in range(table.n_questions)]
         self._index_of = {task: i for i, task in enumerate(self._task_hashes)}

@@ -12,7 +12,7 @@ from bootstrap.aggregate import Aggregate
 from bootstrap.corpus import Record
 from bootstrap.hashing import input_hash
 from bootstrap.labelmatrix import ModelSpan, with_model
-from bootstrap.ranking import SETTLED, Ranker
+from bootstrap.ranking import SETTLED, Ranker, beyond_rules
 from bootstrap.table import build_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,3 +101,34 @@ def test_a_string_whose_answers_disagree_is_worth_one_question_an_occurrence(tin
     reach = ranker.reach()
     assert [reach[i] for i in gout[2:]] == [1.0, 1.0, 1.0]
     assert strings(tiny, [ranker.next().index]) == ["cancer"]
+
+
+def test_spans_only_the_model_proposed_get_their_share_of_ranked_questions(tiny):
+    """Model-only spans, however high they score, get ``model_share`` of the ranked questions:
+    never all of them (they took half the questions on NCBI-disease), never none."""
+    model_texts = [f"Case {i}: flu." for i in range(40)]
+    records = [Record(t, input_hash(t), f"m:{i}") for i, t in enumerate(model_texts)]
+    spans = [ModelSpan(r.input_hash, 8, 11, 2, 3, "flu", "DISEASE", 0.5) for r in records]  # as unsure as can be
+    combined = with_model(tiny, spans, {r.input_hash for r in records} | set(tiny.input_hash.tolist()))
+    beyond = beyond_rules(combined)
+    assert beyond.sum() == 40 and not beyond[[int(r) < tiny.n_rows for r in combined.question_row]].any()
+    aggregate = Aggregate(combined)
+    ranker = Ranker(aggregate, exploration=0.0, model_share=0.25, seed=1)
+    picks = []
+    for _ in range(40):
+        choice = ranker.next()
+        picks.append(bool(beyond[choice.index]))
+        aggregate.observe(choice.row, combined.class_of("DISEASE"), "reject")
+        ranker.close(choice.index)
+    rule_questions = tiny.n_questions
+    # the rules' 9 questions all asked (their side is drawn 75% of the time), the rest model-only
+    assert sum(not pick for pick in picks) == rule_questions
+    first_twelve = picks[:12]
+    assert 1 <= sum(first_twelve) <= 6, first_twelve  # about a quarter while both sides have questions
+    unbounded = Ranker(Aggregate(combined), exploration=0.0, model_share=1.0)
+    assert beyond[unbounded.next().index]  # ranked freely, the 40 unsure "flu" would come first
+    rules_only = Ranker(Aggregate(combined), exploration=0.0, model_share=0.0)
+    for _ in range(rule_questions):
+        choice = rules_only.next()
+        assert not beyond[choice.index]
+        rules_only.close(choice.index)
