@@ -116,14 +116,17 @@ class Ranker:
     def index_of(self, row: int, label: str) -> int:
         return self._index[(row, self.table.class_of(label))]
 
+    def belief(self) -> np.ndarray:
+        """Per question, the probability that the answer is yes: the aggregate's, averaged with
+        the model's once a trained model is in the loop (its belief counts as much as the rules')."""
+        p = np.take(self.aggregate.probabilities(), self._question_cell)
+        model = self.table.model_probability
+        return p if model is None else np.where(np.isnan(model), p, (p + model) / 2)
+
     def scores(self) -> np.ndarray:
         """The score of every question (answered ones included), as in the module docstring."""
         proba = self.aggregate.probabilities()
-        p = np.take(proba, self._question_cell)
-        model = self.table.model_probability
-        if model is not None:  # a trained model is in the loop: its uncertainty counts as much as the rules'
-            p = np.where(np.isnan(model), p, (p + model) / 2)
-        uncertainty = 1 - np.abs(2 * p - 1)
+        uncertainty = 1 - np.abs(2 * self.belief() - 1)
         k = self.table.cardinality
         safe = np.clip(proba, 1e-12, 1)
         entropy = (-row_reduce(np.add, proba * np.log(safe)) / np.log(k))[self.table.question_row]
@@ -149,6 +152,18 @@ class Ranker:
             settled &= np.isnan(model) | ((model >= 0.5) == (verdict == 1))
         whole_group = np.bincount(self._group, weights=self.open, minlength=self._n_groups)[self._group]
         return np.where(settled, SETTLED, np.where(answered, 1.0, np.maximum(whole_group, 1.0)))
+
+    def expected_changes(self, ahead: int) -> float:
+        """How many labels the next ``ahead`` ranked answers are expected to flip: each of the
+        best-ranked open questions, one per string (an answer settles its string), flips with
+        probability ``min(p, 1 − p)``, carried to every question it reaches. Exploration and the
+        shares are left out: this is what the ranking itself could still achieve."""
+        scores = np.where(self.open, self.scores(), -np.inf)
+        order = np.argsort(-scores, kind="stable")[: int(self.open.sum())]
+        _, first = np.unique(self._group[order], return_index=True)
+        best = order[np.sort(first)[:ahead]]
+        p = self.belief()[best]
+        return float((np.minimum(p, 1 - p) * self.reach()[best]).sum())
 
     def next(self, exclude: Collection[int] = ()) -> QuestionChoice | None:
         """The next question, or None when every question is answered (or excluded: leased to others)."""

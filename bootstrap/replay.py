@@ -34,9 +34,21 @@ class ReplayedDataset:
     scorer: str  # "rules" or "model"
     accepts_per_label: dict[str, int]
     handoff: dict[str, Any]  # as the page's progress shows it (``handoff.handoff_status``)
+    answers: list[Answer]  # live, oldest first
+    answered: list[int]  # the questions of ``table`` they answer
 
     def lf_stats(self) -> list[dict[str, Any]]:
         return [stats.to_dict() for stats in self.aggregate.lf_stats()]
+
+    def estimates(self) -> dict[str, Any]:
+        """The labels' estimated quality and the stopping hint, as the page shows them."""
+        from .estimates import estimates
+        from .ranking import Ranker
+
+        ranker = Ranker(self.aggregate)
+        for index in self.answered:
+            ranker.close(index)
+        return estimates(self.answers, ranker)
 
 
 def replay_dataset(store: Store, dataset: str, rules_table: CandidateTable,
@@ -73,8 +85,9 @@ def replay_dataset(store: Store, dataset: str, rules_table: CandidateTable,
         for answer in by_annotator.values():
             if answer.answer == "accept" and index is not None:
                 accepts[table.label_of(int(table.question_class[index]))] += 1
+    answered = [index_of[task] for task in live if task in index_of]
     return ReplayedDataset(rules_table, table, aggregate, scorer, accepts,
-                           handoff_status(config.handoff, runs, accepts, scorer))
+                           handoff_status(config.handoff, runs, accepts, scorer), answers, answered)
 
 
 def _aggregate(table: CandidateTable, config: SessionConfig) -> Aggregate:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Sequence
 from .aggregate import Aggregate
 from .corpus import Record
 from .config import LANG, PHRASE_ATTR, SessionConfig
+from .estimates import CachedEstimates, estimates
 from .handoff import Handoff, answered_spans, read_model_spans
 from .hashing import task_hash as hash_task
 from .labelmatrix import CandidateTable, with_model
@@ -81,6 +82,7 @@ class Session:
         self._shown_at: dict[str, float] = {}
         self.refit = BackgroundRefit(self.config.refit_every, self.config.background_refit, self._lock,
                                      current=lambda: self.aggregate)
+        self._estimates = CachedEstimates()
         self.handoff = Handoff(store, dataset, table, self.config, adopt=self._adopt_model, lock=self._lock)
         self.scorer = "rules"
         self.pattern_files: list[Path] = []  # set by from_files; suggestions need the rules' files
@@ -126,6 +128,7 @@ class Session:
         """Make ``table`` the one questions come from, with the live answers replayed into it."""
         self.table = table
         self.aggregate = aggregate
+        self._estimates.clear()
         self.ranker = Ranker(aggregate, exploration=self.config.exploration, model_share=self.config.model_share,
                              label_floor=self.config.label_floor, seed=self.config.seed)
         self._task_hashes = [hash_task(*table.question(i)) for i in range(table.n_questions)]
@@ -287,8 +290,9 @@ class Session:
                     index = self._index_of.get(task)
                     if answer == "accept" and index is not None:
                         accepts[self.table.label_of(self._row_class(index)[1])] += 1
+            answers = sum(by_answer.values())
             return {
-                "answers": sum(by_answer.values()),
+                "answers": answers,
                 "by_answer": by_answer,
                 "accepts_per_label": accepts,
                 "remaining": self.ranker.remaining,
@@ -296,6 +300,7 @@ class Session:
                 "method": self.aggregate.method,
                 "method_reason": self.aggregate.method_reason,
                 "handoff": self.handoff.status(accepts, self.scorer),
+                "estimates": self._estimates.get(answers, lambda: estimates(self.store.answers(self.dataset), self.ranker)),
             }
 
     def suggestions(self, min_count: int = 2) -> list[dict[str, Any]]:

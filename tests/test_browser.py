@@ -78,12 +78,18 @@ def corpus() -> tuple[list[dict], list[str]]:
 
 
 @pytest.fixture
-def server(write, db, corpus):
+def session_config() -> SessionConfig:
+    """The session's settings (a test may parametrize its own): no exploration, so the order is the ranking's."""
+    return SessionConfig(background_refit=False, exploration=0.0)
+
+
+@pytest.fixture
+def server(write, db, corpus, session_config):
     """The app over a fresh session, served by uvicorn on 127.0.0.1 and a free port."""
     patterns, texts = corpus
     session = Session.from_files(
         [write("patterns.jsonl", patterns)], write("texts.jsonl", [{"text": text} for text in texts]),
-        db=db, dataset=DATASET, config=SessionConfig(background_refit=False, exploration=0.0),
+        db=db, dataset=DATASET, config=session_config,
     )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -416,3 +422,24 @@ def test_an_answer_the_database_refused_is_said_on_the_page_and_the_question_sta
     page.unroute("**/api/answer")
     assert press(page, "a") != shown
     assert stored(db) == [(shown, "accept")] and page.errors == []
+
+
+@pytest.mark.parametrize("session_config", [SessionConfig(background_refit=False, exploration=1.0)])
+def test_the_page_shows_the_labels_estimated_quality_and_whether_to_go_on(page, server, db):
+    """Precision and recall with intervals from exploration answers, and the stopping hint, as the API computes them."""
+    page.goto(server)
+    page.wait_for_selector("#card[data-task-hash]")
+    assert page.text_content("#est-precision") == "–"
+    assert "none yet" in page.text_content("#est-basis")
+    for _ in range(4):  # every question is an exploration one here
+        press(page, "a")
+    progress = page.request.get(f"{server}/api/progress").json()
+    quality, hint = progress["estimates"]["quality"], progress["estimates"]["hint"]
+    assert quality["n"] == 4 and quality["accepted"] >= 1
+    page.wait_for_function("() => document.querySelector('#est-basis').textContent.includes('last 4 exploration')")
+    shown = page.text_content("#est-recall")
+    low, high = quality["recall"][1], quality["recall"][2]
+    assert shown == f"{quality['recall'][0]:.2f} [{low:.2f}–{high:.2f}]"
+    assert 0 <= low < high <= 1
+    assert f"of {hint['candidates']} candidate labels" in page.text_content("#stopping-hint")
+    assert not page.errors

@@ -120,3 +120,21 @@ def test_check_and_stats_count_the_same_votes(db):
     assert any(votes[rule] < matches[rule] for rule in votes)  # the example has such a rule
     table = CliRunner().invoke(app, ["check", *FILES], env={"COLUMNS": "150"}).stdout
     assert "the votes `bootstrap stats` counts" in table
+
+
+def test_stats_gives_the_labels_estimated_quality_and_the_stopping_hint(db, report):
+    """The page's estimates, read back without a session: the same figures from the same stored answers."""
+    from bootstrap.estimates import label_quality
+    from bootstrap.store import Store
+
+    with Store(db) as store:
+        expected = label_quality(store.answers(DATASET)).to_dict()
+    found = report["rules"]["estimates"]
+    assert found["quality"] == json.loads(json.dumps(expected))
+    hint = found["hint"]
+    assert hint["candidates"] > 0 and 0 < hint["expected_changes"] <= hint["candidates"]
+    output = " ".join(stats(db, columns=150).split())
+    if expected["n"]:
+        assert f"from the last {expected['n']} exploration answers" in output
+        assert f"precision {expected['precision'][0]:.2f} [{expected['precision'][1]:.2f}, {expected['precision'][2]:.2f}]" in output
+    assert f"The next 100 decisions would change about {hint['expected_changes']:,.0f} of {hint['candidates']:,}" in output

@@ -65,7 +65,8 @@ def _lf_stats(store: Store, files: list[Path], dataset: str, lfs, labels, lang: 
     lf_stats = [{**lf, "decided": lf["from_decisions"]["n"], "right": right_of(lf["from_decisions"])}
                 for lf in replayed.lf_stats()]
     return {"method": replayed.aggregate.method, "method_reason": replayed.aggregate.method_reason, "lfs": lf_stats,
-            "accepts_per_label": replayed.accepts_per_label, "handoff": replayed.handoff}
+            "accepts_per_label": replayed.accepts_per_label, "handoff": replayed.handoff,
+            "estimates": replayed.estimates()}
 
 
 def right_of(interval: dict) -> int:
@@ -130,6 +131,8 @@ WIDE_NOTES = (
 
 
 def print_lf_stats(dataset: str, report: dict, console: Console, wide: bool = False) -> None:
+    from ..estimates import describe
+
     columns = _columns(wide)
     table = plain_table(f"Rules and functions ({report['method']}), decisions of {dataset!r}")
     for header, justify, _ in columns:
@@ -143,6 +146,8 @@ def print_lf_stats(dataset: str, report: dict, console: Console, wide: bool = Fa
     accepts = ", ".join(f"{label} {n:,}" for label, n in report["accepts_per_label"].items())
     console.print(f"Accepts per label: {accepts}. Questions are ranked by the {report['handoff']['scorer']}. "
                   f"Probabilities: {report.get('method_reason') or report['method']}.", highlight=False)
+    for line in describe(report["estimates"]):
+        console.print(line, highlight=False)
     runs = report["handoff"]["runs"]
     if runs:
         history = plain_table("Models trained from the decisions, scored with the rules on the same held-out decisions")

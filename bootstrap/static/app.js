@@ -226,6 +226,28 @@ function renderProgress(progress) {
   });
   $("handoff").replaceChildren(...items);
   $("method").textContent = handoffSummary(handoff, progress.method_reason || progress.method);
+  renderEstimates(progress.estimates);
+}
+
+/** The labels' precision and recall with 95% intervals, from exploration answers, and whether
+ * another hundred decisions are likely to change much (bootstrap/estimates.py). */
+function renderEstimates(estimates) {
+  if (!estimates) return;
+  const quality = estimates.quality || {};
+  const interval = (x) => (Array.isArray(x) ? `${x[0].toFixed(2)} [${x[1].toFixed(2)}–${x[2].toFixed(2)}]` : "–");
+  $("est-precision").textContent = interval(quality.precision);
+  $("est-recall").textContent = interval(quality.recall);
+  $("est-f").textContent = interval(quality.f);
+  $("est-basis").textContent = quality.n
+    ? `From the last ${quality.n} exploration answers (marked questions, drawn at random); 95% intervals.`
+    : "Estimated from exploration answers (marked questions, drawn at random): none yet.";
+  const hint = estimates.hint;
+  if (!hint) return;
+  const changes = `The next ${hint.next} decisions would change about ${Math.round(hint.expected_changes)} of ${hint.candidates} candidate labels (${(hint.share * 100).toFixed(1)}%)`;
+  $("stopping-hint").textContent = hint.worth_asking
+    ? `${changes}: worth asking.`
+    : `${changes}: more decisions are unlikely to help. Train a model and look at what it misses, or write rules for it.`;
+  $("stopping-hint").className = hint.worth_asking ? "muted" : "hint-stop";
 }
 
 /** One or two sentences: who ranks the questions, and how the last trained model scored. */
