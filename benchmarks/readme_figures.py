@@ -142,7 +142,23 @@ def cli_startup() -> str:
     return "\n".join(lines)
 
 
+def session_latency() -> str:
+    """Answer → next question at 100k texts, directly and through the page's API."""
+    rows = [(name, _load(f"session_latency{suffix}.json")) for name, suffix in
+            (("`Session.answer` + `next_question`", ""), ("`POST /api/answer` (the page's round trip)", "_http"))]
+    if not any(result for _, result in rows):
+        return "(no results yet: run benchmarks/session_latency.py)"
+    lines = ["| step | texts | questions | wall p50 | wall p95 | CPU p50 | CPU p95 | load average |", "|---|---|---|---|---|---|---|---|"]
+    for name, result in rows:
+        if result:
+            wall, cpu = result["wall_ms"], result["cpu_ms"]
+            lines.append(f"| {name} | {result['texts']:,} | {result['questions']:,} | {wall['p50']:.1f} ms | {wall['p95']:.1f} ms | "
+                         f"{cpu['p50']:.1f} ms | {cpu['p95']:.1f} ms | {result['load_average'][0]} |")
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
+    "session-latency": session_latency,
     "annotation-efficiency": annotation_efficiency,
     "cold-start": cold_start,
     "cold-start-detail": cold_start_detail,
