@@ -10,7 +10,7 @@ on 127.0.0.1 to it. Each step's CPU time is measured beside its wall time (the m
 CPU time is the steadier figure), and the load average is recorded.
 
 The step includes the page's estimates (``bootstrap.estimates``: the labels' precision and recall
-and the stopping hint), recomputed on every answer for the first hundred and every ten after.
+and the stopping hint), recomputed on every answer for the first 20 and every 25 after.
 
     python benchmarks/session_latency.py [--texts 100000] [--decisions 300] [--http]
 
