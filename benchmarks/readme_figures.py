@@ -157,6 +157,21 @@ def session_latency() -> str:
     return "\n".join(lines)
 
 
+def scale_resume() -> str:
+    """First start against a restart that reads the cached candidate table back, per corpus size."""
+    result = _load("scale_resume.json")
+    if result is None:
+        return "(no results yet: run benchmarks/scale.py resume)"
+    lines = ["| texts | questions | first start s (CPU) | peak MB | restart s (CPU) | peak MB | of which the table read back s "
+             "| cache file MB |", "|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        first, again = row["first"], row["resume"]
+        lines.append(f"| {row['texts']:,} | {row['questions']:,} | {first['total_s']:.1f} ({first['total_cpu_s']:.1f}) "
+                     f"| {first['peak_mb']:,.0f} | {again['total_s']:.1f} ({again['total_cpu_s']:.1f}) | {again['peak_mb']:,.0f} "
+                     f"| {again['table_and_texts_stored_s']:.2f} | {row['cache_file_mb']:,.1f} |")
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "session-latency": session_latency,
     "annotation-efficiency": annotation_efficiency,
@@ -164,6 +179,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "cold-start-detail": cold_start_detail,
     "handoff-training": handoff_training,
     "cli-startup": cli_startup,
+    "scale-resume": scale_resume,
 }
 
 

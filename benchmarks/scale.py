@@ -17,9 +17,14 @@ texts are nearly all distinct even at 1M), written to a temporary JSONL file:
   questions stored, LabelModel fit, ranker) and reports its seconds per phase and its peak
   memory (``ru_maxrss``), next to the memory the imports alone take; then the growth from one
   size to the next (×time and ×memory for ×texts).
+* ``resume``: per size, two start-ups in fresh processes on the same SQLite file with the table
+  cache of ``bootstrap annotate`` (``bootstrap.table_cache``): the first builds the table, stores
+  the texts and writes the cache; the second (a restart) reads the table back. Seconds and peak
+  memory of both, written to ``benchmarks/results/scale_resume.json`` (the README quotes them).
 
     python benchmarks/scale.py throughput --texts 50000
     python benchmarks/scale.py growth --sizes 10000 100000 1000000
+    python benchmarks/scale.py resume --sizes 10000 100000 1000000
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import random
 import resource
 import subprocess
@@ -134,20 +140,31 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def startup_child(corpus: Path, db: Path) -> None:
-    """One session start-up in this (fresh) process; prints its phases and memory as JSON."""
+def startup_child(corpus: Path, db: Path, cached: bool = False) -> None:
+    """One session start-up in this (fresh) process; prints its phases and memory as JSON.
+
+    ``cached``: the table comes through the table cache, as ``bootstrap annotate`` builds it
+    (then ``table_and_texts_stored`` is the load of a cached table on a restart, and ``matched``
+    says whether the rules were matched)."""
     import torch  # noqa: F401  (the LabelModel's, imported when it first fits: counted as imports here)
     from snorkel.labeling.model import LabelModel  # noqa: F401
 
     from bootstrap.session import Session
     from bootstrap.table import build_table
+    from bootstrap.table_cache import store_builder
 
     imports_mb = _rss_mb()
-    phases: dict[str, float] = {}
+    phases: dict[str, float] = {"matched": 0}
+
+    def matching(*args, **kwargs):
+        phases["matched"] += 1
+        return build_table(*args, **kwargs)
+
+    build = store_builder(db, "scale", build=matching) if cached else matching
 
     def timed_build(*args, **kwargs):
         started, cpu = time.perf_counter(), time.process_time()
-        table = build_table(*args, **kwargs)
+        table = build(*args, **kwargs)
         phases["table_and_texts_stored_s"] = time.perf_counter() - started
         phases["table_and_texts_stored_cpu_s"] = time.process_time() - cpu
         phases["rss_after_table_mb"] = _rss_mb()
@@ -178,13 +195,10 @@ def growth(sizes: list[int]) -> int:
     results = []
     for n in sizes:
         with tempfile.TemporaryDirectory() as folder:
-            corpus = write_corpus(Path(folder) / "texts.jsonl", n)
-            done = subprocess.run([sys.executable, __file__, "_startup", str(corpus), str(Path(folder) / "d.db")],
-                                  capture_output=True, text=True)
-            if done.returncode:
-                print(done.stderr[-3000:])
+            result = _start(write_corpus(Path(folder) / "texts.jsonl", n), Path(folder) / "d.db", cached=False)
+            if result is None:
                 return 1
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results.append(result)
             print(json.dumps(results[-1]), file=sys.stderr)
     print("Seconds are CPU seconds of the start-up process (wall-clock in brackets: the machine is shared).")
     print("| texts | candidate rows | questions | table + texts stored s | fit, questions, ranker s | start-up s "
@@ -202,10 +216,54 @@ def growth(sizes: list[int]) -> int:
     return 0
 
 
+def _start(corpus: Path, db: Path, cached: bool) -> dict | None:
+    """One start-up in a fresh process (``startup_child``): its JSON, or None (its error printed)."""
+    done = subprocess.run([sys.executable, __file__, "_startup", str(corpus), str(db), *(["cached"] if cached else [])],
+                          capture_output=True, text=True)
+    if done.returncode:
+        print(done.stderr[-3000:])
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def resume(sizes: list[int], output: Path) -> int:
+    """First start (table built, texts stored, cache written) and restart (table read back) per size."""
+    rows = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as folder:
+            corpus, db = write_corpus(Path(folder) / "texts.jsonl", n), Path(folder) / "d.db"
+            first = _start(corpus, db, cached=True)
+            again = _start(corpus, db, cached=True) if first else None
+            if again is None:
+                return 1
+            if first["matched"] != 1 or again["matched"] != 0 or again["questions"] != first["questions"]:
+                print(f"the restart matched again or differs: {first} {again}")
+                return 1
+            cache_mb = sum(p.stat().st_size for p in (Path(folder) / "d.db.cache").iterdir()) / 1e6
+            keep = ("total_s", "total_cpu_s", "table_and_texts_stored_s", "table_and_texts_stored_cpu_s",
+                    "fit_and_rest_s", "fit_and_rest_cpu_s", "peak_mb", "imports_mb")
+            rows.append({"texts": first["texts"], "rows": first["rows"], "questions": first["questions"],
+                         "cache_file_mb": round(cache_mb, 1),
+                         "first": {k: round(first[k], 2) for k in keep}, "resume": {k: round(again[k], 2) for k in keep},
+                         "load_average": [round(x, 2) for x in os.getloadavg()]})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    output.write_text(json.dumps({"benchmark": "benchmarks/scale.py resume", "commit": commit,
+                                  "pattern_files": len(PATTERNS), "rows": rows}, indent=1) + "\n", encoding="utf8")
+    print("| texts | questions | first start s (CPU) | peak MB | restart s (CPU) | peak MB | table read back s | cache file MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        a, b = r["first"], r["resume"]
+        print(f"| {r['texts']:,} | {r['questions']:,} | {a['total_s']:.1f} ({a['total_cpu_s']:.1f}) | {a['peak_mb']:,.0f} "
+              f"| {b['total_s']:.1f} ({b['total_cpu_s']:.1f}) | {b['peak_mb']:,.0f} | {b['table_and_texts_stored_s']:.2f} "
+              f"| {r['cache_file_mb']:.1f} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_startup"]:
-        startup_child(Path(argv[1]), Path(argv[2]))
+        startup_child(Path(argv[1]), Path(argv[2]), cached=argv[3:4] == ["cached"])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -216,9 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--lfs", default=None, help="a labeling-function file to apply as well")
     two = commands.add_parser("growth", help="start-up time and peak memory per corpus size")
     two.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    three = commands.add_parser("resume", help="first start against a restart that reads the cached table back")
+    three.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    three.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "scale_resume.json")
     args = parser.parse_args(argv)
     if args.command == "throughput":
         return throughput(args.texts, args.repeats, args.partition_size, args.lfs)
+    if args.command == "resume":
+        return resume(args.sizes, args.output)
     return growth(args.sizes)
 
 

@@ -318,6 +318,16 @@ class Store:
         self._dataset_ids[name] = found
         return found
 
+    def dataset_texts(self, name: str) -> tuple[float, int] | None:
+        """When the dataset was created and how many texts it holds; None if there is no such dataset
+        (the table cache asks whether a cached table's texts are all in this database)."""
+        d, e = datasets_table, examples_table
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(d.c.id, d.c.created).where(d.c.name == name)).first()
+            if row is None:
+                return None
+            return row.created, conn.scalar(sa.select(sa.func.count()).select_from(e).where(e.c.dataset_id == row.id))
+
     def dataset_names(self) -> list[str]:
         with self.engine.connect() as conn:
             return list(conn.scalars(sa.select(datasets_table.c.name).order_by(datasets_table.c.name)))

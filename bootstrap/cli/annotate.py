@@ -35,10 +35,13 @@ def annotate_cli(
     handoff_min_accepts: Annotated[int, typer.Option(min=1, help="Accepts each label needs before the first model.")] = HandoffPolicy.min_accepts,
     models_dir: Annotated[Path, typer.Option(help="Where trained models are written.")] = Path(HandoffPolicy.models_dir),
     dask: Annotated[Optional[str], typer.Option("--dask", metavar="ADDRESS|local:N", help="Find the candidates on a Dask cluster: a scheduler's address, or local:N for N worker processes here (needs the dask extra installed).")] = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Match the rules and run the functions again, whatever the cache holds. A restart otherwise reads the candidate table back from the cache; it is rebuilt by itself when a pattern file, the --lfs file, the texts (path, size, modification time), --label, --lang, --phrase-attr or bootstrap changes, or when the database lacks the texts. A module your --lfs file imports is not seen: after changing one, use --rebuild.")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", envvar="BOOTSTRAP_CACHE_DIR", help="Where candidate tables are cached (default: DB.cache/ beside a SQLite file, ./.bootstrap-cache/ for a database URL).")] = None,
 ) -> None:
     """Answer one binary question at a time in the browser; every answer is stored at once."""
     from .. import scale
     from ..session import Session
+    from ..table_cache import store_builder
 
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:
@@ -52,6 +55,7 @@ def annotate_cli(
         build = scale.builder(dask) if dask else None
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--dask'") from None
+    build = store_builder(db, dataset, cache_dir=cache_dir, build=build, rebuild=rebuild)  # a restart reads the table back
     session = Session.from_files(
         pattern_files, texts, db=db, dataset=dataset, lfs=lfs, labels=label, lang=lang, phrase_attr=phrase_attr,
         config=config, progress=lambda records: with_progress(records, f"Reading {texts.name}", count_lines(texts)),
