@@ -199,7 +199,7 @@ class _Builder:
         row_of = {}
         for i, ((token_start, token_end), (start_char, end_char)) in enumerate(spans):
             row_of[(token_start, token_end)] = first_row + i
-            self.rows.append((record.input_hash, start_char, end_char, token_start, token_end, doc.text[start_char:end_char]))
+            self.rows.append((record.input_hash, start_char, end_char, token_start, token_end, record.text[start_char:end_char]))
         exact: set[tuple[int, int]] = set()
         proposed: dict[int, set[int]] = {}  # row -> classes voted for on it
         for column, token_start, token_end, cls, _, _ in proposals:

@@ -18,10 +18,14 @@ vote for the longest stretch, not one for every sub-span of it.
 **Every regex has a time limit** (:data:`~bootstrap.limits.REGEX_SECONDS`): a rule is user input,
 and ``(a+)+$`` takes minutes on a long text. Text-level regexes run with the ``regex`` module's
 ``timeout=``; token-level ``REGEX`` predicates, which spaCy would run with ``re`` (no timeout),
-are compiled here with ``regex`` and given to the Matcher as a custom token attribute. A rule that
-times out on a text has no match there (reported as a :class:`Failure`, counted as a labeling
-function's error is); after :data:`~bootstrap.limits.SWITCH_OFF_AFTER` timeouts it is not run
-any more.
+are compiled here with ``regex``. On ``ORTH``/``TEXT``/``LOWER`` (nearly all of them) the
+predicate becomes a lexeme flag (``Vocab.add_flag``): spaCy computes it once per distinct word,
+when the word is first seen, and the Matcher reads it as fast as ``IS_ALPHA``. (A custom token
+attribute, the first way we bounded them, is called for every token of every text: it made
+matching 2.3 times slower.) Other attributes, or a vocabulary out of free flag bits, get such a
+custom attribute. A rule that times out on a text has no match there (reported as a
+:class:`Failure`, counted as a labeling function's error is); after
+:data:`~bootstrap.limits.SWITCH_OFF_AFTER` timeouts it is not run any more.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 import regex
+from spacy.attrs import IDS
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Token
@@ -41,6 +46,9 @@ from .limits import TimedOut
 from .rules import Rule, RuleSet
 
 _extension_ids = itertools.count()
+FLAG_IDS = [IDS[f"FLAG{n}"] for n in range(19, 64) if f"FLAG{n}" in IDS]  # the bits spaCy leaves to users
+IDS_NAMES = {value: name for name, value in IDS.items()}
+FLAG_ATTRS = {"ORTH": False, "TEXT": False, "LOWER": True}  # attribute -> lower-cased first
 
 
 class Match(NamedTuple):
@@ -65,9 +73,13 @@ class RuleMatcher:
 
     def __init__(self, nlp: Language, rules: RuleSet, phrase_attr: str = "ORTH"):
         self.rules = rules
-        self.token_matcher = Matcher(nlp.vocab)
+        self.token_matcher = Matcher(nlp.vocab, validate=False)  # rules.py validated the patterns, with file:line; FLAG<n> keys are ours
         self.phrase_matcher = PhraseMatcher(nlp.vocab, attr=phrase_attr)
         self.regexes: list[tuple[str, regex.Pattern]] = []
+        self.vocab = nlp.vocab
+        self._timeouts: dict[str, int] = {}  # rule id -> texts it timed out on
+        self._failed: dict[str, TimedOut] = {}  # rules that timed out on the current text
+        self._flag_timeouts: dict[str, tuple[set[str], TimedOut]] = {}  # rule id -> words its flag timed out on
         strings = nlp.vocab.strings
         self._rule_of_key: dict[int, str] = {}
         for rule in rules:
@@ -81,8 +93,6 @@ class RuleMatcher:
                 self.phrase_matcher.add(rule.id, list(nlp.tokenizer.pipe(phrases)))
             self.regexes.extend((rule.id, regex.compile(p.value)) for p in rule.patterns if p.kind == "regex")
         self._what = {rule.id: f"rule {rule.id!r} ({rule.patterns[0].source})" for rule in rules}
-        self._timeouts: dict[str, int] = {}  # rule id -> texts it timed out on
-        self._failed: dict[str, TimedOut] = {}  # rules that timed out on the current text
 
     def __call__(self, doc: Doc) -> list[Match]:
         """Every (rule, span) match in ``doc``, sorted by position, each (rule, span) once."""
@@ -91,6 +101,11 @@ class RuleMatcher:
     def match(self, doc: Doc, where: str = "") -> tuple[list[Match], list[Failure]]:
         """The matches in ``doc`` and the rules that timed out on it (``where`` names the text)."""
         self._failed = {}
+        if self._flag_timeouts:  # flags are computed when a word is first read: find the texts with it
+            words = {token.text for token in doc}
+            for rule_id, (timed_out, error) in self._flag_timeouts.items():
+                if not timed_out.isdisjoint(words):
+                    self._failed.setdefault(rule_id, error)
         found: set[tuple[str, int, int]] = set()
         rule_of_key = self._rule_of_key
         spans = []
@@ -149,7 +164,11 @@ class RuleMatcher:
         for attr, value in token.items():
             read = _attr_reader(attr)
             if isinstance(value, dict) and "REGEX" in value and read is not None:
-                extensions[self._regex_extension(rule, value["REGEX"], read)] = True
+                flag = self._regex_flag(rule, value["REGEX"], FLAG_ATTRS[attr]) if attr in FLAG_ATTRS else None
+                if flag is not None:
+                    bounded[flag] = True
+                else:
+                    extensions[self._regex_extension(rule, value["REGEX"], read)] = True
                 value = {op: v for op, v in value.items() if op != "REGEX"}
                 if not value:
                     continue
@@ -157,6 +176,29 @@ class RuleMatcher:
         if extensions:
             bounded["_"] = {**bounded.get("_", {}), **extensions}
         return bounded
+
+    def _regex_flag(self, rule: Rule, expression: str, lower: bool) -> str | None:
+        """Register a lexeme flag: does the word (lower-cased with ``lower``) match ``expression``
+        in time? Its name for the Matcher (``FLAG<n>``), or None when no flag bit is free."""
+        free = [bit for bit in FLAG_IDS if bit not in self.vocab.lex_attr_getters]
+        if not free:
+            return None
+        compiled = regex.compile(expression)
+        seconds = limits.REGEX_SECONDS
+
+        def flag(word: str) -> bool:
+            if self._switched_off(rule.id):
+                return False
+            try:
+                return compiled.search(word.lower() if lower else word, timeout=seconds) is not None
+            except TimeoutError:
+                timed_out, _ = self._flag_timeouts.setdefault(rule.id, (set(), TimedOut(
+                    f"token REGEX /{expression}/ ran longer than {seconds:g} s on the token {word[:40]!r}")))
+                timed_out.add(word)
+                return False
+
+        self.vocab.add_flag(flag, flag_id=free[0])
+        return IDS_NAMES[free[0]]
 
     def _regex_extension(self, rule: Rule, expression: str, read: Callable[[Token], str]) -> str:
         """Register ``Token._.<name>``: does the token's attribute match ``expression`` (in time)?"""

@@ -1,16 +1,21 @@
 """Rule matches and candidate spans: offsets, snapping, trimming, votes, and real gold data."""
 
 import itertools
+import json
 import re
+from pathlib import Path
 
 import pytest
+import spacy
+from spacy.matcher import Matcher
 
 from bootstrap.candidates import generate_candidates
 from bootstrap.corpus import Record, read_texts
 from bootstrap.hashing import input_hash
-from bootstrap.matching import RuleMatcher
+from bootstrap.matching import FLAG_IDS, RuleMatcher, trim_whitespace
 from bootstrap.rules import load_rules
 
+ROOT = Path(__file__).resolve().parents[1]
 PHRASE = {"label": "DISEASE", "pattern": "heart failure", "id": "hf"}
 
 
@@ -237,3 +242,27 @@ def test_regex_candidates_on_real_text_cover_the_match_and_nothing_more(write, n
             inside_words += (hit.start(), hit.end()) != (candidate.start, candidate.end)
         assert len(starts) == len(result.candidates)
     assert hits > 50 and inside_words > 20  # "carcinomas", "tumors", "ataxia" ... were expanded
+
+
+def test_bounded_token_regexes_match_exactly_what_spacys_own_regex_does(shared_data):
+    """The bounded REGEX predicates (lexeme flags on ORTH/TEXT/LOWER, custom attributes on others
+    or once the flag bits run out) find the same matches as spaCy's unbounded ``re`` on real text."""
+    texts = [json.loads(line)["text"] for line in (shared_data / "ncbi-disease/train.jsonl").read_text().splitlines()[:300]]
+    nlp = spacy.blank("en")
+    rules = load_rules([ROOT / "examples/diseases/patterns.jsonl"], nlp.vocab)
+    token_patterns = {rule.id: [p.value for p in rule.patterns if p.kind == "tokens"] for rule in rules}
+    with_regex = {rule_id for rule_id, patterns in token_patterns.items() if "REGEX" in json.dumps(patterns)}
+    assert with_regex, "the example rules have token REGEX predicates"
+    native = Matcher(nlp.vocab)
+    for rule_id in with_regex:
+        native.add(rule_id, token_patterns[rule_id], greedy="LONGEST")
+    # enough matchers on one vocabulary to use up its free flag bits: the last ones fall back
+    matchers = [RuleMatcher(nlp, rules) for _ in range(10)]
+    assert all(bit in nlp.vocab.lex_attr_getters for bit in FLAG_IDS)
+    docs = list(nlp.pipe(texts))
+    for doc in docs:
+        expected = {(nlp.vocab.strings[key], *trim_whitespace(doc, start, end)) for key, start, end in native(doc)}
+        expected = {match for match in expected if match[1] < match[2]}
+        for matcher in (matchers[0], matchers[-1]):
+            assert {(m.rule_id, m.token_start, m.token_end) for m in matcher(doc) if m.rule_id in with_regex} == expected
+    assert sum(len(native(doc)) for doc in docs) > 20
