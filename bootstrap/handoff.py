@@ -84,13 +84,16 @@ class Handoff:
         return self._future is not None
 
     def start(self, decisions: int) -> None:
-        """Train the first model now if the policy trains at all and none was trained yet."""
+        """Train the first model now, in the background, if the policy trains at all and none was
+        trained yet: the rules' weak labels over the whole corpus are enough to learn from, and
+        the model proposes spans no rule covers from the first minutes."""
         with self._lock:
             if self.policy.mode == "auto" and self.trained_at is None:
                 self.train_now(decisions)
 
     def train_now(self, decisions: int) -> bool:
-        """Start a training now, whatever the cadence; False if one is running already."""
+        """Start a training now, whatever the policy's cadence (the model still enters the loop
+        only as the policy says); False if one is running already."""
         with self._lock:
             if self._future is not None:
                 return False
