@@ -63,6 +63,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from .aggregate import MIN_COMPARED, Aggregate, fit_yes_probability
+from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED
 from .labelmatrix import CandidateTable, surface_key
 from .tasks import task_input_hash
 from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, token_span
@@ -122,7 +123,7 @@ class _Candidate:
     overlapping: bool = False  # the span overlaps another candidate of the text
 
 
-def replay(table: CandidateTable, tasks: Iterable[dict[str, Any]], *, seed: int = 0, method: str = "auto") -> Aggregate:
+def replay(table: CandidateTable, tasks: Iterable[dict[str, Any]], *, seed: int = SEED, method: str = "auto") -> Aggregate:
     """A fresh aggregate over ``table`` with the decisions in ``tasks`` applied (the latest per
     question counts) and refit with their class balance: what a session that had been given
     exactly these answers believes, without a session."""
@@ -155,7 +156,7 @@ def build_training_set(
     texts: Iterable[tuple[int, str]],
     config: WeakLabelConfig | None = None,
     *,
-    seed: int = 0,
+    seed: int = SEED,
 ) -> TrainingSet:
     """The training set over the corpus ``texts`` (``(input_hash, text)``, e.g. ``Store.texts``)
     from the rules' ``table`` and the decisions ``tasks`` (Prodigy tasks, e.g.
@@ -205,7 +206,7 @@ def build_training_set(
 
 def training_set_from_store(
     nlp: Language, store, dataset: str, pattern_files: Sequence[str | Path], *, lfs: str | Path | None = None,
-    config: WeakLabelConfig | None = None, seed: int = 0, phrase_attr: str = "ORTH",
+    config: WeakLabelConfig | None = None, seed: int = SEED, phrase_attr: str = PHRASE_ATTR,
 ) -> TrainingSet:
     """The handoff's training set with nothing but the store and the rules' files: the rules are
     applied again to the stored texts (``bootstrap train DATASET --rules ...``)."""
@@ -500,9 +501,9 @@ def train_model(
     training_set: TrainingSet,
     output_dir: str | Path,
     *,
-    lang: str = "en",
-    seed: int = 0,
-    max_epochs: int = 10,
+    lang: str = LANG,
+    seed: int = SEED,
+    max_epochs: int = MAX_EPOCHS,
     patience: int = 2,
     progress: bool = False,
 ) -> dict[str, Any]:
