@@ -108,7 +108,8 @@ def _train_whole_corpus(
     try:
         with Store(db, create=False) as store:
             started = time.process_time()
-            training_set = training_set_from_store(nlp, store, dataset, rules, lfs=lfs, config=weak, seed=seed)
+            training_set = training_set_from_store(nlp, store, dataset, rules, lfs=lfs, config=weak, seed=seed,
+                                                   aggregate_options=config.aggregate)
     except (FileNotFoundError, UnknownDataset) as error:
         fail(str(error))
     stats = training_set.stats
