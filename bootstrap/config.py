@@ -17,11 +17,10 @@ DEFAULT_DB = "bootstrap.db"  # a SQLite file in the working folder; --db takes a
 LANG = "en"  # spacy.blank(LANG) tokenizes the texts, the rules and the training data
 PHRASE_ATTR = "ORTH"  # the token attribute phrase patterns match on
 SEED = 0  # exploration draws, the LabelModel, samples and training
-# Passes over a whole-corpus training set at most (the handoff, ``train --rules``, simulate);
-# ``weak_labels.epochs_for`` raises it for small sets. Decisions alone (``bootstrap train``
-# without ``--rules``) are a far smaller set and get ``DECISIONS_MAX_EPOCHS``.
+# Passes over the training data at most, for every training: the handoff, ``bootstrap train``
+# (with ``--rules`` or without), simulate. ``weak_labels.epochs_for`` raises it for a small
+# whole-corpus set; patience (evaluations without improvement) ends most trainings before it.
 MAX_EPOCHS = 10
-DECISIONS_MAX_EPOCHS = 20
 
 HandoffMode = Literal["never", "auto", "now"]
 MODES = ("never", "auto", "now")

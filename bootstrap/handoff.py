@@ -84,13 +84,16 @@ class Handoff:
         return self._future is not None
 
     def start(self, decisions: int) -> None:
-        """Train the first model now if the policy trains at all and none was trained yet."""
+        """Train the first model now, in the background, if the policy trains at all and none was
+        trained yet: the rules' weak labels over the whole corpus are enough to learn from, and
+        the model proposes spans no rule covers from the first minutes."""
         with self._lock:
             if self.policy.mode == "auto" and self.trained_at is None:
                 self.train_now(decisions)
 
     def train_now(self, decisions: int) -> bool:
-        """Start a training now, whatever the cadence; False if one is running already."""
+        """Start a training now, whatever the policy's cadence (the model still enters the loop
+        only as the policy says); False if one is running already."""
         with self._lock:
             if self._future is not None:
                 return False
@@ -110,7 +113,7 @@ class Handoff:
         self.trained_at = decisions
         self._future = self._executor().submit(
             train_job, self.store.engine.url.render_as_string(hide_password=False), self.dataset, self.rules_table,
-            str(output), self.config.lang, self.config.seed, self.policy, self.config.weak_labels,
+            str(output), self.config.lang, self.config.seed, self.policy, self.config.weak_labels, self.config.aggregate,
         )
         self._future.add_done_callback(lambda future: self._on_trained(future, decisions))
 
@@ -242,12 +245,14 @@ def rules_accuracy(tasks: Iterable[dict[str, Any]], says_accept: Callable[[dict[
 
 def train_job(
     db: str, dataset: str, table, output_dir: str, lang: str, seed: int, policy: HandoffPolicy, weak_labels,
+    aggregate_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the whole-corpus training set from the store, train, score model and rules on the
     held-out decisions and, if the model wins (or ``force``), score every text.
 
     Runs in a worker process: every argument (``table`` is the rules' ``CandidateTable``,
-    ``weak_labels`` a ``WeakLabelConfig``) and the result are plain, picklable values. With
+    ``weak_labels`` a ``WeakLabelConfig``, ``aggregate_options`` the session's
+    ``SessionConfig.aggregate``) and the result are plain, picklable values. With
     ``policy.mode == "now"`` the model's spans are written whatever the scores say.
     """
     import spacy
@@ -258,7 +263,8 @@ def train_job(
     nlp = spacy.blank(lang)
     with Store(db, create=False) as store:
         tasks = list(store.export_tasks(dataset))
-        training_set = build_training_set(nlp, table, tasks, store.texts(dataset), weak_labels, seed=seed)
+        training_set = build_training_set(nlp, table, tasks, store.texts(dataset), weak_labels, seed=seed,
+                                          aggregate_options=aggregate_options)
     result = train_model(training_set, output_dir, lang=lang, seed=seed, max_epochs=policy.max_epochs,
                          patience=policy.patience)
     rules = training_set.rules_view

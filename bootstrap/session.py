@@ -16,10 +16,13 @@ copy of the loop. One session serves one dataset and any number of annotators:
 * **Refit off the request path.** Every ``refit_every`` decisions the LabelModel is refit in a
   background thread and swapped in when done (:mod:`bootstrap.refit`); answering never waits.
 * **Handoff.** Models trained from the decisions are the job of :class:`~bootstrap.handoff.Handoff`,
-  which hands the session one thing: "adopt these spans" (:meth:`Session._adopt_model`).
+  which hands the session one thing: "adopt these spans" (:meth:`Session._adopt_model`, the
+  rebuild in :mod:`bootstrap.adoption`).
 
-What the page shows beside a question is built in :mod:`bootstrap.views`. Every public method
-takes the session's lock: the web server calls them from a thread pool.
+Other jobs live beside the loop, one a module: the answers that stand, resume and other
+processes' answers in :mod:`bootstrap.answers`; the table built from files and stored in
+:func:`bootstrap.table.stored_table`; what the page shows in :mod:`bootstrap.views`. Every
+public method takes the session's lock: the web server calls them from a thread pool.
 """
 
 from __future__ import annotations
@@ -27,26 +30,25 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Sequence
 
+from . import views
+from .adoption import ModelAdoption
 from .aggregate import Aggregate
-from .corpus import Record
-from .config import LANG, PHRASE_ATTR, SessionConfig
+from .answers import LiveAnswers, Standing
+from .config import PHRASE_ATTR, SessionConfig
 from .estimates import CachedEstimates, estimates
-from .handoff import Handoff, answered_spans, read_model_spans
+from .handoff import Handoff
 from .hashing import task_hash as hash_task
-from .labelmatrix import CandidateTable, with_model
+from .labelmatrix import CandidateTable
 from .ranking import Ranker
 from .refit import BackgroundRefit
 from .store import Store
-from .table import build_table, question_rows, store_texts
-from .tasks import ANSWERS, check_answer
-from .views import question_task, votes
+from .table import question_rows, stored_table
+from .tasks import check_answer
 
 DEFAULT_ANNOTATOR = "default"
-SYNC_OVERLAP = 60.0  # seconds an undo or change by another process is looked for again
 
 
 class UnknownTask(KeyError):
@@ -61,13 +63,6 @@ class AlreadyAnswered(ValueError):
     """This annotator has already answered this question (undo or change it instead)."""
 
 
-@dataclass
-class _Live:
-    """The live answers on one question, by annotator: ``(answer_id, answer, exploration)``."""
-
-    by_annotator: dict[str, tuple[int, str, bool]] = field(default_factory=dict)
-
-
 class Session:
     """One dataset's loop over a candidate table, with its answers in a store."""
 
@@ -77,7 +72,7 @@ class Session:
         self.config = config or SessionConfig()
         self.rules_table = table  # the rules' and functions' candidates; a model's are added to a copy
         self._lock = threading.RLock()
-        self._live: dict[int, _Live] = {}  # task hash -> its live answers
+        self.answers = LiveAnswers(store, dataset, observe=self._observe, withdraw=self._withdraw)
         self._pending: dict[str, tuple[int, bool]] = {}  # annotator -> (task hash on screen, exploration)
         self._shown_at: dict[str, float] = {}
         self.refit = BackgroundRefit(self.config.refit_every, self.config.background_refit, self._lock,
@@ -93,35 +88,15 @@ class Session:
     # -- building ------------------------------------------------------------------------------
 
     @classmethod
-    def from_files(
-        cls,
-        pattern_files: Sequence[str | Path],
-        texts: str | Path,
-        *,
-        db: str | Path,
-        dataset: str,
-        lfs: str | Path | None = None,
-        labels: Sequence[str] | None = None,
-        lang: str = LANG,
-        phrase_attr: str = PHRASE_ATTR,
-        config: SessionConfig | None = None,
-        progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
-        build: Callable[..., CandidateTable] | None = None,
-    ) -> "Session":
-        """Read rules, functions and texts, store the texts and questions, and start (or resume) the loop.
-
-        ``build`` makes the candidate table (default :func:`~bootstrap.table.build_table`; ``bootstrap.scale`` has
-        one that runs on a Dask cluster). It takes the same arguments, and its ``progress`` hook
-        on the record stream is how the texts get stored on the way.
-        """
+    def from_files(cls, pattern_files: Sequence[str | Path], texts: str | Path, *, db: str | Path, dataset: str,
+                   config: SessionConfig | None = None, **options: Any) -> "Session":
+        """Read rules, functions and texts, store the texts and questions, and start (or resume) the
+        loop; ``options`` are :func:`~bootstrap.table.stored_table`'s (``lfs``, ``labels``, ``lang``,
+        ``phrase_attr``, ``progress``, ``build``)."""
         store = Store(db)
-        reading = lambda records: store_texts(progress(records) if progress else records, store, dataset)  # noqa: E731
-        table = (build or build_table)(
-            pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, progress=reading,
-        )
-        store.add_questions(dataset, question_rows(table))
-        session = cls(store, dataset, table, config)
-        session.pattern_files, session.phrase_attr = [Path(p) for p in pattern_files], phrase_attr
+        session = cls(store, dataset, stored_table(pattern_files, texts, store, dataset, **options), config)
+        session.pattern_files = [Path(p) for p in pattern_files]
+        session.phrase_attr = options.get("phrase_attr", PHRASE_ATTR)
         return session
 
     def _install(self, table: CandidateTable, aggregate: Aggregate) -> None:
@@ -133,22 +108,13 @@ class Session:
                              label_floor=self.config.label_floor, seed=self.config.seed)
         self._task_hashes = [hash_task(*table.question(i)) for i in range(table.n_questions)]
         self._index_of = {task: i for i, task in enumerate(self._task_hashes)}
-        for task, live in self._live.items():
-            index = self._index_of.get(task)
-            if index is not None:
-                _, answer, exploration = next(reversed(live.by_annotator.values()))
-                self.aggregate.observe(*self._row_class(index), answer, exploration)
-                self.ranker.close(index)
+        for task, answer, exploration in self.answers.standing():
+            self._observe(task, answer, exploration)
 
     def _resume(self) -> None:
         """Replay stored answers (closed questions stay closed, the aggregate learns them again)
         and put back the last model that entered the loop."""
-        replayed = 0
-        self._synced_id, self._synced_at = 0, time.time()  # what _refresh has seen of the store
-        for stored in self.store.answers(self.dataset):
-            self._record(stored.task_hash, stored.annotator, stored.id, stored.answer, stored.exploration)
-            self._synced_id = max(self._synced_id, stored.id)
-            replayed += 1
+        replayed = self.answers.resume()
         spans = self.handoff.resume(replayed)
         if spans is not None:
             try:
@@ -159,37 +125,12 @@ class Session:
         if replayed:
             self.aggregate.refit()
 
-    def _refresh(self) -> None:
-        """Learn what other processes on this database answered, undid or changed since the last
-        look, so a question answered anywhere is closed here too and progress counts every answer.
-
-        The store is the truth; this reads only answers newer than the last one seen and those
-        undone or changed lately (indexed lookups, usually no row), and applying a row twice
-        changes nothing, so the look-back may overlap (``SYNC_OVERLAP`` covers clock skew
-        between machines).
-        """
-        now = time.time()
-        for stored in self.store.answer_changes(self.dataset, self._synced_id, self._synced_at - SYNC_OVERLAP):
-            self._synced_id = max(self._synced_id, stored.id)
-            live = self._live.get(stored.task_hash)
-            known = live.by_annotator.get(stored.annotator) if live is not None else None
-            if stored.undone_at is not None:
-                if known is not None and known[0] == stored.id:
-                    self._unrecord(stored.task_hash, stored.annotator)
-                continue
-            if known is not None and known[:2] == (stored.id, stored.answer):
-                continue
-            if known is not None:
-                self._unrecord(stored.task_hash, stored.annotator, reopen=False)
-            self._record(stored.task_hash, stored.annotator, stored.id, stored.answer, stored.exploration)
-        self._synced_at = now
-
     # -- the loop ------------------------------------------------------------------------------
 
     def next_question(self, annotator: str = DEFAULT_ANNOTATOR) -> dict[str, Any] | None:
         """The question for this annotator: the one on their screen, or the best open one they may lease."""
         with self._lock:
-            self._refresh()  # another process's answers close their questions here too
+            self.answers.refresh()  # another process's answers close their questions here too
             pending = self._pending.get(annotator)
             if pending is not None:
                 index = self._index_of.get(pending[0])
@@ -211,11 +152,10 @@ class Session:
         """Store the answer (committed before returning), then learn from it."""
         check_answer(answer)
         with self._lock:
-            self._refresh()
+            self.answers.refresh()
             index = self._question_index(task_hash)
             task_hash = self._task_hashes[index]
-            live = self._live.get(task_hash)
-            if live is not None and annotator in live.by_annotator:
+            if self.answers.of(task_hash, annotator) is not None:
                 raise AlreadyAnswered(f"{annotator!r} already answered task {task_hash}: undo or change that answer")
             pending = self._pending.get(annotator)
             shown = pending is not None and pending[0] == task_hash
@@ -223,12 +163,13 @@ class Session:
             row, cls = self._row_class(index)
             answer_id = self.store.add_answer(
                 self.dataset, task_hash, answer, annotator, exploration=exploration,
-                probability=float(self.aggregate.probabilities()[row, cls]), votes=votes(self.table, self.aggregate, row),
+                probability=float(self.aggregate.probabilities()[row, cls]),
+                votes=views.votes(self.table, self.aggregate, row),
                 shown_at=self._shown_at.get(annotator) if shown else None,
             )
             if shown:
                 self._pending.pop(annotator, None)
-            self._record(task_hash, annotator, answer_id, answer, exploration)
+            self.answers.record(task_hash, annotator, answer_id, answer, exploration)
             self.refit.maybe()
             progress = self.progress()
             self.handoff.maybe_train(progress["answers"], progress["accepts_per_label"])
@@ -240,7 +181,7 @@ class Session:
             undone = self.store.undo_last(self.dataset, annotator)
             if undone is None:
                 return None
-            self._unrecord(undone.task_hash, annotator)
+            self.answers.remove(undone.task_hash, annotator)
             index = self._index_of.get(undone.task_hash)
             if index is None:
                 return None
@@ -255,41 +196,27 @@ class Session:
         """Change one of the annotator's earlier answers (the page's list of recent decisions)."""
         check_answer(answer)
         with self._lock:
-            task = next((t for t, live in self._live.items()
-                         if live.by_annotator.get(annotator, (None,))[0] == answer_id), None)
+            task = self.answers.find(annotator, answer_id)
             if task is None:
                 raise UnknownAnswer(f"{annotator!r} has no live answer with id {answer_id}")
             try:
                 self.store.change_answer(answer_id, answer)
             except (KeyError, ValueError) as error:  # undone meanwhile, e.g. by another process
                 raise UnknownAnswer(str(error)) from None
-            exploration = self._live[task].by_annotator[annotator][2]
-            self._unrecord(task, annotator, reopen=False)
-            self._record(task, annotator, answer_id, answer, exploration)
+            exploration = self.answers.of(task, annotator)[2]
+            self.answers.remove(task, annotator, reopen=False)
+            self.answers.record(task, annotator, answer_id, answer, exploration)
             return {"answer_id": answer_id, "answer": answer, "progress": self.progress()}
+
+    # -- what the page shows (built in bootstrap.views) ---------------------------------------
 
     def recent(self, annotator: str = DEFAULT_ANNOTATOR, n: int = 10) -> list[dict[str, Any]]:
         with self._lock:
-            answers = self.store.recent_answers(self.dataset, annotator, n)
-            texts = self.store.example_texts(self.dataset, {a.input_hash for a in answers})
-            return [
-                {"answer_id": a.id, "task_hash": a.task_hash, "span_text": a.span_text, "label": a.label,
-                 "answer": a.answer, "created": a.created, "text": texts.get(a.input_hash, "")}
-                for a in answers
-            ]
-
-    # -- what the page shows -------------------------------------------------------------------
+            return views.recent(self.store, self.dataset, annotator, n)
 
     def progress(self) -> dict[str, Any]:
         with self._lock:
-            by_answer = dict.fromkeys(ANSWERS, 0)
-            accepts = dict.fromkeys(self.table.labels, 0)
-            for task, live in self._live.items():
-                for _, answer, _ in live.by_annotator.values():
-                    by_answer[answer] += 1
-                    index = self._index_of.get(task)
-                    if answer == "accept" and index is not None:
-                        accepts[self.table.label_of(self._row_class(index)[1])] += 1
+            by_answer, accepts = views.answer_counts(self.table, self._index_of, self.answers.every())
             answers = sum(by_answer.values())
             return {
                 "answers": answers,
@@ -305,12 +232,8 @@ class Session:
 
     def suggestions(self, min_count: int = 2) -> list[dict[str, Any]]:
         """Pattern lines learned back from the decisions (``bootstrap suggest-patterns``), for the page."""
-        if not self.pattern_files:
-            return []
-        from .suggest import suggest_patterns
-
-        return suggest_patterns(self.store, self.dataset, self.pattern_files, min_count=min_count,
-                                lang=self.config.lang, phrase_attr=self.phrase_attr)
+        return views.suggestions(self.store, self.dataset, self.pattern_files, min_count=min_count,
+                                 lang=self.config.lang, phrase_attr=self.phrase_attr)
 
     def lf_stats(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -330,37 +253,31 @@ class Session:
     def _lease(self, task_hash: int, annotator: str) -> bool:
         return self.store.lease(self.dataset, task_hash, annotator, self.config.lease_seconds)
 
-    def _record(self, task_hash: int, annotator: str, answer_id: int, answer: str, exploration: bool) -> None:
-        live = self._live.setdefault(task_hash, _Live())
-        live.by_annotator[annotator] = (answer_id, answer, exploration)
+    def _observe(self, task_hash: int, answer: str, exploration: bool) -> None:
+        """An answer now stands on the question: the aggregate learns it (the latest answer counts)
+        and the question closes."""
         index = self._index_of.get(task_hash)
         if index is None:  # a question the current rules no longer propose: kept in the store only
             return
-        self.aggregate.observe(*self._row_class(index), answer, exploration)  # the latest answer counts
+        self.aggregate.observe(*self._row_class(index), answer, exploration)
         self.ranker.close(index)
 
-    def _unrecord(self, task_hash: int, annotator: str, reopen: bool = True) -> None:
-        live = self._live.get(task_hash)
-        if live is None or annotator not in live.by_annotator:  # written by another process: the store has it
-            return
-        del live.by_annotator[annotator]
-        if not live.by_annotator:
-            del self._live[task_hash]
+    def _withdraw(self, task_hash: int, standing: Standing | None, reopen: bool) -> None:
+        """An answer was taken off the question: ``standing`` (someone else's) counts now, if any."""
         index = self._index_of.get(task_hash)
         if index is None:
             return
         row, cls = self._row_class(index)
         self.aggregate.forget(row, cls)
-        if live.by_annotator:  # someone else's answer on it still stands
-            _, answer, exploration = next(reversed(live.by_annotator.values()))
-            self.aggregate.observe(row, cls, answer, exploration)
+        if standing is not None:
+            self.aggregate.observe(row, cls, *standing)
         elif reopen:
             self.ranker.reopen(index)
 
     def _task(self, index: int, exploration: bool, score: float | None = None) -> dict[str, Any]:
         row, cls = self._row_class(index)
         text, meta = self.store.example(self.dataset, int(self.table.input_hash[row])) or ("", {})
-        return question_task(
+        return views.question_task(
             self.table, self.aggregate, row, cls, task_hash=self._task_hashes[index], text=text, meta=meta,
             exploration=exploration, score=float(self.ranker.scores()[index]) if score is None else score,
             scorer=self.scorer,
@@ -373,15 +290,12 @@ class Session:
     # -- handoff -------------------------------------------------------------------------------
 
     def start_handoff(self) -> None:
-        """Train the first model now, in the background, if the policy trains at all and none was
-        trained yet: the rules' weak labels over the whole corpus are enough to learn from, and
-        the model proposes spans no rule covers from the first minutes (the CLI calls this)."""
+        """Train the first model now, in the background (:meth:`Handoff.start`; the CLI calls this)."""
         with self._lock:
             self.handoff.start(self.progress()["answers"])
 
     def train_now(self) -> bool:
-        """Start a handoff training in the background now, whatever the policy's cadence (the
-        model still enters the loop only as the policy says); False if one is running already."""
+        """Start a handoff training in the background now (:meth:`Handoff.train_now`)."""
         with self._lock:
             return self.handoff.train_now(self.progress()["answers"])
 
@@ -390,23 +304,11 @@ class Session:
         self.handoff.wait()
 
     def _adopt_model(self, spans_path: str) -> None:
-        """Rebuild the table with the model's spans and vote; the slow fit runs outside the lock.
-
-        Every answered span stays a question (``keep``), whoever proposed it, so no decision
-        leaves the loop when a new model brings other spans; answers given while the new table
-        was being fit are checked for again before it is installed.
-        """
-        spans, scored = read_model_spans(spans_path)
-        keep = answered_spans(self.store.answers(self.dataset))
-        table = with_model(self.rules_table, spans, scored, keep=keep)
-        aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
+        """Install the table with the model's spans and vote (:mod:`bootstrap.adoption`); the slow
+        rebuild and fit run outside the lock."""
+        adoption = ModelAdoption(self.rules_table, spans_path, self.store.answers(self.dataset), self.config)
         with self._lock:
-            indexed = {hash_task(*table.question(i)) for i in range(table.n_questions)}
-            missing = [span for span in answered_spans(self.store.answers(self.dataset))
-                       if hash_task(span.input_hash, span.start, span.end, span.label) not in indexed]
-            if missing:  # answered meanwhile, on a question only the old table had
-                table = with_model(self.rules_table, spans, scored, keep=keep + missing)
-                aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
+            table, aggregate = adoption.finish(self.store.answers(self.dataset))
             self.store.add_questions(self.dataset, question_rows(table))
             self._install(table, aggregate)  # what is on screen stays: pending questions are kept by hash
             self.scorer = "model"

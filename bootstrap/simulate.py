@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import spacy
@@ -43,13 +43,13 @@ from spacy.util import filter_spans
 
 from .aggregate import Aggregate
 from .candidates import DocCandidates
-from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED
+from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED, SessionConfig
 from .corpus import read_texts
 from .errors import InputError
 from .gold import Gold, gold_answer, load_gold
 from .hashing import input_hash as hash_text
 from .labelmatrix import CandidateTable
-from .session import Session, SessionConfig
+from .session import Session
 from .table import build_table
 from .train import dev_bucket, evaluate_gold, gold_docs, score_ents, token_span, train_ner
 from .weak_labels import WeakLabelConfig, build_training_set, question_index, train_model
@@ -213,8 +213,14 @@ def simulate(
     weak_labels: WeakLabelConfig | None = None,
     checkpoints: Sequence[int] | None = None,
     labels: Sequence[str] | None = None,
+    aggregate_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every strategy and return the curves (see the module docstring; ``write_curves`` saves them).
+
+    ``aggregate_options`` are keyword arguments of :class:`~bootstrap.aggregate.Aggregate`, as in
+    ``SessionConfig.aggregate`` (by default that field's default): they go into every session's
+    config, the training sets read them from there as the handoff does, and the rules' flat
+    lines use the same.
 
     ``answer_with`` replaces the gold annotator (a function of the task); it exists to check that
     the curves do not credit learning to a run that got no usable answers. ``labels`` are the
@@ -228,6 +234,7 @@ def simulate(
         raise ValueError(f"noise must be a share between 0 and 1, got {noise}")
     points = sorted(set(checkpoints)) if checkpoints else checkpoints_of(budget, checkpoint)
     weak_labels = weak_labels or WeakLabelConfig()
+    aggregate_options = dict(SessionConfig().aggregate if aggregate_options is None else aggregate_options)
     reporter = reporter or Reporter()
     nlp = spacy.blank(lang)
     started = time.time()
@@ -247,7 +254,7 @@ def simulate(
                 curves[name] = run_decisions(
                     name, pattern_files, data, reference, points, answerer, workdir, nlp=nlp, seed=seed, lfs=lfs,
                     lang=lang, phrase_attr=phrase_attr, max_epochs=max_epochs, patience=patience, reporter=reporter,
-                    weak_labels=weak_labels, cache=before_decisions)
+                    weak_labels=weak_labels, cache=before_decisions, aggregate_options=aggregate_options)
                 if isinstance(answerer, GoldAnnotator):
                     curves[name]["annotator"] = {"asked": answerer.asked, "flipped": answerer.flipped}
                 final = curves[name]["points"][-1]
@@ -256,7 +263,8 @@ def simulate(
                 reporter.start(name, 1)
                 reporter.note(name, "matching the test texts")
                 for line, scores in rules_scores(pattern_files, data.test, reference, lfs=lfs, lang=lang,
-                                                 phrase_attr=phrase_attr, seed=seed).items():
+                                                 phrase_attr=phrase_attr, seed=seed,
+                                                 aggregate_options=aggregate_options).items():
                     curves[line] = flat_curve(scores, points)
                 reporter.advance(name)
             else:
@@ -299,6 +307,7 @@ def run_decisions(
     reporter: Reporter,
     weak_labels: WeakLabelConfig,
     cache: dict[str, Any] | None = None,
+    aggregate_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One decision strategy in its own database: ask, answer, and train and score at each checkpoint.
 
@@ -307,7 +316,7 @@ def run_decisions(
     """
     folder = workdir / name
     folder.mkdir()
-    config = session_config(name, seed, lang, folder / "models", max_epochs, patience, weak_labels)
+    config = session_config(name, seed, lang, folder / "models", max_epochs, patience, weak_labels, aggregate_options)
     reporter.start(name, checkpoints[-1])
     reporter.note(name, "building the candidate table")
     session = Session.from_files(pattern_files, data.pool, db=folder / "decisions.db", dataset=name, lfs=lfs,
@@ -360,7 +369,8 @@ def run_decisions(
 
 
 def session_config(strategy: str, seed: int, lang: str, models_dir: Path, max_epochs: int = MAX_EPOCHS, patience: int = 2,
-                   weak_labels: WeakLabelConfig | None = None) -> SessionConfig:
+                   weak_labels: WeakLabelConfig | None = None,
+                   aggregate_options: Mapping[str, Any] | None = None) -> SessionConfig:
     """The page's defaults, for ``active``; ``random`` asks in random order and never hands off.
 
     ``random`` is annotation without the product: every question drawn uniformly from the rules'
@@ -369,6 +379,8 @@ def session_config(strategy: str, seed: int, lang: str, models_dir: Path, max_ep
     folder, not to ``./bootstrap-models``.
     """
     config = SessionConfig(seed=seed, background_refit=False, lang=lang, weak_labels=weak_labels or WeakLabelConfig())
+    if aggregate_options is not None:
+        config.aggregate = dict(aggregate_options)
     # the session trains at the checkpoints (``handoff_scores``), not on its own cadence
     config.handoff = dataclasses.replace(config.handoff, models_dir=str(models_dir), every=10**9, max_epochs=max_epochs, patience=patience)
     if strategy == "random":
@@ -426,7 +438,7 @@ def checkpoint_scores(
     }
     started = time.time()
     training_set = build_training_set(nlp, session.rules_table, tasks, session.store.texts(session.dataset),
-                                      weak_labels, seed=seed)
+                                      weak_labels, seed=seed, aggregate_options=session.config.aggregate)
     point["training_set"] = training_set.stats
     point["method"] = training_set.method
     try:
@@ -461,14 +473,16 @@ def flat_curve(scores: dict[str, Any], checkpoints: Sequence[int]) -> dict[str, 
 
 def rules_scores(
     pattern_files: Sequence[str | Path], test: Path, reference: Sequence[Doc], *, lfs: str | Path | None,
-    lang: str, phrase_attr: str, seed: int,
+    lang: str, phrase_attr: str, seed: int, aggregate_options: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The rules' and the LabelModel's predictions on the test texts, scored against gold.
 
     ``rules``: every candidate some positive rule proposes and no negative rule of its label votes
     against. ``labelmodel``: every (span, label) Snorkel's LabelModel, before any decision, gives
     more than 0.5; ``aggregate``: the same for the fit the loop uses before any decision (the
-    plain vote or the LabelModel, ``aggregate.method``). Overlaps are resolved longest first (``spacy.util.filter_spans``), as NER must.
+    plain vote or the LabelModel, ``aggregate.method``), both with the sessions' ``aggregate_options``
+    (``SessionConfig.aggregate``; the ``labelmodel`` line's method stays the LabelModel). Overlaps
+    are resolved longest first (``spacy.util.filter_spans``), as NER must.
     """
     rules_spans: dict[int, list[tuple[int, int, str]]] = {}
 
@@ -480,8 +494,9 @@ def rules_scores(
 
     table = build_table(pattern_files, test, lfs=lfs, lang=lang, phrase_attr=phrase_attr, through=keep_candidates)
     lines = {"rules": score_spans(rules_spans, reference)}
-    for line, method in (("labelmodel", "LabelModel"), ("aggregate", "auto")):
-        aggregate = Aggregate(table, seed=seed, method=method)
+    options = dict(aggregate_options or {})
+    for line, line_options in (("labelmodel", {**options, "method": "LabelModel"}), ("aggregate", options)):
+        aggregate = Aggregate(table, seed=seed, **line_options)
         lines[line] = {**score_spans(confident_spans(table, aggregate), reference), "method": aggregate.method}
     return lines
 

@@ -3,7 +3,8 @@
 Building it is the slow, read-only first stage (read, tokenize, match, vote), shared by the
 session, ``bootstrap stats``, ``report``, ``simulate`` and ``bootstrap train --rules``;
 ``bootstrap.scale`` builds the same table on a Dask cluster. The texts are stored on the way
-(:func:`store_texts`), and the table's questions go to the store as rows (:func:`question_rows`).
+(:func:`store_texts`), and the table's questions go to the store as rows (:func:`question_rows`);
+:func:`stored_table` does both, as a session starting from files needs.
 """
 
 from __future__ import annotations
@@ -49,6 +50,34 @@ def build_table(
     if through is not None:
         results = through(results)
     return build_candidate_table(results, rules, functions, labels)
+
+
+def stored_table(
+    pattern_files: Sequence[str | Path],
+    texts: str | Path,
+    store: Store,
+    dataset: str,
+    *,
+    lfs: str | Path | None = None,
+    labels: Sequence[str] | None = None,
+    lang: str = LANG,
+    phrase_attr: str = PHRASE_ATTR,
+    progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None,
+    build: Callable[..., CandidateTable] | None = None,
+) -> CandidateTable:
+    """The candidate table of ``texts``, with every text and every question stored in ``dataset``:
+    what ``Session.from_files`` starts from.
+
+    ``build`` makes the table (default :func:`build_table`; ``bootstrap.scale`` has one that runs
+    on a Dask cluster). It takes the same arguments, and its ``progress`` hook on the record
+    stream is how the texts get stored on the way.
+    """
+    reading = lambda records: store_texts(progress(records) if progress else records, store, dataset)  # noqa: E731
+    table = (build or build_table)(
+        pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, progress=reading,
+    )
+    store.add_questions(dataset, question_rows(table))
+    return table
 
 
 def store_texts(records: Iterable[Record], store: Store, dataset: str, batch: int = 2000) -> Iterator[Record]:

@@ -46,7 +46,7 @@ from spacy.training import Example
 from spacy.util import filter_spans, registry
 from thinc.api import Config
 
-from .config import DECISIONS_MAX_EPOCHS, LANG, MAX_EPOCHS, SEED
+from .config import LANG, MAX_EPOCHS, SEED
 from .corpus import read_texts
 from .errors import InputError, Problem
 from .hashing import input_hash as hash_text
@@ -457,7 +457,7 @@ def train_from_decisions(
     gold: str | Path | Sequence[Doc] | None = None,
     dev_share: float = 0.2,
     seed: int = SEED,
-    max_epochs: int = DECISIONS_MAX_EPOCHS,
+    max_epochs: int = MAX_EPOCHS,
     patience: int = 3,
     progress: bool = False,
     log: Callable[[str], Any] = lambda message: None,

@@ -1,19 +1,22 @@
-"""What the page shows beside a question: the task itself, who voted what, and the overlapping spans.
+"""What the page shows: the task itself, who voted what, the overlapping spans, the counts of
+answers, the recent decisions and the pattern lines suggested from them.
 
-Plain functions of the candidate table and the aggregate, kept out of the loop so
-:class:`~bootstrap.session.Session` only decides *which* question comes next; the votes are also
-stored with every answer (``Store.add_answer(votes=...)``), so the report can say later what the
-rules said when the question was asked.
+Plain read-only functions of the candidate table, the aggregate and the store, kept out of the
+loop so :class:`~bootstrap.session.Session` only decides *which* question comes next; the votes
+are also stored with every answer (``Store.add_answer(votes=...)``), so the report can say later
+what the rules said when the question was asked.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from .aggregate import Aggregate
 from .labelmatrix import NOT_ENTITY, CandidateTable
+from .tasks import ANSWERS
 
 
 def question_task(
@@ -78,3 +81,40 @@ def overlaps(table: CandidateTable, row: int) -> list[dict[str, Any]]:
         voters = [{"lf": table.columns[j].name, "kind": table.columns[j].kind} for j in np.flatnonzero(table.L[other] > 0)]
         found.append({"text": table.text[other], "start": o_start, "end": o_end, "relation": relation, "voters": voters})
     return sorted(found, key=lambda overlap: overlap["start"] - overlap["end"])
+
+
+def answer_counts(
+    table: CandidateTable, index_of: dict[int, int], answers: Iterable[tuple[int, str]],
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The live ``(task_hash, answer)`` pairs counted by answer, and the accepts per label (those on
+    questions of ``table``, whose index by task hash is ``index_of``): the progress the page shows."""
+    by_answer = dict.fromkeys(ANSWERS, 0)
+    accepts = dict.fromkeys(table.labels, 0)
+    for task, answer in answers:
+        by_answer[answer] += 1
+        index = index_of.get(task)
+        if answer == "accept" and index is not None:
+            accepts[table.label_of(int(table.question_class[index]))] += 1
+    return by_answer, accepts
+
+
+def recent(store: Any, dataset: str, annotator: str, n: int) -> list[dict[str, Any]]:
+    """The annotator's last ``n`` live answers with their texts (the page's list of recent decisions)."""
+    answers = store.recent_answers(dataset, annotator, n)
+    texts = store.example_texts(dataset, {a.input_hash for a in answers})
+    return [
+        {"answer_id": a.id, "task_hash": a.task_hash, "span_text": a.span_text, "label": a.label,
+         "answer": a.answer, "created": a.created, "text": texts.get(a.input_hash, "")}
+        for a in answers
+    ]
+
+
+def suggestions(store: Any, dataset: str, pattern_files: Sequence[Path], *, min_count: int, lang: str,
+                phrase_attr: str) -> list[dict[str, Any]]:
+    """Pattern lines learned back from the decisions (``bootstrap suggest-patterns``); none
+    without the rules' files."""
+    if not pattern_files:
+        return []
+    from .suggest import suggest_patterns
+
+    return suggest_patterns(store, dataset, pattern_files, min_count=min_count, lang=lang, phrase_attr=phrase_attr)

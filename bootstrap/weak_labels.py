@@ -55,7 +55,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 from spacy.language import Language
@@ -63,6 +63,7 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from .aggregate import MIN_COMPARED, Aggregate, fit_yes_probability
+from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED
 from .labelmatrix import CandidateTable, surface_key
 from .tasks import task_input_hash
 from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, token_span
@@ -122,11 +123,14 @@ class _Candidate:
     overlapping: bool = False  # the span overlaps another candidate of the text
 
 
-def replay(table: CandidateTable, tasks: Iterable[dict[str, Any]], *, seed: int = 0, method: str = "auto") -> Aggregate:
+def replay(table: CandidateTable, tasks: Iterable[dict[str, Any]], *, seed: int = SEED,
+           aggregate_options: Mapping[str, Any] | None = None) -> Aggregate:
     """A fresh aggregate over ``table`` with the decisions in ``tasks`` applied (the latest per
     question counts) and refit with their class balance: what a session that had been given
-    exactly these answers believes, without a session."""
-    aggregate = Aggregate(table, seed=seed, method=method)
+    exactly these answers believes, without a session. ``aggregate_options`` are the session's
+    keyword arguments of :class:`~bootstrap.aggregate.Aggregate` (``SessionConfig.aggregate``),
+    so both fit alike."""
+    aggregate = Aggregate(table, seed=seed, **(aggregate_options or {}))
     question_of = question_index(table)
     latest: dict[int, tuple[str, bool]] = {}
     for task in tasks:
@@ -155,16 +159,18 @@ def build_training_set(
     texts: Iterable[tuple[int, str]],
     config: WeakLabelConfig | None = None,
     *,
-    seed: int = 0,
+    seed: int = SEED,
+    aggregate_options: Mapping[str, Any] | None = None,
 ) -> TrainingSet:
     """The training set over the corpus ``texts`` (``(input_hash, text)``, e.g. ``Store.texts``)
     from the rules' ``table`` and the decisions ``tasks`` (Prodigy tasks, e.g.
-    ``Store.export_tasks``); see the module docstring."""
+    ``Store.export_tasks``); see the module docstring. ``aggregate_options``:
+    ``SessionConfig.aggregate`` (:func:`replay`)."""
     config = config or WeakLabelConfig()
     tasks = [task for task in tasks if task.get("answer") in ("accept", "reject")]  # an ignore says nothing
     train_tasks, held_out = split_decisions(tasks, config.dev_share) if tasks else ([], [])
     held_out_texts = {task_input_hash(task) for task in held_out}
-    aggregate = replay(table, train_tasks, seed=seed)
+    aggregate = replay(table, train_tasks, seed=seed, aggregate_options=aggregate_options)
     decided = _decisions_by_text(train_tasks)
     overlapping = table.overlapping()
     candidates = _weak_candidates(table, aggregate, overlapping, held_out_texts)
@@ -205,7 +211,8 @@ def build_training_set(
 
 def training_set_from_store(
     nlp: Language, store, dataset: str, pattern_files: Sequence[str | Path], *, lfs: str | Path | None = None,
-    config: WeakLabelConfig | None = None, seed: int = 0, phrase_attr: str = "ORTH",
+    config: WeakLabelConfig | None = None, seed: int = SEED, phrase_attr: str = PHRASE_ATTR,
+    aggregate_options: Mapping[str, Any] | None = None,
 ) -> TrainingSet:
     """The handoff's training set with nothing but the store and the rules' files: the rules are
     applied again to the stored texts (``bootstrap train DATASET --rules ...``)."""
@@ -214,7 +221,8 @@ def training_set_from_store(
 
     records = (Record(text, key, f"{dataset}:{key}") for key, text in store.texts(dataset))
     table = build_table(pattern_files, records, lfs=lfs, lang=nlp.lang, phrase_attr=phrase_attr)
-    return build_training_set(nlp, table, store.export_tasks(dataset), store.texts(dataset), config, seed=seed)
+    return build_training_set(nlp, table, store.export_tasks(dataset), store.texts(dataset), config, seed=seed,
+                              aggregate_options=aggregate_options)
 
 
 def f_optimal_threshold(probabilities: Sequence[float]) -> float:
@@ -500,9 +508,9 @@ def train_model(
     training_set: TrainingSet,
     output_dir: str | Path,
     *,
-    lang: str = "en",
-    seed: int = 0,
-    max_epochs: int = 10,
+    lang: str = LANG,
+    seed: int = SEED,
+    max_epochs: int = MAX_EPOCHS,
     patience: int = 2,
     progress: bool = False,
 ) -> dict[str, Any]:

@@ -158,7 +158,7 @@ def run_session(args: argparse.Namespace, data: SimulationData, lfs: Path | None
         tasks = list(session.store.export_tasks(session.dataset))
         training_set = build_training_set(spacy.blank("en"), session.rules_table, tasks,
                                           session.store.texts(session.dataset), session.config.weak_labels,
-                                          seed=args.seed)
+                                          seed=args.seed, aggregate_options=session.config.aggregate)
         return {"progress": progress, "tasks": tasks, "training_set": training_set,
                 "questions": session.rules_table.n_questions}
     finally:

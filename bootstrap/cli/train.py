@@ -19,7 +19,7 @@ from typing import Annotated, Iterable, Iterator, Optional
 import typer
 from rich.markup import escape
 
-from ..config import DECISIONS_MAX_EPOCHS, DEFAULT_DB, LANG, SEED
+from ..config import DEFAULT_DB, LANG, MAX_EPOCHS, SEED
 from ..store import Store, UnknownDataset
 from ._util import DB_OPTION, app, blank_nlp, console, fail, reports_input_errors
 
@@ -40,7 +40,7 @@ def train_cli(
     eval_path: Annotated[Optional[Path], typer.Option("--eval", help="JSONL with complete annotations ({text, spans}) to score the model on.")] = None,
     lang: Annotated[str, typer.Option(help="Language of spacy.blank() the pipeline starts from.")] = LANG,
     seed: Annotated[int, typer.Option(help="Random seed: the same decisions and seed give the same model.")] = SEED,
-    max_epochs: Annotated[Optional[int], typer.Option(help="Passes over the training data at most. \\[default: the handoff's with --rules, else 20]")] = None,
+    max_epochs: Annotated[int, typer.Option(help="Passes over the training data at most (with --rules, more for a small corpus, as the handoff does).")] = MAX_EPOCHS,
     patience: Annotated[Optional[int], typer.Option(help="Stop after this many evaluations (about one an epoch) without improvement. \\[default: the handoff's with --rules, else 3]")] = None,
     dev_share: Annotated[float, typer.Option(help="Share of texts held out to pick the best model and score it.")] = 0.2,
     rules: Annotated[Optional[list[Path]], typer.Option("--rules", help="The session's pattern file(s): train on every stored text, weakly labelled by them and corrected by the decisions, as the handoff does (repeat for several files).")] = None,
@@ -59,7 +59,6 @@ def train_cli(
                                    max_texts)
     if lfs is not None:
         raise typer.BadParameter("--lfs goes with --rules", param_hint="'--lfs'")
-    max_epochs = DECISIONS_MAX_EPOCHS if max_epochs is None else max_epochs
     patience = 3 if patience is None else patience
     if scheme not in SCHEMES:
         raise typer.BadParameter(f"{scheme!r} (choose from {', '.join(SCHEMES)})", param_hint="'--scheme'")
@@ -90,7 +89,7 @@ def train_cli(
 
 def _train_whole_corpus(
     output: Path, dataset: str, db: str, rules: list[Path], lfs: Path | None, eval_path: Path | None, lang: str,
-    seed: int, max_epochs: int | None, patience: int | None, max_texts: int | None,
+    seed: int, max_epochs: int, patience: int | None, max_texts: int | None,
 ) -> None:
     """The handoff's training, from the store: rules over the stored texts, decisions, weak labels."""
     import dataclasses
@@ -103,14 +102,14 @@ def _train_whole_corpus(
     from ..weak_labels import train_model, training_set_from_store
 
     config = SessionConfig(lang=lang, seed=seed)
-    max_epochs = config.handoff.max_epochs if max_epochs is None else max_epochs
     patience = config.handoff.patience if patience is None else patience
     weak = config.weak_labels if max_texts is None else dataclasses.replace(config.weak_labels, max_texts=max_texts)
     nlp = blank_nlp(lang)
     try:
         with Store(db, create=False) as store:
             started = time.process_time()
-            training_set = training_set_from_store(nlp, store, dataset, rules, lfs=lfs, config=weak, seed=seed)
+            training_set = training_set_from_store(nlp, store, dataset, rules, lfs=lfs, config=weak, seed=seed,
+                                                   aggregate_options=config.aggregate)
     except (FileNotFoundError, UnknownDataset) as error:
         fail(str(error))
     stats = training_set.stats
