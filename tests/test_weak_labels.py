@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bootstrap.aggregate import MIN_COMPARED, SWITCH_MARGIN, Aggregate, compare_fits
+from bootstrap.aggregate import MIN_ACCEPTS_COMPARED, MIN_COMPARED, SWITCH_MARGIN, Aggregate, compare_fits
 from bootstrap.corpus import Record
 from bootstrap.gold import gold_answer, load_gold
 from bootstrap.handoff import HandoffPolicy
@@ -189,6 +189,29 @@ def test_the_aggregate_keeps_the_plain_vote_until_the_label_model_wins_on_decisi
     assert compared >= MIN_COMPARED
     assert replayed.method == ("LabelModel" if scores["LabelModel"] > scores["weighted vote"] + SWITCH_MARGIN else "weighted vote")
     assert f"{scores['LabelModel']:.2f} (LabelModel) vs {scores['weighted vote']:.2f}" in replayed.method_reason
+
+
+def test_the_label_model_is_not_let_in_on_a_handful_of_accepted_exploration_answers(shared_data):
+    """WNUT-17: one candidate in twenty is an entity, so 30 exploration answers hold one or two;
+    the LabelModel must not replace the plain vote on F over so few (it did, and the model fell to 0.01)."""
+    path = shared_data / "wnut17" / "train.jsonl"
+    texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf8").splitlines()[:600]]
+    table = build_table([ROOT / "examples" / "social-media" / "patterns.jsonl"], records(texts))
+    gold = load_gold(path)
+    by_answer: dict[str, list] = {"accept": [], "reject": []}
+    for i in np.random.default_rng(0).permutation(table.n_questions):
+        question = table.question(int(i))
+        by_answer[gold_answer(gold, *question)].append(question)
+    few = MIN_ACCEPTS_COMPARED - 1
+    assert len(by_answer["accept"]) >= few and len(by_answer["reject"]) >= MIN_COMPARED
+    chosen = by_answer["accept"][:few] + by_answer["reject"][:MIN_COMPARED]
+    text_of = {input_hash(t): t for t in texts}
+    tasks = [task(text_of[h], start, end, label, gold_answer(gold, h, start, end, label), True)
+             for h, start, end, label in chosen]
+    replayed = replay(table, tasks)
+    assert "LabelModel" in replayed.fits
+    assert replayed.method == "weighted vote"
+    assert f"{few} of {MIN_ACCEPTS_COMPARED} accepted exploration answers" in replayed.method_reason
 
 
 def test_bootstrap_train_and_the_handoff_build_the_same_training_set(nlp, tmp_path):
