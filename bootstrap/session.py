@@ -33,6 +33,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from . import views
 from .adoption import ModelAdoption
 from .aggregate import Aggregate
@@ -78,6 +80,7 @@ class Session:
         self.refit = BackgroundRefit(self.config.refit_every, self.config.background_refit, self._lock,
                                      current=lambda: self.aggregate)
         self._estimates = CachedEstimates()
+        self._draws = np.random.default_rng(self.config.seed)  # one stream for every ranker: a new table does not restart it
         self.handoff = Handoff(store, dataset, table, self.config, adopt=self._adopt_model, lock=self._lock)
         self.scorer = "rules"
         self.pattern_files: list[Path] = []  # set by from_files; suggestions need the rules' files
@@ -105,7 +108,7 @@ class Session:
         self.aggregate = aggregate
         self._estimates.clear()
         self.ranker = Ranker(aggregate, exploration=self.config.exploration, model_share=self.config.model_share,
-                             label_floor=self.config.label_floor, seed=self.config.seed)
+                             label_floor=self.config.label_floor, seed=self._draws)
         self._task_hashes = [hash_task(*table.question(i)) for i in range(table.n_questions)]
         self._index_of = {task: i for i, task in enumerate(self._task_hashes)}
         for task, answer, exploration in self.answers.standing():

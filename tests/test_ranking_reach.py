@@ -132,3 +132,32 @@ def test_spans_only_the_model_proposed_get_their_share_of_ranked_questions(tiny)
         choice = rules_only.next()
         assert not beyond[choice.index]
         rules_only.close(choice.index)
+
+
+def test_the_exploration_share_holds_when_a_new_table_replaces_the_ranker(shared_data, tmp_path):
+    """A model's table replaces the ranker (``Session._install``); the exploration draws must go
+    on, not restart from the seed each time (they did: 17 exploration questions of 400 on one run)."""
+    from bootstrap.config import HandoffPolicy, SessionConfig
+    from bootstrap.session import Session
+
+    lines = (shared_data / "ncbi-disease/train.jsonl").read_text().splitlines()[:400]
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("\n".join(lines) + "\n")
+    session = Session.from_files([ROOT / "examples/diseases/patterns.jsonl"], texts, db=tmp_path / "d.db", dataset="d",
+                                 config=SessionConfig(handoff=HandoffPolicy(mode="never"), background_refit=False, seed=1))
+    try:
+        draws = session.ranker.rng
+        flags = []
+        for i in range(600):
+            if i % 20 == 0:  # as often as a new table could come: the ranker is rebuilt, the draws go on
+                session._install(session.table, session.aggregate)
+                assert session.ranker.rng is draws
+            task = session.next_question("a")
+            flags.append(task["exploration"])
+            session.answer("a", task["task_hash"], "reject")
+        share = float(np.mean(flags))
+        assert 0.07 < share < 0.13, share  # 10% within 3 binomial standard deviations
+        blocks = {tuple(flags[i:i + 20]) for i in range(0, 600, 20)}
+        assert len(blocks) > 5  # not the same 20 draws over and over
+    finally:
+        session.close()
