@@ -508,14 +508,16 @@ class Store:
             yield from self._select_answers(conn, where)
 
     def answer_changes(self, dataset: str, after_id: int, since: float) -> list[Answer]:
-        """Answers added after ``after_id``, and answers undone or changed at ``since`` or later
-        (undone ones included, with ``undone_at`` set), by id: what a session running beside
-        another process must learn before it picks a question. Three indexed lookups."""
+        """Answers added after ``after_id`` or created at ``since`` or later, and answers undone or
+        changed at ``since`` or later (undone ones included, with ``undone_at`` set), by id: what a
+        session running beside another process must learn before it picks a question. (On
+        PostgreSQL ids are handed out before commit, so an answer with a lower id can commit after
+        one with a higher id was seen: ``created`` within the look-back catches it.)"""
         a = answers_table
         mine = a.c.dataset_id == self.dataset_id(dataset)
         found: dict[int, Answer] = {}
         with self.engine.connect() as conn:
-            for where in (a.c.id > int(after_id), a.c.undone_at >= since, a.c.changed_at >= since):
+            for where in (a.c.id > int(after_id), a.c.created >= since, a.c.undone_at >= since, a.c.changed_at >= since):
                 for answer in self._select_answers(conn, mine & where, live=False):
                     found[answer.id] = answer
         return [found[key] for key in sorted(found)]
