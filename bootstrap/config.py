@@ -21,6 +21,9 @@ SEED = 0  # exploration draws, the LabelModel, samples and training
 # (with ``--rules`` or without), simulate. ``weak_labels.epochs_for`` raises it for a small
 # whole-corpus set; patience (evaluations without improvement) ends most trainings before it.
 MAX_EPOCHS = 10
+# A session starts on the corpus's first texts and reads the rest in the background
+# (``bootstrap.reading``): the first question in seconds whatever the corpus size.
+FIRST_TEXTS = 2_000
 
 HandoffMode = Literal["never", "auto", "now"]
 MODES = ("never", "auto", "now")

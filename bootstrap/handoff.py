@@ -35,7 +35,7 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator
 
 from .config import HandoffPolicy, SessionConfig
 from .labelmatrix import CandidateTable, ModelSpan
@@ -65,6 +65,7 @@ class Handoff:
         self.runs: list[dict[str, Any]] = []  # the history, as the store keeps it
         self.trained_at: int | None = None  # decisions when the last model started training
         self.failed = False  # the last training failed: the next waits RETRY_AFTER decisions
+        self.texts: frozenset[int] | None = None  # the texts to train on (input hashes); None: every stored one
         self._future: Future | None = None
         self._pool: ProcessPoolExecutor | None = None
 
@@ -114,6 +115,7 @@ class Handoff:
         self._future = self._executor().submit(
             train_job, self.store.engine.url.render_as_string(hide_password=False), self.dataset, self.rules_table,
             str(output), self.config.lang, self.config.seed, self.policy, self.config.weak_labels, self.config.aggregate,
+            self.texts,
         )
         self._future.add_done_callback(lambda future: self._on_trained(future, decisions))
 
@@ -245,14 +247,15 @@ def rules_accuracy(tasks: Iterable[dict[str, Any]], says_accept: Callable[[dict[
 
 def train_job(
     db: str, dataset: str, table, output_dir: str, lang: str, seed: int, policy: HandoffPolicy, weak_labels,
-    aggregate_options: dict[str, Any] | None = None,
+    aggregate_options: dict[str, Any] | None = None, texts: Collection[int] | None = None,
 ) -> dict[str, Any]:
     """Build the whole-corpus training set from the store, train, score model and rules on the
     held-out decisions and, if the model wins (or ``force``), score every text.
 
     Runs in a worker process: every argument (``table`` is the rules' ``CandidateTable``,
     ``weak_labels`` a ``WeakLabelConfig``, ``aggregate_options`` the session's
-    ``SessionConfig.aggregate``) and the result are plain, picklable values. With
+    ``SessionConfig.aggregate``, ``texts`` the input hashes of the texts to train on and score,
+    None for every stored one) and the result are plain, picklable values. With
     ``policy.mode == "now"`` the model's spans are written whatever the scores say.
     """
     import spacy
@@ -263,7 +266,7 @@ def train_job(
     nlp = spacy.blank(lang)
     with Store(db, create=False) as store:
         tasks = list(store.export_tasks(dataset))
-        training_set = build_training_set(nlp, table, tasks, store.texts(dataset), weak_labels, seed=seed,
+        training_set = build_training_set(nlp, table, tasks, _texts(store, dataset, texts), weak_labels, seed=seed,
                                           aggregate_options=aggregate_options)
     result = train_model(training_set, output_dir, lang=lang, seed=seed, max_epochs=policy.max_epochs,
                          patience=policy.patience)
@@ -281,7 +284,7 @@ def train_job(
         model = spacy.load(result["model"])
         with Store(db, create=False) as store, spans_path.open("w", encoding="utf8") as out:
             batch: list[tuple[int, str]] = []
-            for item in store.texts(dataset):
+            for item in _texts(store, dataset, texts):
                 batch.append(item)
                 if len(batch) == 256:
                     _write_spans(model, batch, out)
@@ -290,6 +293,11 @@ def train_job(
     scores = {**result["scores"], "held_out_decisions": held_out, "compared": enough}
     return {"model": str(result["model"]), "scores": scores, "rules": rules, "model_f": model_score,
             "wins": wins, "spans": str(spans_path) if (wins or force) else None}
+
+
+def _texts(store: Store, dataset: str, only: Collection[int] | None) -> Iterator[tuple[int, str]]:
+    """The stored texts (``Store.texts``), only those whose input hash is in ``only`` if given."""
+    return (item for item in store.texts(dataset) if only is None or item[0] in only)
 
 
 def exit_with_parent(parent: int, every: float = 2.0) -> None:

@@ -31,7 +31,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from .aggregate import Aggregate
 from .answers import LiveAnswers, Standing
 from .config import PHRASE_ATTR, SessionConfig
 from .estimates import CachedEstimates, estimates
-from .handoff import Handoff
+from .handoff import Handoff, adopted_spans
 from .hashing import task_hash as hash_task
 from .labelmatrix import CandidateTable
 from .ranking import Ranker
@@ -49,6 +49,9 @@ from .refit import BackgroundRefit
 from .store import Store
 from .table import question_rows, stored_table
 from .tasks import check_answer
+
+if TYPE_CHECKING:
+    from .reading import CorpusReading
 
 DEFAULT_ANNOTATOR = "default"
 
@@ -85,6 +88,7 @@ class Session:
         self.scorer = "rules"
         self.pattern_files: list[Path] = []  # set by from_files; suggestions need the rules' files
         self.phrase_attr = PHRASE_ATTR
+        self.reading: CorpusReading | None = None  # the rest of the corpus, read in the background
         self._install(table, Aggregate(table, seed=self.config.seed, **self.config.aggregate))
         self._resume()
 
@@ -101,6 +105,30 @@ class Session:
         session.pattern_files = [Path(p) for p in pattern_files]
         session.phrase_attr = options.get("phrase_attr", PHRASE_ATTR)
         return session
+
+    def read_rest(self, reading: "CorpusReading", matched: set[int]) -> None:
+        """Serve the ``matched`` texts' questions now and take the whole corpus's table when
+        ``reading`` has built it (:mod:`bootstrap.reading`); the first model trains on those texts."""
+        self.reading = reading
+        self.handoff.texts = frozenset(matched)
+        reading.start(self.grow)
+
+    def grow(self, table: CandidateTable) -> None:
+        """Make ``table`` (the whole corpus's, a superset of the current rules' table) the one
+        questions come from: answers replayed, what is on screen kept, a model in the loop put
+        back on it, and the next model trained on every text. The fit runs outside the lock."""
+        aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
+        with self._lock:
+            self.rules_table = self.handoff.rules_table = table
+            self.handoff.texts = None
+            spans = adopted_spans(self.handoff.runs) if self.scorer == "model" else None
+            if spans is None:
+                self._install(table, aggregate)
+                self.refit.maybe()
+        if spans is not None:
+            self._adopt_model(spans)
+        if self.config.handoff.mode != "never":
+            self.train_now()
 
     def _install(self, table: CandidateTable, aggregate: Aggregate) -> None:
         """Make ``table`` the one questions come from, with the live answers replayed into it."""
@@ -231,6 +259,7 @@ class Session:
                 "method_reason": self.aggregate.method_reason,
                 "handoff": self.handoff.status(accepts, self.scorer),
                 "estimates": self._estimates.get(answers, lambda: estimates(self.store.answers(self.dataset), self.ranker)),
+                "corpus": self.reading.status() if self.reading is not None else None,
             }
 
     def suggestions(self, min_count: int = 2) -> list[dict[str, Any]]:
@@ -317,6 +346,8 @@ class Session:
             self.scorer = "model"
 
     def close(self) -> None:
+        if self.reading is not None:
+            self.reading.close()
         self.wait_for_refit()
         self.handoff.close()
         self.store.close()

@@ -3,7 +3,7 @@
 Building the table (:func:`~bootstrap.table.build_table`: read, tokenize, match every rule, run
 every labeling function) is almost all of a session's start-up: 7 s at 10k texts, 8 minutes at a
 million. Its inputs rarely change between two starts of the same session, so the first start
-saves the table and the next ones load it (:func:`cached_builder`, a drop-in ``build=`` for
+saves the table and the next ones load it (:class:`CachedBuilder`, a drop-in ``build=`` for
 ``Session.from_files`` that wraps any builder, the Dask one too).
 
 * **Never stale.** An entry is found by a key over everything the table is made of: the bytes of
@@ -191,8 +191,7 @@ def entry_prefix(db: str | Path, dataset: str) -> str:
     return f"{slug}-{scope}"
 
 
-def cached_builder(cache_dir: str | Path, prefix: str, *, stored: StoredTexts, build: Builder | None = None,
-                   rebuild: bool = False) -> Builder:
+class CachedBuilder:
     """A table builder with ``build``'s signature (default :func:`~bootstrap.table.build_table`) that
     loads the table from ``cache_dir`` when it can, and otherwise builds and saves it.
 
@@ -201,27 +200,46 @@ def cached_builder(cache_dir: str | Path, prefix: str, *, stored: StoredTexts, b
     load (are this entry's texts there?) and after a build (recorded with the entry).
     ``rebuild`` builds whatever the cache holds (and replaces the entry).
     """
-    folder = Path(cache_dir)
 
-    def build_or_load(pattern_files: Sequence[str | Path], texts: str | Path | Iterable[Record], *,
-                      lfs: str | Path | None = None, labels: Sequence[str] | None = None, lang: str = LANG,
-                      phrase_attr: str = PHRASE_ATTR,
-                      progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None, **options: Any) -> CandidateTable:
-        inner = build
+    def __init__(self, cache_dir: str | Path, prefix: str, *, stored: StoredTexts, build: Builder | None = None,
+                 rebuild: bool = False):
+        self.folder = Path(cache_dir)
+        self.prefix = prefix
+        self.stored = stored
+        self.build = build
+        self.rebuild = rebuild
+
+    def _entry(self, pattern_files: Sequence[str | Path], texts: str | Path, **inputs: Any) -> Path | None:
+        """The entry's path for these inputs; None when a file cannot be read (the builder says why)."""
+        try:
+            return self.folder / f"{self.prefix}.{table_key(pattern_files, texts, **inputs)}{SUFFIX}"
+        except OSError:
+            return None
+
+    def cached(self, pattern_files: Sequence[str | Path], texts: str | Path, *, lfs: str | Path | None = None,
+               labels: Sequence[str] | None = None, lang: str = LANG, phrase_attr: str = PHRASE_ATTR) -> CandidateTable | None:
+        """The cached table of these inputs if there is one to load (never with ``rebuild``); None to build."""
+        path = self._entry(pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr)
+        if self.rebuild or path is None or not path.exists():
+            return None
+        return _load_if_stored(path, self.stored)
+
+    def __call__(self, pattern_files: Sequence[str | Path], texts: str | Path | Iterable[Record], *,
+                 lfs: str | Path | None = None, labels: Sequence[str] | None = None, lang: str = LANG,
+                 phrase_attr: str = PHRASE_ATTR,
+                 progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None, **options: Any) -> CandidateTable:
+        inner = self.build
         if inner is None:
             from .table import build_table as inner
         arguments = dict(lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, **options)
         if options or not isinstance(texts, (str, Path)):  # records, or a stream watcher (through=): not cached
             return inner(pattern_files, texts, progress=progress, **arguments)
-        try:
-            key = table_key(pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr)
-        except OSError:  # a missing file: the builder says what is wrong with it
+        path = self._entry(pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr)
+        if path is None:  # a missing file: the builder says what is wrong with it
             return inner(pattern_files, texts, progress=progress, **arguments)
-        path = folder / f"{prefix}.{key}{SUFFIX}"
-        if not rebuild and path.exists():
-            table = _load_if_stored(path, stored)
-            if table is not None:
-                return table
+        table = self.cached(pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr)
+        if table is not None:
+            return table
         distinct = array("q")
 
         def counted(records: Iterable[Record]) -> Iterator[Record]:
@@ -230,14 +248,19 @@ def cached_builder(cache_dir: str | Path, prefix: str, *, stored: StoredTexts, b
                 yield record
 
         table = inner(pattern_files, texts, progress=counted, **arguments)
-        _save_entry(table, path, prefix, stored, len(np.unique(np.frombuffer(distinct, dtype=np.int64))))
+        _save_entry(table, path, self.prefix, self.stored, len(np.unique(np.frombuffer(distinct, dtype=np.int64))))
         return table
 
-    return build_or_load
+
+def cached_builder(cache_dir: str | Path, prefix: str, *, stored: StoredTexts, build: Builder | None = None,
+                   rebuild: bool = False) -> CachedBuilder:
+    """A :class:`CachedBuilder`: a drop-in ``build=`` for ``Session.from_files`` that reads the table
+    back from ``cache_dir`` when it can."""
+    return CachedBuilder(cache_dir, prefix, stored=stored, build=build, rebuild=rebuild)
 
 
 def store_builder(db: str | Path, dataset: str, *, cache_dir: str | Path | None = None, build: Builder | None = None,
-                  rebuild: bool = False) -> Builder:
+                  rebuild: bool = False) -> CachedBuilder:
     """:func:`cached_builder` for a session of ``dataset`` in the database ``db`` (``--db``)."""
 
     def stored() -> tuple[float, int] | None:

@@ -8,6 +8,7 @@ developer's machine and fails in CI, where a missing browser is a broken set-up,
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
@@ -26,9 +27,11 @@ if not CHROMIUM.exists():
                 allow_module_level=True)
 
 import uvicorn  # noqa: E402
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
+from bootstrap.reading import start_session  # noqa: E402
 from bootstrap.server import create_app  # noqa: E402
+from bootstrap.config import HandoffPolicy  # noqa: E402
 from bootstrap.session import Session, SessionConfig  # noqa: E402
 from bootstrap.store import Store  # noqa: E402
 
@@ -91,6 +94,11 @@ def server(write, db, corpus, session_config):
         [write("patterns.jsonl", patterns)], write("texts.jsonl", [{"text": text} for text in texts]),
         db=db, dataset=DATASET, config=session_config,
     )
+    yield from served(session)
+
+
+def served(session: Session):
+    """Serve ``session``'s page on a free port of 127.0.0.1 until the generator is closed."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -443,3 +451,31 @@ def test_the_page_shows_the_labels_estimated_quality_and_whether_to_go_on(page, 
     assert 0 <= low < high <= 1
     assert f"of {hint['candidates']} candidate labels" in page.text_content("#stopping-hint")
     assert not page.errors
+
+
+@pytest.fixture
+def streamed(shared_data, tmp_path, db):
+    """A page over a session that started on 100 of 600 NCBI-disease texts and reads the rest."""
+    with (shared_data / "ncbi-disease" / "train.jsonl").open(encoding="utf8") as file:
+        (tmp_path / "texts.jsonl").write_text("".join(file.readline() for _ in range(600)), encoding="utf8")
+    session = start_session([Path(__file__).resolve().parents[1] / "examples" / "diseases" / "patterns.jsonl"],
+                            tmp_path / "texts.jsonl", db=str(db), dataset=DATASET, first_texts=100,
+                            config=SessionConfig(background_refit=False, handoff=HandoffPolicy(mode="never")))
+    yield from served(session)
+
+
+def test_the_page_shows_how_much_of_the_corpus_is_read_and_its_questions_join(streamed):
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{streamed}/?annotator=alice")
+        page.wait_for_selector("#card[data-task-hash]:not([data-task-hash=''])")
+        line = page.locator("#corpus")
+        assert line.inner_text().startswith("Reading the corpus: ") and "from the first 100 " in line.inner_text()
+        first_total = int(page.inner_text("#remaining").split(" of ")[1].replace(",", ""))
+        expect(line).to_have_text(re.compile(r"^Corpus read: [\d,]+ texts\.$"), timeout=300_000)
+        read = line.inner_text().removeprefix("Corpus read: ").removesuffix(" texts.")
+        assert int(read.replace(",", "")) > 500  # (a few of the 600 lines repeat a text)
+        expect(page.locator("#remaining")).not_to_have_text(re.compile(rf" of {first_total}$"), timeout=10_000)
+        assert int(page.inner_text("#remaining").split(" of ")[1]) > first_total  # the rest's questions joined
+        browser.close()

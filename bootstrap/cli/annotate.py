@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DEFAULT_DB, LANG, MODES, PHRASE_ATTR, HandoffPolicy, SessionConfig
+from ..config import DEFAULT_DB, FIRST_TEXTS, LANG, MODES, PHRASE_ATTR, HandoffPolicy, SessionConfig
 from ._util import (
     DB_OPTION, app, blank_nlp, console, count_lines, fail, reports_input_errors, split_patterns_and_texts,
     validate_phrase_attr, with_progress,
@@ -36,12 +36,12 @@ def annotate_cli(
     models_dir: Annotated[Path, typer.Option(help="Where trained models are written.")] = Path(HandoffPolicy.models_dir),
     dask: Annotated[Optional[str], typer.Option("--dask", metavar="ADDRESS|local:N", help="Find the candidates on a Dask cluster: a scheduler's address, or local:N for N worker processes here (needs the dask extra installed).")] = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Match the rules and run the functions again, whatever the cache holds. A restart otherwise reads the candidate table back from the cache; it is rebuilt by itself when a pattern file, the --lfs file, the texts (path, size, modification time), --label, --lang, --phrase-attr or bootstrap changes, or when the database lacks the texts. A module your --lfs file imports is not seen: after changing one, use --rebuild.")] = False,
+    first_texts: Annotated[int, typer.Option(min=0, help="Start asking on the corpus's first N texts while the rest is read, stored and matched in the background (0: read everything first).")] = FIRST_TEXTS,
     cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", envvar="BOOTSTRAP_CACHE_DIR", help="Where candidate tables are cached (default: DB.cache/ beside a SQLite file, ./.bootstrap-cache/ for a database URL).")] = None,
 ) -> None:
     """Answer one binary question at a time in the browser; every answer is stored at once."""
     from .. import scale
-    from ..session import Session
-    from ..table_cache import store_builder
+    from ..reading import start_session
 
     pattern_files, texts = split_patterns_and_texts(files)
     if texts is None:
@@ -55,11 +55,10 @@ def annotate_cli(
         build = scale.builder(dask) if dask else None
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="'--dask'") from None
-    build = store_builder(db, dataset, cache_dir=cache_dir, build=build, rebuild=rebuild)  # a restart reads the table back
-    session = Session.from_files(
+    session = start_session(  # a restart reads the whole table back from the cache
         pattern_files, texts, db=db, dataset=dataset, lfs=lfs, labels=label, lang=lang, phrase_attr=phrase_attr,
-        config=config, progress=lambda records: with_progress(records, f"Reading {texts.name}", count_lines(texts)),
-        build=build,
+        config=config, first_texts=first_texts, build=build, cache_dir=cache_dir, rebuild=rebuild,
+        progress=lambda records: with_progress(records, f"Reading {texts.name}", count_lines(texts)),
     )
     if not session.table.n_questions:
         session.close()
@@ -73,6 +72,9 @@ def annotate_cli(
         f"({session.aggregate.method_reason}); {progress['answers']:,} answered in dataset {dataset!r} of {db}.",
         highlight=False,
     )
+    if session.reading is not None:
+        console.print(f"The rest of {texts} is read, stored and matched in the background; its questions join "
+                      "when it is done (the page shows how far it is).", highlight=False)
     session.start_handoff()  # the first model learns the rules' labels in the background while you answer
     from ..server import serve  # the web stack is imported only when a page is served
 

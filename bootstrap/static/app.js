@@ -227,6 +227,7 @@ function renderProgress(progress) {
   $("handoff").replaceChildren(...items);
   $("method").textContent = handoffSummary(handoff, progress.method_reason || progress.method);
   renderEstimates(progress.estimates);
+  renderCorpus(progress.corpus);
 }
 
 /** The labels' precision and recall with 95% intervals, from exploration answers, and whether
@@ -384,6 +385,37 @@ function start() {
   });
   document.addEventListener("keydown", onKey);
   run(refresh);
+}
+
+/** The rest of the corpus read in the background: how far it is, and polling until its questions join. */
+let corpusPoll = null;
+const WAITING_FOR_CORPUS = "No question left in the texts read so far: the rest of the corpus joins when it is read (this page checks every few seconds).";
+function renderCorpus(corpus) {
+  const line = $("corpus");
+  line.hidden = !corpus;
+  if (!corpus) return;
+  const read = Number(corpus.texts_read).toLocaleString("en");
+  const first = Number(corpus.first_texts).toLocaleString("en");
+  if (corpus.error) {
+    line.textContent = `Reading the corpus stopped: ${corpus.error}. Questions come from the first ${first} texts.`;
+    line.classList.add("error");
+  } else if (corpus.reading) {
+    line.textContent = `Reading the corpus: ${read} texts read. Questions come from the first ${first} until it is done.`;
+  } else {
+    line.textContent = `Corpus read: ${read} texts.`;
+  }
+  const waiting = corpus.reading && !corpus.error;
+  $("done").textContent = waiting ? WAITING_FOR_CORPUS : $("done").dataset.text;
+  if (waiting && corpusPoll === null) {
+    corpusPoll = setInterval(() => { if (!busy) run(task ? refreshProgress : refresh); }, 3000);
+  } else if (!waiting && corpusPoll !== null) {
+    clearInterval(corpusPoll);
+    corpusPoll = null;
+  }
+}
+
+async function refreshProgress() {
+  renderProgress(await api("GET", "/api/progress"));
 }
 
 /** Everything from the server: this annotator's question, the progress, the recent list. */

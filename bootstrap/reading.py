@@ -1,0 +1,203 @@
+"""The first question in seconds, whatever the corpus size: the rest of the corpus joins while the
+person answers.
+
+Building the candidate table of a corpus (read, store, tokenize, match, vote) takes 7 s at 10k
+texts and 8 minutes at a million. A session that waited for it would show its first question
+after eight minutes. :func:`start_session` starts on the corpus's first ``first_texts`` texts
+instead (a table of those is a second's work), and a spawned process reads, stores and matches
+the whole corpus meanwhile, exactly as a one-stage start would (the same builder: one process,
+or the Dask cluster of ``--dask``, and the same table cache). When it is done, the whole table
+replaces the first one in the session (:meth:`~bootstrap.session.Session.grow`), between two
+questions, like an adopted model's table does:
+
+* **Nothing lost, nothing asked twice.** A question is named by its task hash, which depends on
+  the text and span alone, so every question of the first table is a question of the whole one;
+  the answers stored meanwhile are replayed into it (closed questions stay closed) and a
+  question on someone's screen stays there.
+* **Restart mid-way.** Nothing of the background work is trusted until it is finished: the
+  texts it stored are inserted again without harm, and the cache entry is written atomically
+  once the table is whole. A restart after a kill starts on the first texts again, resumes
+  their answers, and reads the corpus again in the background; a restart after it finished
+  reads the whole table back from the cache (seconds, not minutes).
+* **Honest early sample.** Until the whole table is in, questions come from the first texts
+  only: the page says so, with how many texts have been read. The first model trains on the
+  texts the session has matched (:attr:`~bootstrap.handoff.Handoff.texts`), and the next one on
+  all of them once they are in.
+* **Errors.** A bad line further down the corpus is found by the background process: the page
+  and the console show it (``file:line: what``) and the session goes on with the texts it has.
+
+A corpus of at most ``first_texts`` texts is built in one stage, as before.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from .config import SessionConfig
+from .corpus import Record, read_texts
+from .errors import InputError, Notice
+from .labelmatrix import CandidateTable
+
+REPORT_EVERY = 500  # texts between two updates of the shared "texts read" counter
+
+
+def start_session(pattern_files: Sequence[str | Path], texts: str | Path, *, db: str, dataset: str,
+                  config: SessionConfig | None = None, first_texts: int, build: Callable[..., CandidateTable] | None = None,
+                  cache_dir: str | Path | None = None, rebuild: bool = False,
+                  progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None, **inputs: Any):
+    """A session on ``texts``: on the whole cached table if there is one, else on the first
+    ``first_texts`` texts with the rest read in the background (module docstring).
+
+    ``build`` is the table builder of the whole corpus (one process by default, ``scale.builder``
+    for Dask); it is wrapped in the table cache here. ``inputs`` are ``lfs``, ``labels``,
+    ``lang`` and ``phrase_attr``; ``progress`` watches the records of a one-stage start.
+    """
+    from .session import Session
+    from .table_cache import store_builder
+
+    whole = store_builder(db, dataset, cache_dir=cache_dir, build=build, rebuild=rebuild)
+    table = whole.cached(pattern_files, texts, **inputs)
+    if table is not None or first_texts <= 0:
+        return Session.from_files(pattern_files, texts, db=db, dataset=dataset, config=config, build=whole,
+                                  progress=progress, **inputs)
+    records = read_texts(texts)  # (a bad line among the first texts is an error here, as in one stage)
+    first = list(itertools.islice(records, first_texts + 1))
+    records.close()
+    if len(first) <= first_texts:  # the whole corpus is small: one stage, cached as usual
+        return Session.from_files(pattern_files, texts, db=db, dataset=dataset, config=config, build=whole,
+                                  progress=progress, **inputs)
+    first = first[:first_texts]
+    session = Session.from_files(pattern_files, first, db=db, dataset=dataset, config=config, **inputs)
+    session.pattern_files = [Path(p) for p in pattern_files]
+    reading = CorpusReading(pattern_files, texts, db=db, dataset=dataset, build=build, cache_dir=cache_dir,
+                            rebuild=rebuild, inputs=inputs, first=len(first))
+    session.read_rest(reading, {record.input_hash for record in first})
+    return session
+
+
+class CorpusReading:
+    """The whole corpus read, stored and matched in a spawned process; the table handed back once."""
+
+    def __init__(self, pattern_files: Sequence[str | Path], texts: str | Path, *, db: str, dataset: str,
+                 build: Callable[..., CandidateTable] | None, cache_dir: str | Path | None, rebuild: bool,
+                 inputs: dict[str, Any], first: int):
+        self._context = multiprocessing.get_context("spawn")  # fork would copy the server's threads and locks
+        self._read = self._context.Value("q", 0, lock=False)
+        self._folder = Path(tempfile.mkdtemp(prefix="bootstrap-reading-"))
+        self.first = first  # texts the session started on
+        self.error: str | None = None
+        self.done = False
+        self._arguments = ([str(p) for p in pattern_files], str(texts), str(db), dataset, build,
+                           None if cache_dir is None else str(cache_dir), rebuild, inputs)
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, install: Callable[[CandidateTable], None]) -> None:
+        """Start reading; ``install`` gets the whole table, in a thread of this process, when it is built."""
+        output = self._folder / "table.npz"
+        # Daemonic, so it ends with the session's process; but a Dask LocalCluster (``--dask
+        # local:N``) starts processes of its own, which a daemonic process may not: then it is
+        # stopped by close() and by exit_with_parent.
+        local_cluster = "local:" in repr(self._arguments[4])
+        self._process = self._context.Process(
+            target=read_corpus, args=(*self._arguments, str(output), self._read, os.getpid()),
+            name="bootstrap-reading", daemon=not local_cluster,
+        )
+        self._process.start()
+        self._thread = threading.Thread(target=self._wait, args=(output, install), name="bootstrap-reading-wait", daemon=True)
+        self._thread.start()
+
+    def _wait(self, output: Path, install: Callable[[CandidateTable], None]) -> None:
+        from .table_cache import load_table
+
+        assert self._process is not None
+        self._process.join()
+        try:
+            problem = self._folder / "error.txt"
+            if problem.exists():
+                self.error = problem.read_text(encoding="utf8").strip()
+            elif self._process.exitcode != 0:
+                self.error = f"reading the corpus stopped (exit code {self._process.exitcode})"
+            else:
+                table, _ = load_table(output)
+                install(table)
+                self.done = True
+        except Exception as error:  # noqa: BLE001 - the session goes on with the texts it has
+            self.error = f"the whole corpus's table could not be installed ({type(error).__name__}: {error})"
+        finally:
+            shutil.rmtree(self._folder, ignore_errors=True)
+        if self.error:
+            warnings.warn(f"{self.error}; questions come from the first {self.first:,} texts only", Notice)
+
+    @property
+    def texts_read(self) -> int:
+        return max(int(self._read.value), self.first)
+
+    def status(self) -> dict[str, Any]:
+        """What the page shows: reading or done, texts read, and the error that stopped it, if one did."""
+        return {"reading": not self.done and self.error is None, "texts_read": self.texts_read,
+                "first_texts": self.first, "error": self.error}
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the whole table is installed or reading failed; False on timeout."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop reading (the session is closing): the next start reads again."""
+        process = self._process
+        if process is not None and process.is_alive():
+            process.terminate()
+            process.join(5)
+        if self._thread is not None:
+            self._thread.join(5)
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def read_corpus(pattern_files: list[str], texts: str, db: str, dataset: str, build: Callable[..., CandidateTable] | None,
+                cache_dir: str | None, rebuild: bool, inputs: dict[str, Any], output: str, read, parent: int) -> None:
+    """The background process: build the whole table as a one-stage start would (texts and
+    questions stored, cache entry written), and save it to ``output`` for the session.
+
+    A problem is written to ``error.txt`` beside ``output`` as one line (an input error names
+    the file and line), never a traceback.
+    """
+    from .handoff import exit_with_parent
+    from .store import Store
+    from .table import stored_table
+    from .table_cache import save_table, store_builder
+
+    exit_with_parent(parent)
+    try:
+        builder = store_builder(db, dataset, cache_dir=cache_dir, build=build, rebuild=rebuild)
+        with Store(db) as store:
+            table = stored_table(pattern_files, texts, store, dataset, build=builder,
+                                 progress=lambda records: _counted(records, read), **inputs)
+        save_table(table, Path(output))
+    except InputError as error:
+        _report(output, str(error).splitlines()[0])
+    except Exception as error:  # noqa: BLE001 - reported on the page, the session goes on
+        _report(output, f"reading {texts} failed ({type(error).__name__}: {error})")
+
+
+def _counted(records: Iterable[Record], read) -> Iterator[Record]:
+    count = 0
+    for count, record in enumerate(records, 1):
+        if count % REPORT_EVERY == 0:
+            read.value = count
+        yield record
+    read.value = count
+
+
+def _report(output: str, message: str) -> None:
+    Path(output).with_name("error.txt").write_text(message + "\n", encoding="utf8")
