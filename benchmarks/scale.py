@@ -17,14 +17,17 @@ texts are nearly all distinct even at 1M), written to a temporary JSONL file:
   questions stored, LabelModel fit, ranker) and reports its seconds per phase and its peak
   memory (``ru_maxrss``), next to the memory the imports alone take; then the growth from one
   size to the next (×time and ×memory for ×texts).
-* ``resume``: per size, two start-ups in fresh processes on the same SQLite file with the table
-  cache of ``bootstrap annotate`` (``bootstrap.table_cache``): the first builds the table, stores
-  the texts and writes the cache; the second (a restart) reads the table back. Seconds and peak
-  memory of both, written to ``benchmarks/results/scale_resume.json`` (the README quotes them).
+* ``start``: per size, ``bootstrap annotate``'s start-up as the command runs it
+  (``bootstrap.reading.start_session``) in a fresh process on a new SQLite file: seconds to the
+  first question (a session on the first ``FIRST_TEXTS`` texts), seconds until the whole table,
+  read, stored and matched in the background process, is in the session, and peak memory of
+  both processes; then a restart in another fresh process on the same database (the whole table
+  read back from the cache). Written to ``benchmarks/results/scale_start.json`` (the README
+  quotes it).
 
     python benchmarks/scale.py throughput --texts 50000
     python benchmarks/scale.py growth --sizes 10000 100000 1000000
-    python benchmarks/scale.py resume --sizes 10000 100000 1000000
+    python benchmarks/scale.py start --sizes 10000 100000 1000000
 """
 
 from __future__ import annotations
@@ -140,31 +143,20 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def startup_child(corpus: Path, db: Path, cached: bool = False) -> None:
-    """One session start-up in this (fresh) process; prints its phases and memory as JSON.
-
-    ``cached``: the table comes through the table cache, as ``bootstrap annotate`` builds it
-    (then ``table_and_texts_stored`` is the load of a cached table on a restart, and ``matched``
-    says whether the rules were matched)."""
+def startup_child(corpus: Path, db: Path) -> None:
+    """One one-stage session start-up in this (fresh) process; prints its phases and memory as JSON."""
     import torch  # noqa: F401  (the LabelModel's, imported when it first fits: counted as imports here)
     from snorkel.labeling.model import LabelModel  # noqa: F401
 
     from bootstrap.session import Session
     from bootstrap.table import build_table
-    from bootstrap.table_cache import store_builder
 
     imports_mb = _rss_mb()
-    phases: dict[str, float] = {"matched": 0}
-
-    def matching(*args, **kwargs):
-        phases["matched"] += 1
-        return build_table(*args, **kwargs)
-
-    build = store_builder(db, "scale", build=matching) if cached else matching
+    phases: dict[str, float] = {}
 
     def timed_build(*args, **kwargs):
         started, cpu = time.perf_counter(), time.process_time()
-        table = build(*args, **kwargs)
+        table = build_table(*args, **kwargs)
         phases["table_and_texts_stored_s"] = time.perf_counter() - started
         phases["table_and_texts_stored_cpu_s"] = time.process_time() - cpu
         phases["rss_after_table_mb"] = _rss_mb()
@@ -195,7 +187,7 @@ def growth(sizes: list[int]) -> int:
     results = []
     for n in sizes:
         with tempfile.TemporaryDirectory() as folder:
-            result = _start(write_corpus(Path(folder) / "texts.jsonl", n), Path(folder) / "d.db", cached=False)
+            result = _startup(write_corpus(Path(folder) / "texts.jsonl", n), Path(folder) / "d.db")
             if result is None:
                 return 1
             results.append(result)
@@ -216,9 +208,9 @@ def growth(sizes: list[int]) -> int:
     return 0
 
 
-def _start(corpus: Path, db: Path, cached: bool) -> dict | None:
+def _startup(corpus: Path, db: Path) -> dict | None:
     """One start-up in a fresh process (``startup_child``): its JSON, or None (its error printed)."""
-    done = subprocess.run([sys.executable, __file__, "_startup", str(corpus), str(db), *(["cached"] if cached else [])],
+    done = subprocess.run([sys.executable, __file__, "_startup", str(corpus), str(db)],
                           capture_output=True, text=True)
     if done.returncode:
         print(done.stderr[-3000:])
@@ -226,44 +218,89 @@ def _start(corpus: Path, db: Path, cached: bool) -> dict | None:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def resume(sizes: list[int], output: Path) -> int:
-    """First start (table built, texts stored, cache written) and restart (table read back) per size."""
+def start_child(corpus: Path, db: Path, first_texts: int) -> None:
+    """One ``bootstrap annotate`` start-up in this (fresh) process, as the command builds it: the
+    first question's seconds, then (if the rest of the corpus is read in the background) the
+    seconds until the whole table is in the session; peak memory of this process and of the
+    reading process. Prints JSON."""
+    started, cpu = time.perf_counter(), time.process_time()
+    from bootstrap.config import HandoffPolicy, SessionConfig
+    from bootstrap.reading import start_session
+
+    session = start_session(PATTERNS, corpus, db=str(db), dataset="scale", first_texts=first_texts,
+                            config=SessionConfig(handoff=HandoffPolicy(mode="never")))
+    assert session.next_question() is not None
+    first_s, first_cpu_s, first_peak = time.perf_counter() - started, time.process_time() - cpu, _peak_mb()
+    streamed = session.reading is not None
+    if streamed:
+        assert session.reading.wait() and session.reading.error is None, session.reading.error
+        assert session.next_question() is not None
+    whole_s = time.perf_counter() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({
+        "streamed": streamed, "first_question_s": first_s, "first_question_cpu_s": first_cpu_s,
+        "first_texts": session.reading.first if streamed else session.table.texts,
+        "whole_table_s": whole_s, "questions": session.table.n_questions, "texts": session.table.texts,
+        "peak_mb_at_first_question": first_peak, "peak_mb": _peak_mb(),
+        "reading_process_cpu_s": children.ru_utime + children.ru_stime,
+        "reading_process_peak_mb": children.ru_maxrss / 1024,
+    }))
+    session.close()
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def start(sizes: list[int], first_texts: int, output: Path) -> int:
+    """Per size: a first start on an empty database (first question, whole table read in the
+    background) and a restart in a fresh process (the whole table read back from the cache)."""
     rows = []
     for n in sizes:
         with tempfile.TemporaryDirectory() as folder:
             corpus, db = write_corpus(Path(folder) / "texts.jsonl", n), Path(folder) / "d.db"
-            first = _start(corpus, db, cached=True)
-            again = _start(corpus, db, cached=True) if first else None
-            if again is None:
+            runs = []
+            for _ in ("first", "restart"):
+                done = subprocess.run([sys.executable, __file__, "_start", str(corpus), str(db), str(first_texts)],
+                                      capture_output=True, text=True)
+                if done.returncode:
+                    print(done.stderr[-3000:])
+                    return 1
+                runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            first, again = runs
+            if again["streamed"] or again["questions"] != first["questions"]:
+                print(f"the restart did not read the whole table back: {first} {again}")
                 return 1
-            if first["matched"] != 1 or again["matched"] != 0 or again["questions"] != first["questions"]:
-                print(f"the restart matched again or differs: {first} {again}")
-                return 1
-            cache_mb = sum(p.stat().st_size for p in (Path(folder) / "d.db.cache").iterdir()) / 1e6
-            keep = ("total_s", "total_cpu_s", "table_and_texts_stored_s", "table_and_texts_stored_cpu_s",
-                    "fit_and_rest_s", "fit_and_rest_cpu_s", "peak_mb", "imports_mb")
-            rows.append({"texts": first["texts"], "rows": first["rows"], "questions": first["questions"],
-                         "cache_file_mb": round(cache_mb, 1),
-                         "first": {k: round(first[k], 2) for k in keep}, "resume": {k: round(again[k], 2) for k in keep},
+            rows.append({"texts": n, "questions": first["questions"], "first": first, "restart": again,
                          "load_average": [round(x, 2) for x in os.getloadavg()]})
             print(json.dumps(rows[-1]), file=sys.stderr)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    output.write_text(json.dumps({"benchmark": "benchmarks/scale.py resume", "commit": commit,
-                                  "pattern_files": len(PATTERNS), "rows": rows}, indent=1) + "\n", encoding="utf8")
-    print("| texts | questions | first start s (CPU) | peak MB | restart s (CPU) | peak MB | table read back s | cache file MB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        a, b = r["first"], r["resume"]
-        print(f"| {r['texts']:,} | {r['questions']:,} | {a['total_s']:.1f} ({a['total_cpu_s']:.1f}) | {a['peak_mb']:,.0f} "
-              f"| {b['total_s']:.1f} ({b['total_cpu_s']:.1f}) | {b['peak_mb']:,.0f} | {b['table_and_texts_stored_s']:.2f} "
-              f"| {r['cache_file_mb']:.1f} |")
+    output.write_text(json.dumps({"benchmark": "benchmarks/scale.py start", "commit": commit, "first_texts": first_texts,
+                                  "pattern_files": len(PATTERNS), "cpus": os.cpu_count(), "rows": rows}, indent=1) + "\n",
+                      encoding="utf8")
+    print(start_table(rows))
     return 0
+
+
+def start_table(rows: list[dict]) -> str:
+    """The markdown table of ``start`` (the README's block is made by the same function)."""
+    lines = ["| texts | questions | first question s (CPU) | whole table s | restart: first question s (CPU) "
+             "| peak MB (session) | peak MB (reading process) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        a, b = r["first"], r["restart"]
+        lines.append(f"| {r['texts']:,} | {r['questions']:,} | {a['first_question_s']:.1f} ({a['first_question_cpu_s']:.1f}) "
+                     f"| {a['whole_table_s']:.0f} | {b['first_question_s']:.1f} ({b['first_question_cpu_s']:.1f}) "
+                     f"| {max(a['peak_mb'], b['peak_mb']):,.0f} | {a['reading_process_peak_mb']:,.0f} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_startup"]:
-        startup_child(Path(argv[1]), Path(argv[2]), cached=argv[3:4] == ["cached"])
+        startup_child(Path(argv[1]), Path(argv[2]))
+        return 0
+    if argv[:1] == ["_start"]:
+        start_child(Path(argv[1]), Path(argv[2]), int(argv[3]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -274,14 +311,17 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--lfs", default=None, help="a labeling-function file to apply as well")
     two = commands.add_parser("growth", help="start-up time and peak memory per corpus size")
     two.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    three = commands.add_parser("resume", help="first start against a restart that reads the cached table back")
+    three = commands.add_parser("start", help="seconds to the first question, to the whole table, and on a restart")
     three.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    three.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "scale_resume.json")
+    three.add_argument("--first-texts", type=int, default=None, help="default: bootstrap's FIRST_TEXTS")
+    three.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "scale_start.json")
     args = parser.parse_args(argv)
     if args.command == "throughput":
         return throughput(args.texts, args.repeats, args.partition_size, args.lfs)
-    if args.command == "resume":
-        return resume(args.sizes, args.output)
+    if args.command == "start":
+        from bootstrap.config import FIRST_TEXTS
+
+        return start(args.sizes, FIRST_TEXTS if args.first_texts is None else args.first_texts, args.output)
     return growth(args.sizes)
 
 

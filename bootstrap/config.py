@@ -23,7 +23,7 @@ SEED = 0  # exploration draws, the LabelModel, samples and training
 MAX_EPOCHS = 10
 # A session starts on the corpus's first texts and reads the rest in the background
 # (``bootstrap.reading``): the first question in seconds whatever the corpus size.
-FIRST_TEXTS = 2_000
+FIRST_TEXTS = 1_000
 
 HandoffMode = Literal["never", "auto", "now"]
 MODES = ("never", "auto", "now")

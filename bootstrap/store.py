@@ -328,6 +328,15 @@ class Store:
                 return None
             return row.created, conn.scalar(sa.select(sa.func.count()).select_from(e).where(e.c.dataset_id == row.id))
 
+    def question_count(self, dataset: str) -> int:
+        """How many questions the dataset holds (0 if there is no such dataset)."""
+        q = questions_table
+        with self.engine.connect() as conn:
+            dataset_id = conn.scalar(sa.select(datasets_table.c.id).where(datasets_table.c.name == dataset))
+            if dataset_id is None:
+                return 0
+            return conn.scalar(sa.select(sa.func.count()).select_from(q).where(q.c.dataset_id == dataset_id))
+
     def dataset_names(self) -> list[str]:
         with self.engine.connect() as conn:
             return list(conn.scalars(sa.select(datasets_table.c.name).order_by(datasets_table.c.name)))

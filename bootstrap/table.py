@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import spacy
 
 from .candidates import DocCandidates, generate_candidates
@@ -72,10 +73,14 @@ def stored_table(
     on a Dask cluster). It takes the same arguments, and its ``progress`` hook on the record
     stream is how the texts get stored on the way.
     """
-    reading = lambda records: store_texts(progress(records) if progress else records, store, dataset)  # noqa: E731
-    table = (build or build_table)(
-        pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, progress=reading,
-    )
+    inputs = dict(lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr)
+    cached = getattr(build, "cached", None)  # a table_cache.CachedBuilder reads a built table back
+    table = cached(pattern_files, texts, **inputs) if cached is not None and isinstance(texts, (str, Path)) else None
+    if table is not None and store.question_count(dataset) >= distinct_questions(table):
+        return table  # its texts and questions were stored when it was built (inserting them again: 26 s at 1M texts)
+    if table is None:
+        reading = lambda records: store_texts(progress(records) if progress else records, store, dataset)  # noqa: E731
+        table = (build or build_table)(pattern_files, texts, progress=reading, **inputs)
     store.add_questions(dataset, question_rows(table))
     return table
 
@@ -95,6 +100,14 @@ def store_texts(records: Iterable[Record], store: Store, dataset: str, batch: in
         yield record
     if buffer:
         store.add_examples(dataset, buffer)
+
+
+def distinct_questions(table: CandidateTable) -> int:
+    """How many distinct questions (text, span, label) the table holds: a text that occurs twice in
+    the corpus gives its questions twice, and the store keeps each once."""
+    rows = table.question_row
+    keys = np.stack([table.input_hash[rows], table.start[rows], table.end[rows], table.question_class.astype(np.int64)], axis=1)
+    return len(np.unique(keys, axis=0)) if len(keys) else 0
 
 
 def question_rows(table: CandidateTable) -> Iterator[dict[str, Any]]:

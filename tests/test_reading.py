@@ -113,7 +113,6 @@ def test_a_bad_line_beyond_the_first_texts_is_shown_and_the_session_goes_on(corp
 KILLED = textwrap.dedent("""
     import json, os, signal, sys, time
     from bootstrap.config import HandoffPolicy, SessionConfig
-from bootstrap.errors import Notice
     from bootstrap.reading import start_session
     corpus, db = sys.argv[1], sys.argv[2]
     session = start_session([corpus + "/patterns.jsonl"], corpus + "/texts.jsonl", db=db, dataset="d",
