@@ -8,11 +8,17 @@ close it. Prints p50/p95/max of that step in milliseconds, the part of answer→
 (the store's commit is measured by the store's own benchmark).
 
     python benchmarks/ranking_latency.py [--candidates 100000] [--decisions 200]
+
+The figures are also written to ``benchmarks/results/ranking_latency.json`` (``--output``), which
+the README quotes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -53,6 +59,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=100_000)
     parser.add_argument("--decisions", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "ranking_latency.json")
     args = parser.parse_args()
     nlp = spacy.blank("en")
     rules = load_rules(ROOT / "examples/diseases/patterns.jsonl", nlp.vocab)
@@ -77,6 +84,14 @@ def main() -> None:
     print(f"{table.n_rows:,} candidates, {table.n_questions:,} questions, {len(table.columns)} LFs ({aggregate.method}, fit {fit_seconds:.1f} s)")
     print(f"decision → every open question rescored → next question, over {args.decisions} decisions:")
     print(f"  p50 {p50:.1f} ms   p95 {p95:.1f} ms   max {max(timings):.1f} ms")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    args.output.write_text(json.dumps({
+        "benchmark": "benchmarks/ranking_latency.py", "commit": commit, "candidates": table.n_rows,
+        "questions": table.n_questions, "lfs": len(table.columns), "method": aggregate.method,
+        "fit_s": round(fit_seconds, 2), "decisions": args.decisions, "p50_ms": round(float(p50), 2),
+        "p95_ms": round(float(p95), 2), "max_ms": round(max(timings), 2),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }, indent=1) + "\n", encoding="utf8")
 
 
 if __name__ == "__main__":

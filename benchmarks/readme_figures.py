@@ -157,19 +157,34 @@ def session_latency() -> str:
     return "\n".join(lines)
 
 
-def scale_resume() -> str:
-    """First start against a restart that reads the cached candidate table back, per corpus size."""
-    result = _load("scale_resume.json")
+def scale_start() -> str:
+    """Seconds to the first question, to the whole table and on a restart, per corpus size."""
+    result = _load("scale_start.json")
     if result is None:
-        return "(no results yet: run benchmarks/scale.py resume)"
-    lines = ["| texts | questions | first start s (CPU) | peak MB | restart s (CPU) | peak MB | of which the table read back s "
-             "| cache file MB |", "|---|---|---|---|---|---|---|---|"]
-    for row in result["rows"]:
-        first, again = row["first"], row["resume"]
-        lines.append(f"| {row['texts']:,} | {row['questions']:,} | {first['total_s']:.1f} ({first['total_cpu_s']:.1f}) "
-                     f"| {first['peak_mb']:,.0f} | {again['total_s']:.1f} ({again['total_cpu_s']:.1f}) | {again['peak_mb']:,.0f} "
-                     f"| {again['table_and_texts_stored_s']:.2f} | {row['cache_file_mb']:,.1f} |")
+        return "(no results yet: run benchmarks/scale.py start)"
+    return start_table(result["rows"])
+
+
+def start_table(rows: list[dict]) -> str:
+    """The markdown table of ``start`` (``benchmarks/scale.py start`` prints it too)."""
+    lines = ["| texts | questions | first question s (CPU) | whole table s | restart: first question s (CPU) "
+             "| peak MB (session) | peak MB (reading process) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        a, b = r["first"], r["restart"]
+        lines.append(f"| {r['texts']:,} | {r['questions']:,} | {a['first_question_s']:.1f} ({a['first_question_cpu_s']:.1f}) "
+                     f"| {a['whole_table_s']:.0f} | {b['first_question_s']:.1f} ({b['first_question_cpu_s']:.1f}) "
+                     f"| {max(a['peak_mb'], b['peak_mb']):,.0f} | {a['reading_process_peak_mb']:,.0f} |")
     return "\n".join(lines)
+
+
+def ranking_latency() -> str:
+    """One decision to the next question: the ranking's own share of the answer's round trip."""
+    result = _load("ranking_latency.json")
+    if result is None:
+        return "(no results yet: run benchmarks/ranking_latency.py)"
+    return (f"Rescoring every open question after a decision and picking the next takes {result['p50_ms']:.0f} ms p50, "
+            f"{result['p95_ms']:.0f} ms p95 at {result['candidates'] / 1000:,.0f}k candidates "
+            f"(`benchmarks/ranking_latency.py`, {result['decisions']} decisions, load average {result['load_average'][0]:.1f}).")
 
 
 BLOCKS: dict[str, Callable[[], str]] = {
@@ -179,7 +194,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "cold-start-detail": cold_start_detail,
     "handoff-training": handoff_training,
     "cli-startup": cli_startup,
-    "scale-resume": scale_resume,
+    "scale-start": scale_start,
+    "ranking-latency": ranking_latency,
 }
 
 

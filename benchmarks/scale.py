@@ -41,6 +41,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -50,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from candidates_throughput import SENTENCE_END  # noqa: E402  (same sentence cut as the other benchmark)
+from readme_figures import start_table  # noqa: E402  (the README's table, printed here too)
 
 DATA = ROOT.parent / "shared" / "data"
 PATTERNS = [ROOT / "examples" / "diseases" / "patterns.jsonl", *sorted((ROOT / "patterns").glob("*.jsonl"))]
@@ -232,20 +234,38 @@ def start_child(corpus: Path, db: Path, first_texts: int) -> None:
     assert session.next_question() is not None
     first_s, first_cpu_s, first_peak = time.perf_counter() - started, time.process_time() - cpu, _peak_mb()
     streamed = session.reading is not None
+    reading_peak = [0.0]
     if streamed:
+        watch = threading.Thread(target=_watch_peak, args=(session.reading._process.pid, reading_peak), daemon=True)
+        watch.start()
         assert session.reading.wait() and session.reading.error is None, session.reading.error
+        watch.join()
         assert session.next_question() is not None
     whole_s = time.perf_counter() - started
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # (its ru_maxrss counts the parent's pages at fork)
     print(json.dumps({
         "streamed": streamed, "first_question_s": first_s, "first_question_cpu_s": first_cpu_s,
         "first_texts": session.reading.first if streamed else session.table.texts,
         "whole_table_s": whole_s, "questions": session.table.n_questions, "texts": session.table.texts,
         "peak_mb_at_first_question": first_peak, "peak_mb": _peak_mb(),
         "reading_process_cpu_s": children.ru_utime + children.ru_stime,
-        "reading_process_peak_mb": children.ru_maxrss / 1024,
+        "reading_process_peak_mb": reading_peak[0],
     }))
     session.close()
+
+
+def _watch_peak(pid: int, peak: list[float], every: float = 0.1) -> None:
+    """The reading process's peak memory (``VmHWM``: since its exec, unlike ``ru_maxrss``), read
+    until it ends."""
+    status = Path(f"/proc/{pid}/status")
+    while True:
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak[0] = max(peak[0], int(line.split()[1]) / 1024)
+        except (OSError, ValueError):
+            return
+        time.sleep(every)
 
 
 def _peak_mb() -> float:
@@ -280,18 +300,6 @@ def start(sizes: list[int], first_texts: int, output: Path) -> int:
                       encoding="utf8")
     print(start_table(rows))
     return 0
-
-
-def start_table(rows: list[dict]) -> str:
-    """The markdown table of ``start`` (the README's block is made by the same function)."""
-    lines = ["| texts | questions | first question s (CPU) | whole table s | restart: first question s (CPU) "
-             "| peak MB (session) | peak MB (reading process) |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        a, b = r["first"], r["restart"]
-        lines.append(f"| {r['texts']:,} | {r['questions']:,} | {a['first_question_s']:.1f} ({a['first_question_cpu_s']:.1f}) "
-                     f"| {a['whole_table_s']:.0f} | {b['first_question_s']:.1f} ({b['first_question_cpu_s']:.1f}) "
-                     f"| {max(a['peak_mb'], b['peak_mb']):,.0f} | {a['reading_process_peak_mb']:,.0f} |")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,7 +44,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from .config import SessionConfig
 from .corpus import Record, read_texts
 from .errors import InputError, Notice
+from .handoff import exit_with_parent
 from .labelmatrix import CandidateTable
+from .session import Session
+from .store import Store
+from .table import stored_table
+from .table_cache import load_table, save_table, store_builder
 
 REPORT_EVERY = 500  # texts between two updates of the shared "texts read" counter
 
@@ -52,7 +57,7 @@ REPORT_EVERY = 500  # texts between two updates of the shared "texts read" count
 def start_session(pattern_files: Sequence[str | Path], texts: str | Path, *, db: str, dataset: str,
                   config: SessionConfig | None = None, first_texts: int, build: Callable[..., CandidateTable] | None = None,
                   cache_dir: str | Path | None = None, rebuild: bool = False,
-                  progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None, **inputs: Any):
+                  progress: Callable[[Iterable[Record]], Iterable[Record]] | None = None, **inputs: Any) -> Session:
     """A session on ``texts``: on the whole cached table if there is one, else on the first
     ``first_texts`` texts with the rest read in the background (module docstring).
 
@@ -60,9 +65,6 @@ def start_session(pattern_files: Sequence[str | Path], texts: str | Path, *, db:
     for Dask); it is wrapped in the table cache here. ``inputs`` are ``lfs``, ``labels``,
     ``lang`` and ``phrase_attr``; ``progress`` watches the records of a one-stage start.
     """
-    from .session import Session
-    from .table_cache import store_builder
-
     whole = store_builder(db, dataset, cache_dir=cache_dir, build=build, rebuild=rebuild)
     table = whole.cached(pattern_files, texts, **inputs)
     if table is not None or first_texts <= 0:
@@ -116,8 +118,6 @@ class CorpusReading:
         self._thread.start()
 
     def _wait(self, output: Path, install: Callable[[CandidateTable], None]) -> None:
-        from .table_cache import load_table
-
         assert self._process is not None
         self._process.join()
         try:
@@ -172,11 +172,6 @@ def read_corpus(pattern_files: list[str], texts: str, db: str, dataset: str, bui
     A problem is written to ``error.txt`` beside ``output`` as one line (an input error names
     the file and line), never a traceback.
     """
-    from .handoff import exit_with_parent
-    from .store import Store
-    from .table import stored_table
-    from .table_cache import save_table, store_builder
-
     exit_with_parent(parent)
     try:
         builder = store_builder(db, dataset, cache_dir=cache_dir, build=build, rebuild=rebuild)

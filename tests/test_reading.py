@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -149,3 +148,41 @@ def test_killed_while_reading_a_restart_loses_no_answer_and_finishes_the_table(c
         again = start(corpus, db)
     assert again.reading is None and again.table.texts == session.table.texts
     again.close()
+
+
+def test_first_texts_without_a_single_candidate_wait_for_the_rest(write, tmp_path):
+    texts = [{"text": f"Nothing to see in text {i}."} for i in range(8)] + [{"text": f"Breast cancer case {i}."} for i in range(8)]
+    session = start_session([write("p.jsonl", [{"label": "DISEASE", "pattern": [{"LOWER": "breast"}, {"LOWER": "cancer"}]}])],
+                            write("texts.jsonl", texts), db=str(tmp_path / "d.db"), dataset="d", config=CONFIG, first_texts=5)
+    assert session.table.n_questions == 0 and session.next_question() is None
+    assert session.progress()["corpus"]["reading"]
+    assert session.reading.wait(300)
+    assert session.table.n_questions == 8 and session.next_question()["text"].startswith("Breast cancer case")
+    session.close()
+
+
+def test_the_command_starts_on_the_first_texts_and_serves_the_whole_table_once_read(corpus, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bootstrap.cli import app
+
+    served = []
+
+    def serve(session, **kwargs):  # what the page would see: the first texts, then the whole corpus
+        served.append((session.table.texts, session.reading is not None))
+        if session.reading is not None:
+            session.reading.wait(300)
+            served.append((session.table.texts, session.progress()["corpus"]["reading"]))
+        session.close()
+
+    monkeypatch.setattr("bootstrap.server.serve", serve)
+    command = [str(corpus / "patterns.jsonl"), str(corpus / "texts.jsonl"), "--db", str(tmp_path / "b.db"),
+               "--handoff", "never", "--first-texts", "50"]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "read, stored and matched in the background" in " ".join(result.output.split())
+    whole = served[1][0]
+    assert served == [(50, True), (whole, False)] and whole > 500
+    result = CliRunner().invoke(app, command)  # a restart reads the whole table back
+    assert result.exit_code == 0, result.output
+    assert served[2] == (whole, False)

@@ -60,7 +60,7 @@ def annotate_cli(
         config=config, first_texts=first_texts, build=build, cache_dir=cache_dir, rebuild=rebuild,
         progress=lambda records: with_progress(records, f"Reading {texts.name}", count_lines(texts)),
     )
-    if not session.table.n_questions:
+    if not session.table.n_questions and session.reading is None:
         session.close()
         fail(f"no rule or function proposed a single span in {texts}: there is nothing to ask "
              f"(bootstrap check {' '.join(str(p) for p in pattern_files)} {texts} shows what each rule matches)")
