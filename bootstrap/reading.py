@@ -38,8 +38,11 @@ import shutil
 import tempfile
 import threading
 import warnings
+from array import array
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
 
 from .config import SessionConfig
 from .corpus import Record, read_texts
@@ -52,6 +55,9 @@ from .table import stored_table
 from .table_cache import load_table, save_table, store_builder
 
 REPORT_EVERY = 500  # texts between two updates of the shared "texts read" counter
+GROWTH = 10  # the session's table grows to 10× the first texts, then 100×, ... until the whole corpus
+POLL_SECONDS = 0.5  # how often the session looks for a larger table
+WHOLE, ERROR = "table.npz", "error.txt"
 
 
 def start_session(pattern_files: Sequence[str | Path], texts: str | Path, *, db: str, dataset: str,
@@ -95,6 +101,7 @@ class CorpusReading:
         self._read = self._context.Value("q", 0, lock=False)
         self._folder = Path(tempfile.mkdtemp(prefix="bootstrap-reading-"))
         self.first = first  # texts the session started on
+        self.installed = first  # texts of the table the session asks from
         self.error: str | None = None
         self.done = False
         self._arguments = ([str(p) for p in pattern_files], str(texts), str(db), dataset, build,
@@ -102,40 +109,57 @@ class CorpusReading:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, install: Callable[[CandidateTable], None]) -> None:
-        """Start reading; ``install`` gets the whole table, in a thread of this process, when it is built."""
-        output = self._folder / "table.npz"
+    def start(self, install: Callable[[CandidateTable, "frozenset[int] | None"], None]) -> None:
+        """Start reading; ``install`` gets each larger table, in a thread of this process, with the
+        input hashes of the texts read so far (None with the whole corpus's table)."""
         # Daemonic, so it ends with the session's process; but a Dask LocalCluster (``--dask
         # local:N``) starts processes of its own, which a daemonic process may not: then it is
         # stopped by close() and by exit_with_parent.
         local_cluster = "local:" in repr(self._arguments[4])
         self._process = self._context.Process(
-            target=read_corpus, args=(*self._arguments, str(output), self._read, os.getpid()),
+            target=read_corpus,
+            args=(*self._arguments, str(self._folder), GROWTH * self.first, self._read, os.getpid()),
             name="bootstrap-reading", daemon=not local_cluster,
         )
         self._process.start()
-        self._thread = threading.Thread(target=self._wait, args=(output, install), name="bootstrap-reading-wait", daemon=True)
+        self._thread = threading.Thread(target=self._wait, args=(install,), name="bootstrap-reading-wait", daemon=True)
         self._thread.start()
 
-    def _wait(self, output: Path, install: Callable[[CandidateTable], None]) -> None:
+    def _wait(self, install: Callable[[CandidateTable, "frozenset[int] | None"], None]) -> None:
+        """Install every part the process hands on (the newest, when several wait), then the whole table."""
         assert self._process is not None
-        self._process.join()
         try:
-            problem = self._folder / "error.txt"
+            while self._process.is_alive():
+                self._install_parts(install)
+                self._process.join(POLL_SECONDS)
+            problem = self._folder / ERROR
             if problem.exists():
                 self.error = problem.read_text(encoding="utf8").strip()
             elif self._process.exitcode != 0:
                 self.error = f"reading the corpus stopped (exit code {self._process.exitcode})"
             else:
-                table, _ = load_table(output)
-                install(table)
-                self.done = True
+                table, _ = load_table(self._folder / WHOLE)
+                install(table, None)
+                self.installed, self.done = self.texts_read, True
         except Exception as error:  # noqa: BLE001 - the session goes on with the texts it has
-            self.error = f"the whole corpus's table could not be installed ({type(error).__name__}: {error})"
+            self.error = f"the corpus's table could not be installed ({type(error).__name__}: {error})"
         finally:
             shutil.rmtree(self._folder, ignore_errors=True)
         if self.error:
-            warnings.warn(f"{self.error}; questions come from the first {self.first:,} texts only", Notice)
+            warnings.warn(f"{self.error}; questions come from the first {self.installed:,} texts only", Notice)
+
+    def _install_parts(self, install: Callable[[CandidateTable, "frozenset[int] | None"], None]) -> None:
+        parts = sorted(self._folder.glob("part-*.npz"), key=lambda path: int(path.stem.split("-")[1]))
+        if not parts:
+            return
+        newest = parts[-1]
+        table, _ = load_table(newest)
+        hashes = frozenset(np.load(newest.with_suffix(".hashes.npy")).tolist())
+        install(table, hashes)
+        self.installed = len(hashes)
+        for path in parts:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".hashes.npy").unlink(missing_ok=True)
 
     @property
     def texts_read(self) -> int:
@@ -144,7 +168,7 @@ class CorpusReading:
     def status(self) -> dict[str, Any]:
         """What the page shows: reading or done, texts read, and the error that stopped it, if one did."""
         return {"reading": not self.done and self.error is None, "texts_read": self.texts_read,
-                "first_texts": self.first, "error": self.error}
+                "first_texts": self.first, "texts_asked": self.installed, "error": self.error}
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the whole table is installed or reading failed; False on timeout."""
@@ -165,34 +189,44 @@ class CorpusReading:
 
 
 def read_corpus(pattern_files: list[str], texts: str, db: str, dataset: str, build: Callable[..., CandidateTable] | None,
-                cache_dir: str | None, rebuild: bool, inputs: dict[str, Any], output: str, read, parent: int) -> None:
+                cache_dir: str | None, rebuild: bool, inputs: dict[str, Any], folder: str, first_part: int, read,
+                parent: int) -> None:
     """The background process: build the whole table as a one-stage start would (texts and
-    questions stored, cache entry written), and save it to ``output`` for the session.
+    questions stored, cache entry written) and save it in ``folder`` for the session; on the way
+    (one process only, not on Dask), save the table of the first ``first_part`` texts, then of
+    ten times as many, and so on, each with the input hashes of its texts, once they and their
+    questions are stored.
 
-    A problem is written to ``error.txt`` beside ``output`` as one line (an input error names
-    the file and line), never a traceback.
+    A problem is written to ``error.txt`` in ``folder`` as one line (an input error names the
+    file and line), never a traceback.
     """
     exit_with_parent(parent)
+    folder_path, hashes = Path(folder), array("q")
+
+    def part(table: CandidateTable) -> None:
+        name = f"part-{len(hashes)}"
+        np.save(folder_path / f"{name}.hashes.npy", np.frombuffer(hashes, dtype=np.int64))
+        save_table(table, folder_path / f"{name}.npz")  # (atomic: the session sees it whole or not at all)
+
+    def counted(records: Iterable[Record]) -> Iterator[Record]:
+        for count, record in enumerate(records, 1):
+            hashes.append(record.input_hash)
+            if count % REPORT_EVERY == 0:
+                read.value = count
+            yield record
+        read.value = len(hashes)
+
     try:
         builder = store_builder(db, dataset, cache_dir=cache_dir, build=build, rebuild=rebuild)
+        growing = {"parts": part, "first_part": first_part} if build is None else {}
         with Store(db) as store:
-            table = stored_table(pattern_files, texts, store, dataset, build=builder,
-                                 progress=lambda records: _counted(records, read), **inputs)
-        save_table(table, Path(output))
+            table = stored_table(pattern_files, texts, store, dataset, build=builder, progress=counted, **growing, **inputs)
+        save_table(table, folder_path / WHOLE)
     except InputError as error:
-        _report(output, str(error).splitlines()[0])
+        _report(folder_path, str(error).splitlines()[0])
     except Exception as error:  # noqa: BLE001 - reported on the page, the session goes on
-        _report(output, f"reading {texts} failed ({type(error).__name__}: {error})")
+        _report(folder_path, f"reading {texts} failed ({type(error).__name__}: {error})")
 
 
-def _counted(records: Iterable[Record], read) -> Iterator[Record]:
-    count = 0
-    for count, record in enumerate(records, 1):
-        if count % REPORT_EVERY == 0:
-            read.value = count
-        yield record
-    read.value = count
-
-
-def _report(output: str, message: str) -> None:
-    Path(output).with_name("error.txt").write_text(message + "\n", encoding="utf8")
+def _report(folder: Path, message: str) -> None:
+    (folder / ERROR).write_text(message + "\n", encoding="utf8")

@@ -107,27 +107,28 @@ class Session:
         return session
 
     def read_rest(self, reading: "CorpusReading", matched: set[int]) -> None:
-        """Serve the ``matched`` texts' questions now and take the whole corpus's table when
-        ``reading`` has built it (:mod:`bootstrap.reading`); the first model trains on those texts."""
+        """Serve the ``matched`` texts' questions now and grow with the tables ``reading`` builds
+        (:mod:`bootstrap.reading`); models train on the texts matched so far."""
         self.reading = reading
         self.handoff.texts = frozenset(matched)
         reading.start(self.grow)
 
-    def grow(self, table: CandidateTable) -> None:
-        """Make ``table`` (the whole corpus's, a superset of the current rules' table) the one
-        questions come from: answers replayed, what is on screen kept, a model in the loop put
-        back on it, and the next model trained on every text. The fit runs outside the lock."""
+    def grow(self, table: CandidateTable, texts: frozenset[int] | None = None) -> None:
+        """Make ``table`` (a superset of the current rules' table: more of the corpus, ``texts``
+        its input hashes, or all of it with None) the one questions come from: answers replayed,
+        what is on screen kept, a model in the loop put back on it; once it is the whole corpus,
+        the next model trains on every text. The fit runs outside the lock."""
         aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
         with self._lock:
             self.rules_table = self.handoff.rules_table = table
-            self.handoff.texts = None
+            self.handoff.texts = texts
             spans = adopted_spans(self.handoff.runs) if self.scorer == "model" else None
             if spans is None:
                 self._install(table, aggregate)
                 self.refit.maybe()
         if spans is not None:
             self._adopt_model(spans)
-        if self.config.handoff.mode != "never":
+        if texts is None and self.config.handoff.mode != "never":
             self.train_now()
 
     def _install(self, table: CandidateTable, aggregate: Aggregate) -> None:

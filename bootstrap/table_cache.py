@@ -58,6 +58,7 @@ ARRAYS = ("input_hash", "start", "end", "token_start", "token_end", "L", "questi
 # The modules a table is built by: a change in any of them is a new table.
 BUILDING_MODULES = ("candidates", "matching", "rules", "labelmatrix", "lfs", "table", "corpus", "hashing", "limits", "tasks")
 
+GROWING = {"parts", "first_part"}  # build_table's options that hand on parts of the same table: cached as usual
 Builder = Callable[..., CandidateTable]
 StoredTexts = Callable[[], "tuple[float, int] | None"]  # (dataset created, texts stored), None: no such dataset
 
@@ -232,7 +233,7 @@ class CachedBuilder:
         if inner is None:
             from .table import build_table as inner
         arguments = dict(lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr, **options)
-        if options or not isinstance(texts, (str, Path)):  # records, or a stream watcher (through=): not cached
+        if set(options) - GROWING or not isinstance(texts, (str, Path)):  # records, or a stream watcher (through=): not cached
             return inner(pattern_files, texts, progress=progress, **arguments)
         path = self._entry(pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr)
         if path is None:  # a missing file: the builder says what is wrong with it

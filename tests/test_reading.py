@@ -57,7 +57,8 @@ def test_questions_asked_before_the_corpus_was_read_are_not_asked_again(corpus, 
         session.answer("default", task["task_hash"], "reject")
         answered.append(task["task_hash"])
     assert session.reading.wait(300) and session.reading.status()["error"] is None
-    assert session.progress()["corpus"] == {"reading": False, "texts_read": whole.texts, "first_texts": 100, "error": None}
+    assert session.progress()["corpus"] == {"reading": False, "texts_read": whole.texts, "first_texts": 100,
+                                            "texts_asked": whole.texts, "error": None}
     # the whole table is the one-stage table, and the first texts' questions are all in it
     assert session.table.n_questions == whole.n_questions and np.array_equal(session.table.L, whole.L)
     assert first_questions <= questions(session)
@@ -186,3 +187,26 @@ def test_the_command_starts_on_the_first_texts_and_serves_the_whole_table_once_r
     result = CliRunner().invoke(app, command)  # a restart reads the whole table back
     assert result.exit_code == 0, result.output
     assert served[2] == (whole, False)
+
+
+def test_the_session_grows_with_each_part_read_to_the_same_whole_table(corpus, tmp_path, monkeypatch):
+    """20 first texts, then a table of 200 (their texts and questions stored first), then all 592."""
+    from bootstrap.session import Session
+
+    grown, grow = [], Session.grow
+
+    def recording(session, table, texts=None):
+        stored = {h for h, _ in session.store.texts("d")}
+        grown.append((table.texts, None if texts is None else len(texts), texts is None or texts <= stored))
+        grow(session, table, texts)
+
+    monkeypatch.setattr(Session, "grow", recording)
+    session = start(corpus, tmp_path / "d.db", first_texts=20)
+    task = session.next_question()
+    session.answer("default", task["task_hash"], "accept")
+    assert session.reading.wait(300) and session.reading.error is None
+    whole = build_table([corpus / "patterns.jsonl"], corpus / "texts.jsonl")
+    assert grown == [(200, 200, True), (whole.texts, None, True)]
+    assert np.array_equal(session.table.L, whole.L) and session.table.n_questions == whole.n_questions
+    assert session.progress()["answers"] == 1 and task["task_hash"] != session.next_question()["task_hash"]
+    session.close()
