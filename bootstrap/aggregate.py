@@ -212,11 +212,16 @@ class Aggregate:
         seed: int = 0,
         epochs: int = 500,
         method: Method = "auto",
+        label_model: bool = True,
     ):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         self.table = table
         self.requested_method = method
+        # False: the plain vote alone, for a table of a corpus's first texts (bootstrap.reading);
+        # with no decisions yet the LabelModel could not be chosen, and its fit and imports take
+        # seconds the first question should not wait for. The table that replaces it fits both.
+        self.label_model = label_model
         self.prior_strength = prior_strength
         self.fallback_accuracy = fallback_accuracy
         self.seed = seed
@@ -259,7 +264,7 @@ class Aggregate:
         far (a copy is taken), so it may run in another thread."""
         decisions = dict(self.decisions)
         fits = {"weighted vote": self._weighted_vote_fit()}
-        if self.requested_method != "weighted vote" and self.table.n_rows and self.can_fit_label_model():
+        if self.label_model and self.requested_method != "weighted vote" and self.table.n_rows and self.can_fit_label_model():
             k = self.table.cardinality
             accuracy = np.full(self.table.L.shape[1], self.fallback_accuracy)
             active = (self.table.L != ABSTAIN).any(axis=0)
@@ -285,6 +290,8 @@ class Aggregate:
             if self.requested_method in fits:
                 return self.requested_method, f"{self.requested_method}, as asked"
             return "weighted vote", "weighted vote: the LabelModel needs three voting columns that overlap"
+        if not self.label_model:
+            return "weighted vote", "weighted vote: the LabelModel is fit once more of the corpus is read"
         if "LabelModel" not in fits:
             return "weighted vote", "weighted vote: the LabelModel needs three voting columns that overlap"
         explored = {key: value for key, value in decisions.items() if value[1]}

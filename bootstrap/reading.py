@@ -6,9 +6,11 @@ texts and 8 minutes at a million. A session that waited for it would show its fi
 after eight minutes. :func:`start_session` starts on the corpus's first ``first_texts`` texts
 instead (a table of those is a second's work), and a spawned process reads, stores and matches
 the whole corpus meanwhile, exactly as a one-stage start would (the same builder: one process,
-or the Dask cluster of ``--dask``, and the same table cache). When it is done, the whole table
-replaces the first one in the session (:meth:`~bootstrap.session.Session.grow`), between two
-questions, like an adopted model's table does:
+or the Dask cluster of ``--dask``, and the same table cache). On the way (one process), it hands
+on the table of the first ``GROWTH`` × ``first_texts`` texts, then of ten times as many, and so
+on, each once its texts and questions are stored (``table.build_table(parts=...)``); the whole
+table comes last. Each replaces the session's table (:meth:`~bootstrap.session.Session.grow`)
+between two questions, as an adopted model's table does, and the aggregate is fit on it:
 
 * **Nothing lost, nothing asked twice.** A question is named by its task hash, which depends on
   the text and span alone, so every question of the first table is a question of the whole one;
@@ -19,9 +21,9 @@ questions, like an adopted model's table does:
   once the table is whole. A restart after a kill starts on the first texts again, resumes
   their answers, and reads the corpus again in the background; a restart after it finished
   reads the whole table back from the cache (seconds, not minutes).
-* **Honest early sample.** Until the whole table is in, questions come from the first texts
-  only: the page says so, with how many texts have been read. The first model trains on the
-  texts the session has matched (:attr:`~bootstrap.handoff.Handoff.texts`), and the next one on
+* **Honest early sample.** Until the whole table is in, questions come from the texts matched
+  so far: the page says so, with how many texts have been read. Models train on the texts the
+  session has matched (:attr:`~bootstrap.handoff.Handoff.texts`), and one more is trained on
   all of them once they are in.
 * **Errors.** A bad line further down the corpus is found by the background process: the page
   and the console show it (``file:line: what``) and the session goes on with the texts it has.
@@ -83,7 +85,7 @@ def start_session(pattern_files: Sequence[str | Path], texts: str | Path, *, db:
         return Session.from_files(pattern_files, texts, db=db, dataset=dataset, config=config, build=whole,
                                   progress=progress, **inputs)
     first = first[:first_texts]
-    session = Session.from_files(pattern_files, first, db=db, dataset=dataset, config=config, **inputs)
+    session = Session.from_files(pattern_files, first, db=db, dataset=dataset, config=config, partial=True, **inputs)
     session.pattern_files = [Path(p) for p in pattern_files]
     reading = CorpusReading(pattern_files, texts, db=db, dataset=dataset, build=build, cache_dir=cache_dir,
                             rebuild=rebuild, inputs=inputs, first=len(first))

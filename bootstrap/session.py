@@ -40,6 +40,7 @@ from .adoption import ModelAdoption
 from .aggregate import Aggregate
 from .answers import LiveAnswers, Standing
 from .config import PHRASE_ATTR, SessionConfig
+from .corpus import Record
 from .estimates import CachedEstimates, estimates
 from .handoff import Handoff, adopted_spans
 from .hashing import task_hash as hash_task
@@ -71,7 +72,8 @@ class AlreadyAnswered(ValueError):
 class Session:
     """One dataset's loop over a candidate table, with its answers in a store."""
 
-    def __init__(self, store: Store, dataset: str, table: CandidateTable, config: SessionConfig | None = None):
+    def __init__(self, store: Store, dataset: str, table: CandidateTable, config: SessionConfig | None = None, *,
+                 partial: bool = False):
         self.store = store
         self.dataset = dataset
         self.config = config or SessionConfig()
@@ -89,19 +91,21 @@ class Session:
         self.pattern_files: list[Path] = []  # set by from_files; suggestions need the rules' files
         self.phrase_attr = PHRASE_ATTR
         self.reading: CorpusReading | None = None  # the rest of the corpus, read in the background
-        self._install(table, Aggregate(table, seed=self.config.seed, **self.config.aggregate))
+        # (``partial``: the table of a corpus's first texts, the rest read in the background)
+        self._install(table, Aggregate(table, seed=self.config.seed, label_model=not partial, **self.config.aggregate))
         self._resume()
 
     # -- building ------------------------------------------------------------------------------
 
     @classmethod
-    def from_files(cls, pattern_files: Sequence[str | Path], texts: str | Path, *, db: str | Path, dataset: str,
-                   config: SessionConfig | None = None, **options: Any) -> "Session":
-        """Read rules, functions and texts, store the texts and questions, and start (or resume) the
-        loop; ``options`` are :func:`~bootstrap.table.stored_table`'s (``lfs``, ``labels``, ``lang``,
-        ``phrase_attr``, ``progress``, ``build``)."""
+    def from_files(cls, pattern_files: Sequence[str | Path], texts: str | Path | Sequence[Record], *, db: str | Path,
+                   dataset: str, config: SessionConfig | None = None, partial: bool = False, **options: Any) -> "Session":
+        """Read rules, functions and texts (a path, or the records of a corpus's first texts with
+        ``partial``), store the texts and questions, and start (or resume) the loop; ``options``
+        are :func:`~bootstrap.table.stored_table`'s (``lfs``, ``labels``, ``lang``, ``phrase_attr``,
+        ``progress``, ``build``)."""
         store = Store(db)
-        session = cls(store, dataset, stored_table(pattern_files, texts, store, dataset, **options), config)
+        session = cls(store, dataset, stored_table(pattern_files, texts, store, dataset, **options), config, partial=partial)
         session.pattern_files = [Path(p) for p in pattern_files]
         session.phrase_attr = options.get("phrase_attr", PHRASE_ATTR)
         return session

@@ -50,6 +50,8 @@ def test_questions_asked_before_the_corpus_was_read_are_not_asked_again(corpus, 
     whole = build_table([corpus / "patterns.jsonl"], corpus / "texts.jsonl")
     session = start(corpus, tmp_path / "d.db")
     assert session.reading is not None and session.table.texts < whole.texts
+    # the first texts' aggregate is the plain vote alone (no LabelModel fit before the first question)
+    assert list(session.aggregate.fits) == ["weighted vote"] and "more of the corpus" in session.aggregate.method_reason
     first_questions = questions(session)
     answered = []
     for _ in range(15):  # answered while the rest is read (the reading process is slower than this)
@@ -62,6 +64,7 @@ def test_questions_asked_before_the_corpus_was_read_are_not_asked_again(corpus, 
     # the whole table is the one-stage table, and the first texts' questions are all in it
     assert session.table.n_questions == whole.n_questions and np.array_equal(session.table.L, whole.L)
     assert first_questions <= questions(session)
+    assert "LabelModel" in session.aggregate.fits  # the whole table's aggregate fits both
     assert session.progress()["answers"] == 15 and session.progress()["remaining"] == whole.n_questions - 15
     asked_after = set()
     while (task := session.next_question()) is not None and len(asked_after) < 200:

@@ -395,7 +395,7 @@ function renderCorpus(corpus) {
   line.hidden = !corpus;
   if (!corpus) return;
   const read = Number(corpus.texts_read).toLocaleString("en");
-  const first = Number(corpus.first_texts).toLocaleString("en");
+  const first = Number(corpus.texts_asked ?? corpus.first_texts).toLocaleString("en");
   if (corpus.error) {
     line.textContent = `Reading the corpus stopped: ${corpus.error}. Questions come from the first ${first} texts.`;
     line.classList.add("error");
