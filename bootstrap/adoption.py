@@ -39,7 +39,7 @@ class ModelAdoption:
     def finish(self, answers: Iterable[Answer]) -> tuple[CandidateTable, Aggregate]:
         """The table and aggregate to install, given the answers stored by now (call it under the
         session's lock): rebuilt if some were given meanwhile on a question only the old table had."""
-        indexed = {hash_task(*self.table.question(i)) for i in range(self.table.n_questions)}
+        indexed = set(self.table.task_hashes())
         missing = [span for span in answered_spans(answers)
                    if hash_task(span.input_hash, span.start, span.end, span.label) not in indexed]
         if missing:

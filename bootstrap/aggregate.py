@@ -212,16 +212,17 @@ class Aggregate:
         seed: int = 0,
         epochs: int = 500,
         method: Method = "auto",
-        label_model: bool = True,
+        label_model_later: str | None = None,
     ):
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
         self.table = table
         self.requested_method = method
-        # False: the plain vote alone, for a table of a corpus's first texts (bootstrap.reading);
-        # with no decisions yet the LabelModel could not be chosen, and its fit and imports take
-        # seconds the first question should not wait for. The table that replaces it fits both.
-        self.label_model = label_model
+        # Why the LabelModel is not fit yet, or None to fit it: a session's first fit is the plain
+        # vote alone (a corpus's first texts; a start whose full fit runs in the background). Until
+        # exploration answers judge it the LabelModel could not be chosen anyway, and its fit and
+        # imports are seconds the first question should not wait for.
+        self.label_model_later = label_model_later
         self.prior_strength = prior_strength
         self.fallback_accuracy = fallback_accuracy
         self.seed = seed
@@ -264,7 +265,7 @@ class Aggregate:
         far (a copy is taken), so it may run in another thread."""
         decisions = dict(self.decisions)
         fits = {"weighted vote": self._weighted_vote_fit()}
-        if self.label_model and self.requested_method != "weighted vote" and self.table.n_rows and self.can_fit_label_model():
+        if self.label_model_later is None and self.requested_method != "weighted vote" and self.table.n_rows and self.can_fit_label_model():
             k = self.table.cardinality
             accuracy = np.full(self.table.L.shape[1], self.fallback_accuracy)
             active = (self.table.L != ABSTAIN).any(axis=0)
@@ -290,8 +291,8 @@ class Aggregate:
             if self.requested_method in fits:
                 return self.requested_method, f"{self.requested_method}, as asked"
             return "weighted vote", "weighted vote: the LabelModel needs three voting columns that overlap"
-        if not self.label_model:
-            return "weighted vote", "weighted vote: the LabelModel is fit once more of the corpus is read"
+        if self.label_model_later is not None:
+            return "weighted vote", f"weighted vote: {self.label_model_later}"
         if "LabelModel" not in fits:
             return "weighted vote", "weighted vote: the LabelModel needs three voting columns that overlap"
         explored = {key: value for key, value in decisions.items() if value[1]}
@@ -465,13 +466,16 @@ class Aggregate:
         """
         keys: dict[tuple[str, int, bool], int] = {}
         text = self.table.text
-        overlapping = self.table.overlapping()
+        surface = {string: surface_key(string) for string in set(text)}  # (far fewer strings than questions)
+        rows = self.table.question_row
         groups = np.fromiter(
-            (keys.setdefault((surface_key(text[row]), int(cls), bool(overlapping[row])), len(keys))
-             for row, cls in zip(self.table.question_row, self.table.question_class)),
+            (keys.setdefault((surface[text[row]], cls, overlapping), len(keys))
+             for row, cls, overlapping in zip(rows.tolist(), self.table.question_class.tolist(),
+                                              self.table.overlapping()[rows].tolist())),
             dtype=np.int64, count=self.table.n_questions,
         )
-        self._group_of_question = {(int(r), int(c)): int(g) for r, c, g in zip(self.table.question_row, self.table.question_class, groups)}
+        self._group_at_cell = np.full(self.table.n_rows * self.table.cardinality, -1, dtype=np.int64)
+        self._group_at_cell[self.table.question_cells()] = groups
         return groups, list(keys)
 
     def question_groups(self) -> tuple[np.ndarray, int]:
@@ -488,7 +492,8 @@ class Aggregate:
         return np.where(accepted & ~rejected, 1, np.where(rejected & ~accepted, 0, -1))
 
     def _surface_group_of(self, row: int, cls: int) -> int | None:
-        return self._group_of_question.get((row, cls))
+        group = int(self._group_at_cell[row * self.table.cardinality + cls])
+        return None if group < 0 else group
 
     # -- what the user sees ------------------------------------------------------------------
 
@@ -538,9 +543,10 @@ def compare_fits(
     Exploration answers are used alone once there are ``MIN_COMPARED`` of them: they are a
     uniform sample of the questions, so their F estimates the fit's on all of them.
     """
-    question_of = {(int(r), int(c)): i for i, (r, c) in enumerate(zip(table.question_row, table.question_class))}
-    answered = [(question_of[key], answer == "accept", explored) for key, (answer, explored) in decisions.items()
-                if answer != "ignore" and key in question_of]
+    question_at = table.question_at_cell() if decisions else np.zeros(0, dtype=np.int32)
+    k = table.cardinality
+    answered = [(int(question_at[row * k + cls]), answer == "accept", explored) for (row, cls), (answer, explored) in decisions.items()
+                if answer != "ignore" and question_at[row * k + cls] >= 0]
     explored = [item for item in answered if item[2]]
     sample = explored if len(explored) >= MIN_COMPARED else answered
     if not sample:

@@ -23,4 +23,10 @@ def input_hash(text: str) -> int:
 
 def task_hash(input_hash: int, start: int, end: int, label: str) -> int:
     """Hash of one binary question: this span of this text, with this label."""
-    return _hash64(f"{input_hash}|{start}|{end}|{label}")
+    return task_hashes([input_hash], [start], [end], [label], [0])[0]
+
+
+def task_hashes(input_hashes: list[int], starts: list[int], ends: list[int], labels: list[str],
+                label_indexes: list[int]) -> list[int]:
+    """:func:`task_hash` of many questions at once (``labels[label_indexes[i]]`` is question i's label)."""
+    return [_hash64(f"{h}|{s}|{e}|{labels[c]}") for h, s, e, c in zip(input_hashes, starts, ends, label_indexes)]

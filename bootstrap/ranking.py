@@ -109,15 +109,17 @@ class Ranker:
         self.asked_per_class = np.zeros(self.table.cardinality, dtype=np.int64)
         self._conflict = row_conflict(self.table.L, self.table.cardinality)[self.table.question_row]
         # each question's cell in the flattened rows × classes probabilities
-        self._question_cell = self.table.question_row.astype(np.int64) * self.table.cardinality + self.table.question_class
-        self._index = {
-            (int(row), int(cls)): i for i, (row, cls) in enumerate(zip(self.table.question_row, self.table.question_class))
-        }
+        self._question_cell = self.table.question_cells()
+        self._question_at = self.table.question_at_cell()
         self._group, self._n_groups = aggregate.question_groups()
         self.beyond_rules = beyond_rules(self.table)
 
     def index_of(self, row: int, label: str) -> int:
-        return self._index[(row, self.table.class_of(label))]
+        """The question about ``row`` with ``label`` (``KeyError`` if there is none)."""
+        index = int(self._question_at[row * self.table.cardinality + self.table.class_of(label)]) if 0 <= row < self.table.n_rows else -1
+        if index < 0:
+            raise KeyError((row, label))
+        return index
 
     def belief(self) -> np.ndarray:
         """Per question, the probability that the answer is yes: the aggregate's, averaged with

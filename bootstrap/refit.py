@@ -29,6 +29,17 @@ class BackgroundRefit:
         aggregate = self._current()
         if not self.every or aggregate.decisions_since_fit < self.every or self._thread is not None:
             return
+        self._refit(aggregate)
+
+    def now(self) -> None:
+        """Fit again now, the LabelModel included (a session's first fit ran without it), in the
+        background unless refits run in the foreground."""
+        aggregate = self._current()
+        aggregate.label_model_later = None
+        if self._thread is None:
+            self._refit(aggregate)
+
+    def _refit(self, aggregate: Aggregate) -> None:
         balance = aggregate.decision_class_balance()
         if not self.background:
             aggregate.fit(balance)

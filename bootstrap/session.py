@@ -43,7 +43,6 @@ from .config import PHRASE_ATTR, SessionConfig
 from .corpus import Record
 from .estimates import CachedEstimates, estimates
 from .handoff import Handoff, adopted_spans
-from .hashing import task_hash as hash_task
 from .labelmatrix import CandidateTable
 from .ranking import Ranker
 from .refit import BackgroundRefit
@@ -91,9 +90,15 @@ class Session:
         self.pattern_files: list[Path] = []  # set by from_files; suggestions need the rules' files
         self.phrase_attr = PHRASE_ATTR
         self.reading: CorpusReading | None = None  # the rest of the corpus, read in the background
-        # (``partial``: the table of a corpus's first texts, the rest read in the background)
-        self._install(table, Aggregate(table, seed=self.config.seed, label_model=not partial, **self.config.aggregate))
+        # The first fit is the plain vote alone when the LabelModel can wait: on a corpus's first
+        # texts (``partial``: it is fit on the larger tables read in the background), or fit in
+        # the background right after (with background refits; in the foreground, at once).
+        later = ("the LabelModel is fit once more of the corpus is read" if partial else
+                 "the LabelModel is being fit in the background" if self.config.background_refit else None)
+        self._install(table, Aggregate(table, seed=self.config.seed, label_model_later=later, **self.config.aggregate))
         self._resume()
+        if not partial and self.aggregate.label_model_later is not None:
+            self.refit.now()
 
     # -- building ------------------------------------------------------------------------------
 
@@ -142,7 +147,7 @@ class Session:
         self._estimates.clear()
         self.ranker = Ranker(aggregate, exploration=self.config.exploration, model_share=self.config.model_share,
                              label_floor=self.config.label_floor, seed=self._draws)
-        self._task_hashes = [hash_task(*table.question(i)) for i in range(table.n_questions)]
+        self._task_hashes = table.task_hashes()
         self._index_of = {task: i for i, task in enumerate(self._task_hashes)}
         for task, answer, exploration in self.answers.standing():
             self._observe(task, answer, exploration)
