@@ -53,3 +53,23 @@ def test_no_collisions_on_the_real_corpora(shared_data):
                 texts.update(json.loads(line)["text"] for line in file)
     assert len(texts) > 5000
     assert len({input_hash(text) for text in texts}) == len(texts)
+
+
+def test_a_tables_task_hashes_and_cell_lookup_match_its_questions_one_by_one(shared_data, tmp_path):
+    import itertools
+    from pathlib import Path
+
+    import numpy as np
+
+    from bootstrap.table import build_table
+
+    with (shared_data / "wnut17" / "train.jsonl").open(encoding="utf8") as file:
+        (tmp_path / "texts.jsonl").write_text("".join(itertools.islice(file, 600)), encoding="utf8")
+    table = build_table([Path(__file__).resolve().parents[1] / "examples" / "social-media" / "patterns.jsonl"],
+                        tmp_path / "texts.jsonl")
+    assert len(set(table.question_class.tolist())) > 1 and table.n_questions > 100  # the label of each hash matters
+    assert table.task_hashes() == [task_hash(*table.question(i)) for i in range(table.n_questions)]
+    lookup, k = table.question_at_cell(), table.cardinality
+    for i in range(table.n_questions):
+        assert lookup[int(table.question_row[i]) * k + int(table.question_class[i])] == i
+    assert np.count_nonzero(lookup >= 0) == table.n_questions  # every other cell says "no question"
