@@ -242,6 +242,7 @@ def start_child(corpus: Path, db: Path, first_texts: int) -> None:
         watch.join()
         assert session.next_question() is not None
     whole_s = time.perf_counter() - started
+    session.wait_for_refit()  # the LabelModel's fit after a start runs in the background: its memory counts
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # (its ru_maxrss counts the parent's pages at fork)
     print(json.dumps({
         "streamed": streamed, "first_question_s": first_s, "first_question_cpu_s": first_cpu_s,

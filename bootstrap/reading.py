@@ -94,7 +94,7 @@ def start_session(pattern_files: Sequence[str | Path], texts: str | Path, *, db:
 
 
 class CorpusReading:
-    """The whole corpus read, stored and matched in a spawned process; the table handed back once."""
+    """The whole corpus read, stored and matched in a spawned process; each larger table handed back."""
 
     def __init__(self, pattern_files: Sequence[str | Path], texts: str | Path, *, db: str, dataset: str,
                  build: Callable[..., CandidateTable] | None, cache_dir: str | Path | None, rebuild: bool,
