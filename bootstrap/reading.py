@@ -74,8 +74,7 @@ def start_session(pattern_files: Sequence[str | Path], texts: str | Path, *, db:
     ``lang`` and ``phrase_attr``; ``progress`` watches the records of a one-stage start.
     """
     whole = store_builder(db, dataset, cache_dir=cache_dir, build=build, rebuild=rebuild)
-    table = whole.cached(pattern_files, texts, **inputs)
-    if table is not None or first_texts <= 0:
+    if whole.usable(pattern_files, texts, **inputs) is not None or first_texts <= 0:  # (read back by from_files)
         return Session.from_files(pattern_files, texts, db=db, dataset=dataset, config=config, build=whole,
                                   progress=progress, **inputs)
     records = read_texts(texts)  # (a bad line among the first texts is an error here, as in one stage)

@@ -126,14 +126,16 @@ class Session:
         """Make ``table`` (a superset of the current rules' table: more of the corpus, ``texts``
         its input hashes, or all of it with None) the one questions come from: answers replayed,
         what is on screen kept, a model in the loop put back on it; once it is the whole corpus,
-        the next model trains on every text. The fit runs outside the lock."""
-        aggregate = Aggregate(table, seed=self.config.seed, **self.config.aggregate)
+        the next model trains on every text. The fit runs outside the lock (a model's table is
+        fit by its adoption)."""
+        fit = lambda: Aggregate(table, seed=self.config.seed, **self.config.aggregate)  # noqa: E731
+        aggregate = fit() if self.scorer == "rules" else None
         with self._lock:
             self.rules_table = self.handoff.rules_table = table
             self.handoff.texts = texts
             spans = adopted_spans(self.handoff.runs) if self.scorer == "model" else None
             if spans is None:
-                self._install(table, aggregate)
+                self._install(table, aggregate or fit())  # (fit here only when the adopted model's spans are gone)
                 self.refit.maybe()
         if spans is not None:
             self._adopt_model(spans)

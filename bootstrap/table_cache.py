@@ -217,13 +217,19 @@ class CachedBuilder:
         except OSError:
             return None
 
-    def cached(self, pattern_files: Sequence[str | Path], texts: str | Path, *, lfs: str | Path | None = None,
-               labels: Sequence[str] | None = None, lang: str = LANG, phrase_attr: str = PHRASE_ATTR) -> CandidateTable | None:
-        """The cached table of these inputs if there is one to load (never with ``rebuild``); None to build."""
+    def usable(self, pattern_files: Sequence[str | Path], texts: str | Path, *, lfs: str | Path | None = None,
+               labels: Sequence[str] | None = None, lang: str = LANG, phrase_attr: str = PHRASE_ATTR) -> Path | None:
+        """The entry of these inputs if it can be read back (never with ``rebuild``), found without
+        loading its table; None to build."""
         path = self._entry(pattern_files, texts, lfs=lfs, labels=labels, lang=lang, phrase_attr=phrase_attr)
-        if self.rebuild or path is None or not path.exists():
+        if self.rebuild or path is None or not path.exists() or not _texts_stored(path, self.stored):
             return None
-        return _load_if_stored(path, self.stored)
+        return path
+
+    def cached(self, pattern_files: Sequence[str | Path], texts: str | Path, **inputs: Any) -> CandidateTable | None:
+        """The cached table of these inputs if there is one to load (never with ``rebuild``); None to build."""
+        path = self.usable(pattern_files, texts, **inputs)
+        return None if path is None else _load(path)
 
     def __call__(self, pattern_files: Sequence[str | Path], texts: str | Path | Iterable[Record], *,
                  lfs: str | Path | None = None, labels: Sequence[str] | None = None, lang: str = LANG,
@@ -274,19 +280,30 @@ def store_builder(db: str | Path, dataset: str, *, cache_dir: str | Path | None 
                           stored=stored, build=build, rebuild=rebuild)
 
 
-def _load_if_stored(path: Path, stored: StoredTexts) -> CandidateTable | None:
-    """The entry's table if it is whole and its texts are in the database; None to build."""
+def _texts_stored(path: Path, stored: StoredTexts) -> bool:
+    """Whether the entry's texts are in the database (its small ``meta`` member read, not the table)."""
     try:
-        table, extra = load_table(path)
+        with np.load(path, allow_pickle=False) as data:
+            extra = json.loads(data["meta"].tobytes().decode("utf8"))["extra"]
         created, distinct = float(extra["dataset_created"]), int(extra["distinct_texts"])
     except Exception as error:  # noqa: BLE001 - any unreadable entry is rebuilt, never a traceback
-        warnings.warn(f"the cached candidate table {path} cannot be read ({type(error).__name__}: {error}); "
-                      "building it again", Notice)
-        return None
+        _unreadable(path, error)
+        return False
     now = stored()
-    if now is None or now[0] != created or now[1] < distinct:
-        return None  # another database, or texts not all stored: build, which stores them
-    return table
+    return now is not None and now[0] == created and now[1] >= distinct  # else another database, or texts missing
+
+
+def _load(path: Path) -> CandidateTable | None:
+    try:
+        return load_table(path)[0]
+    except Exception as error:  # noqa: BLE001 - any unreadable entry is rebuilt, never a traceback
+        _unreadable(path, error)
+        return None
+
+
+def _unreadable(path: Path, error: Exception) -> None:
+    warnings.warn(f"the cached candidate table {path} cannot be read ({type(error).__name__}: {error}); "
+                  "building it again", Notice)
 
 
 def _save_entry(table: CandidateTable, path: Path, prefix: str, stored: StoredTexts, distinct: int) -> None:
