@@ -171,8 +171,8 @@ def startup_child(corpus: Path, db: Path) -> None:
     array_mb = sum(getattr(table, name).nbytes for name in
                    ("input_hash", "start", "end", "token_start", "token_end", "L", "question_row", "question_class")) / 1e6
     text_mb = sum(sys.getsizeof(t) + 8 for t in table.text) / 1e6
-    hashes_mb = (sum(sys.getsizeof(h) + 8 for h in session._task_hashes) + sys.getsizeof(session._index_of)
-                 + sys.getsizeof(session.ranker._index)) / 1e6
+    hashes_mb = (3 * session._index_of.hashes.nbytes + session.ranker._question_at.nbytes
+                 + session.ranker._question_cell.nbytes) / 1e6
     print(json.dumps({
         "texts": table.texts, "rows": table.n_rows, "questions": table.n_questions, "columns": len(table.columns),
         "method": session.aggregate.method, "total_s": total,

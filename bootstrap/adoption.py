@@ -16,7 +16,7 @@ from typing import Iterable
 from .aggregate import Aggregate
 from .config import SessionConfig
 from .handoff import answered_spans, read_model_spans
-from .hashing import task_hash as hash_task
+from .hashing import TaskIndex, task_hash as hash_task
 from .labelmatrix import CandidateTable, ModelSpan, with_model
 from .store import Answer
 
@@ -39,7 +39,7 @@ class ModelAdoption:
     def finish(self, answers: Iterable[Answer]) -> tuple[CandidateTable, Aggregate]:
         """The table and aggregate to install, given the answers stored by now (call it under the
         session's lock): rebuilt if some were given meanwhile on a question only the old table had."""
-        indexed = set(self.table.task_hashes())
+        indexed = TaskIndex(self.table.task_hashes())
         missing = [span for span in answered_spans(answers)
                    if hash_task(span.input_hash, span.start, span.end, span.label) not in indexed]
         if missing:

@@ -243,7 +243,7 @@ class Aggregate:
             self._vote_rows * k + self._vote_classes,
             table.question_row.astype(np.int64) * k + table.question_class,
         ])
-        self._decided = np.zeros((table.n_rows, k))  # -inf where a decision rules a class out
+        self._decided: dict[int, np.ndarray] = {}  # row -> logit mask: -inf where a decision rules a class out
         self._answers_of_row: dict[int, dict[int, Answer]] = {}  # row -> class -> answer
         self._cache: np.ndarray | None = None
         self.fit()
@@ -270,8 +270,8 @@ class Aggregate:
             accuracy = np.full(self.table.L.shape[1], self.fallback_accuracy)
             active = (self.table.L != ABSTAIN).any(axis=0)
             accuracy[active], proba = self._fit_label_model(self.table.L[:, active], class_balance)
-            fits["LabelModel"] = Fit("LabelModel", accuracy, np.log(np.clip(proba, 1e-9, 1.0)),
-                                     label_model_accuracy=accuracy)
+            np.log(np.clip(proba, 1e-9, 1.0, out=proba), out=proba)  # (in place: rows × classes, 100 MB at 1M texts)
+            fits["LabelModel"] = Fit("LabelModel", accuracy, proba, label_model_accuracy=accuracy)
         method, reason = self._choose(fits, decisions)
         return replace(fits[method], reason=reason, alternatives=fits)
 
@@ -282,7 +282,8 @@ class Aggregate:
         accuracy = np.full(self.table.L.shape[1], self.fallback_accuracy)
         weights = vote_weight(accuracy, k)
         weights[[column.kind == "boundary" for column in self.table.columns]] = 0.0
-        base = np.full((self.table.n_rows, k), -math.log(k)) + self._vote_logits(weights)
+        base = self._vote_logits(weights)
+        base += -math.log(k)
         return Fit("weighted vote", accuracy, base, label_model_accuracy=None)
 
     def _choose(self, fits: dict[str, Fit], decisions: dict[tuple[int, int], tuple[Answer, bool]]) -> tuple[str, str]:
@@ -422,7 +423,11 @@ class Aggregate:
             surface = np.log((self._surface_accepts + 1) / (self._surface_rejects + 1))
             weights = np.concatenate([shift[self._vote_columns], surface[self._surface_group]])
             logits = np.bincount(self._evidence_index, weights=weights, minlength=self.table.n_rows * k)
-            logits = logits.reshape(self.table.n_rows, k) + self.base_log_proba + self._decided
+            logits = logits.reshape(self.table.n_rows, k)
+            logits += self.base_log_proba
+            if self._decided:  # (a mask per decided row, not a rows × classes array of zeros)
+                rows = np.fromiter(self._decided, dtype=np.int64, count=len(self._decided))
+                logits[rows] += np.stack(list(self._decided.values()))
             logits -= row_reduce(np.maximum, logits)[:, None]
             proba = np.exp(logits)
             proba /= row_reduce(np.add, proba)[:, None]
@@ -444,7 +449,10 @@ class Aggregate:
                     mask[cls] = -np.inf
             if np.isinf(mask).all():
                 mask[NOT_ENTITY] = 0.0
-        self._decided[row] = mask
+        if mask.any():
+            self._decided[row] = mask
+        else:
+            self._decided.pop(row, None)
 
     def question_probabilities(self) -> np.ndarray:
         """P(yes) for every question (row, label) of the table."""

@@ -133,8 +133,10 @@ class Ranker:
         proba = self.aggregate.probabilities()
         uncertainty = 1 - np.abs(2 * self.belief() - 1)
         k = self.table.cardinality
-        safe = np.clip(proba, 1e-12, 1)
-        entropy = (-row_reduce(np.add, proba * np.log(safe)) / np.log(k))[self.table.question_row]
+        plogp = np.clip(proba, 1e-12, 1)  # (one rows × classes array, worked in place)
+        np.log(plogp, out=plogp)
+        plogp *= proba
+        entropy = (-row_reduce(np.add, plogp) / np.log(k))[self.table.question_row]
         base = (WEIGHTS["uncertainty"] * uncertainty + WEIGHTS["entropy"] * entropy
                 + WEIGHTS["conflict"] * self._conflict)
         return base * self.reach()

@@ -19,7 +19,7 @@ from typing import Any
 from .aggregate import Aggregate
 from .config import SessionConfig
 from .handoff import adopted_spans, answered_spans, handoff_status, read_model_spans
-from .hashing import task_hash as hash_task
+from .hashing import TaskIndex
 from .labelmatrix import CandidateTable, with_model
 from .store import Answer, Store
 
@@ -94,8 +94,8 @@ def _aggregate(table: CandidateTable, config: SessionConfig) -> Aggregate:
     return Aggregate(table, seed=config.seed, **config.aggregate)
 
 
-def _question_index(table: CandidateTable) -> dict[int, int]:
-    return {hash_task(*table.question(i)): i for i in range(table.n_questions)}
+def _question_index(table: CandidateTable) -> TaskIndex:
+    return TaskIndex(table.task_hashes())
 
 
 def _observe(aggregate: Aggregate, table: CandidateTable, index: int | None, answer: Answer) -> None:

@@ -43,6 +43,7 @@ from .config import PHRASE_ATTR, SessionConfig
 from .corpus import Record
 from .estimates import CachedEstimates, estimates
 from .handoff import Handoff, adopted_spans
+from .hashing import TaskIndex
 from .labelmatrix import CandidateTable
 from .ranking import Ranker
 from .refit import BackgroundRefit
@@ -149,8 +150,7 @@ class Session:
         self._estimates.clear()
         self.ranker = Ranker(aggregate, exploration=self.config.exploration, model_share=self.config.model_share,
                              label_floor=self.config.label_floor, seed=self._draws)
-        self._task_hashes = table.task_hashes()
-        self._index_of = {task: i for i, task in enumerate(self._task_hashes)}
+        self._index_of = TaskIndex(table.task_hashes())
         for task, answer, exploration in self.answers.standing():
             self._observe(task, answer, exploration)
 
@@ -181,9 +181,9 @@ class Session:
                     return self._task(index, pending[1])
             self._pending.pop(annotator, None)
             # (questions this annotator answered are closed in the ranker: no need to exclude them)
-            exclude = {self._index_of[t] for t in self.store.leased_by_others(self.dataset, annotator) if t in self._index_of}
+            exclude = {i for t in self.store.leased_by_others(self.dataset, annotator) if (i := self._index_of.get(t)) is not None}
             while (choice := self.ranker.next(exclude)) is not None:
-                task = self._task_hashes[choice.index]
+                task = self._index_of.hash_of(choice.index)
                 if self._lease(task, annotator):
                     self._pending[annotator] = (task, choice.exploration)
                     self._shown_at[annotator] = time.time()
@@ -197,7 +197,7 @@ class Session:
         with self._lock:
             self.answers.refresh()
             index = self._question_index(task_hash)
-            task_hash = self._task_hashes[index]
+            task_hash = self._index_of.hash_of(index)
             if self.answers.of(task_hash, annotator) is not None:
                 raise AlreadyAnswered(f"{annotator!r} already answered task {task_hash}: undo or change that answer")
             pending = self._pending.get(annotator)
@@ -286,10 +286,10 @@ class Session:
     # -- internals -----------------------------------------------------------------------------
 
     def _question_index(self, task_hash: int) -> int:
-        try:
-            return self._index_of[int(task_hash)]
-        except (KeyError, TypeError, ValueError):
-            raise UnknownTask(f"no question with task hash {task_hash} in dataset {self.dataset!r}") from None
+        index = self._index_of.get(task_hash)
+        if index is None:
+            raise UnknownTask(f"no question with task hash {task_hash} in dataset {self.dataset!r}")
+        return index
 
     def _row_class(self, index: int) -> tuple[int, int]:
         return int(self.table.question_row[index]), int(self.table.question_class[index])
@@ -322,7 +322,7 @@ class Session:
         row, cls = self._row_class(index)
         text, meta = self.store.example(self.dataset, int(self.table.input_hash[row])) or ("", {})
         return views.question_task(
-            self.table, self.aggregate, row, cls, task_hash=self._task_hashes[index], text=text, meta=meta,
+            self.table, self.aggregate, row, cls, task_hash=self._index_of.hash_of(index), text=text, meta=meta,
             exploration=exploration, score=float(self.ranker.scores()[index]) if score is None else score,
             scorer=self.scorer,
         )

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .aggregate import Aggregate
+from .hashing import TaskIndex
 from .labelmatrix import NOT_ENTITY, CandidateTable
 from .tasks import ANSWERS
 
@@ -84,7 +85,7 @@ def overlaps(table: CandidateTable, row: int) -> list[dict[str, Any]]:
 
 
 def answer_counts(
-    table: CandidateTable, index_of: dict[int, int], answers: Iterable[tuple[int, str]],
+    table: CandidateTable, index_of: TaskIndex, answers: Iterable[tuple[int, str]],
 ) -> tuple[dict[str, int], dict[str, int]]:
     """The live ``(task_hash, answer)`` pairs counted by answer, and the accepts per label (those on
     questions of ``table``, whose index by task hash is ``index_of``): the progress the page shows."""

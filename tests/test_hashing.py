@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from bootstrap.hashing import input_hash, task_hash
+from bootstrap.hashing import TaskIndex, input_hash, task_hash
 
 TEXTS = ["Acute heart failure.", "", "naïve 😀 text", "a" * 10_000]
 
@@ -68,7 +68,17 @@ def test_a_tables_task_hashes_and_cell_lookup_match_its_questions_one_by_one(sha
     table = build_table([Path(__file__).resolve().parents[1] / "examples" / "social-media" / "patterns.jsonl"],
                         tmp_path / "texts.jsonl")
     assert len(set(table.question_class.tolist())) > 1 and table.n_questions > 100  # the label of each hash matters
-    assert table.task_hashes() == [task_hash(*table.question(i)) for i in range(table.n_questions)]
+    hashes = [task_hash(*table.question(i)) for i in range(table.n_questions)]
+    assert table.task_hashes().tolist() == hashes
+    assert table.task_hashes(chunk=7).tolist() == hashes  # a chunk at a time, the last one short
+    index = TaskIndex(table.task_hashes())
+    assert {h: index[h] for h in hashes} == {h: i for i, h in enumerate(hashes)}  # (a repeated text: the last)
+    assert len(index) == table.n_questions
+    assert all(index.hash_of(i) == h for i, h in enumerate(hashes))
+    absent = next(h for h in range(10**6) if h not in set(hashes))
+    assert index.get(absent) is None and absent not in index
+    for not_a_hash in (2**70, -(2**70), "abc", None, 1.5e30):
+        assert index.get(not_a_hash) is None
     lookup, k = table.question_at_cell(), table.cardinality
     for i in range(table.n_questions):
         assert lookup[int(table.question_row[i]) * k + int(table.question_class[i])] == i

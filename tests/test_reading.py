@@ -43,7 +43,7 @@ def start(corpus: Path, db: Path, first_texts: int = 100, **options):
 
 
 def questions(session) -> set[int]:
-    return set(session._task_hashes)
+    return set(session._index_of.hashes.tolist())
 
 
 def test_questions_asked_before_the_corpus_was_read_are_not_asked_again(corpus, tmp_path):

@@ -111,7 +111,7 @@ def test_a_session_built_on_dask_stores_every_text_and_asks_the_same_questions(c
     local = Session.from_files(PATTERNS, corpus, db=tmp_path / "local.db", dataset="d")
     on_dask = Session.from_files(PATTERNS, corpus, db=tmp_path / "dask.db", dataset="d", build=build)
     try:
-        assert on_dask._task_hashes == local._task_hashes
+        assert on_dask._index_of.hashes.tolist() == local._index_of.hashes.tolist()
         hashes = [record.input_hash for record in read_texts(corpus)]
         assert all(on_dask.store.example("d", h) == local.store.example("d", h) is not None for h in hashes)
         assert on_dask.next_question("alice")["task_hash"] == local.next_question("alice")["task_hash"]

@@ -93,7 +93,7 @@ def test_a_restart_reads_the_table_back_and_resumes_where_it_was(inputs, tmp_pat
         task = first.next_question("alice")
         first.answer("alice", task["task_hash"], answer)
         asked.append(task["task_hash"])
-    first_table, first_hashes = first.rules_table, list(first._task_hashes)
+    first_table, first_hashes = first.rules_table, first._index_of.hashes.tolist()
     first.close()
     assert counting.builds == 1 and list(default_cache_dir(db).glob("*.npz"))
 
@@ -104,7 +104,7 @@ def test_a_restart_reads_the_table_back_and_resumes_where_it_was(inputs, tmp_pat
     second = open_session(inputs, db, store_builder(db, "ncbi", build=counting))
     assert counting.builds == 1
     assert_identical(second.rules_table, first_table)
-    assert second._task_hashes == first_hashes
+    assert second._index_of.hashes.tolist() == first_hashes
     assert [(a.task_hash, a.answer) for a in second.store.answers("ncbi")] == list(zip(asked, ("accept", "reject", "accept")))
     assert second.progress()["answers"] == 3
     cached_next = second.next_question("bob")["task_hash"]
