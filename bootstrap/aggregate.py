@@ -63,6 +63,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy.stats import beta as beta_distribution
 
+from .boundaries import Rivals
 from .labelmatrix import ABSTAIN, NOT_ENTITY, CandidateTable, surface_key
 
 Answer = Literal["accept", "reject", "ignore"]
@@ -245,6 +246,8 @@ class Aggregate:
         ])
         self._decided: dict[int, np.ndarray] = {}  # row -> logit mask: -inf where a decision rules a class out
         self._answers_of_row: dict[int, dict[int, Answer]] = {}  # row -> class -> answer
+        self.rivals = Rivals(table)  # candidates overlapping with other boundaries (:mod:`bootstrap.boundaries`)
+        self._accepted_rivals = np.zeros(table.n_rows, dtype=np.int32)  # per row, its accepted rivals
         self._cache: np.ndarray | None = None
         self.fit()
 
@@ -266,7 +269,6 @@ class Aggregate:
         decisions = dict(self.decisions)
         fits = {"weighted vote": self._weighted_vote_fit()}
         if self.label_model_later is None and self.requested_method != "weighted vote" and self.table.n_rows and self.can_fit_label_model():
-            k = self.table.cardinality
             accuracy = np.full(self.table.L.shape[1], self.fallback_accuracy)
             active = (self.table.L != ABSTAIN).any(axis=0)
             accuracy[active], proba = self._fit_label_model(self.table.L[:, active], class_balance)
@@ -370,18 +372,40 @@ class Aggregate:
         """Record a decision on (row, class): evidence about every LF that voted on the row."""
         if (row, cls) in self.decisions:
             self.forget(row, cls)
+        was_accepted = self._accepted(row)
         self.decisions[(row, cls)] = (answer, exploration)
         self._answers_of_row.setdefault(row, {})[cls] = answer
         self._mask_row(row)
+        self._settle_rivals(row, was_accepted)
         self._count(row, cls, answer, exploration, +1)
         self.decisions_since_fit += 1
 
     def forget(self, row: int, cls: int) -> None:
         """Take a decision back (undo, or a changed answer)."""
+        was_accepted = self._accepted(row)
         answer, exploration = self.decisions.pop((row, cls))
         del self._answers_of_row[row][cls]
         self._mask_row(row)
+        self._settle_rivals(row, was_accepted)
         self._count(row, cls, answer, exploration, -1)
+
+    def _accepted(self, row: int) -> bool:
+        return "accept" in self._answers_of_row.get(row, {}).values()
+
+    def _settle_rivals(self, row: int, was_accepted: bool) -> None:
+        """An accepted span rules out its rivals (:mod:`bootstrap.boundaries`); taken back, it no
+        longer does."""
+        now_accepted = self._accepted(row)
+        if now_accepted == was_accepted:
+            return
+        rivals = self.rivals.of(row)
+        self._accepted_rivals[rivals] += 1 if now_accepted else -1
+        for rival in rivals.tolist():
+            self._mask_row(rival)
+
+    def boundary_settled(self) -> np.ndarray:
+        """Per row: ruled out by an accepted rival."""
+        return self._accepted_rivals > 0
 
     def _count(self, row: int, cls: int, answer: Answer, exploration: bool, sign: int) -> None:
         self._cache = None
@@ -435,7 +459,8 @@ class Aggregate:
         return self._cache
 
     def _mask_row(self, row: int) -> None:
-        """The decided row's logit mask: an accept leaves only its class, a reject removes its own."""
+        """The decided row's logit mask: an accept leaves only its class, a reject removes its own,
+        an accepted rival every entity class."""
         k = self.table.cardinality
         answers = self._answers_of_row.get(row, {})
         mask = np.zeros(k)
@@ -447,6 +472,8 @@ class Aggregate:
             for cls, answer in answers.items():
                 if answer == "reject":
                     mask[cls] = -np.inf
+            if self._accepted_rivals[row] > 0:  # a rival span was accepted: this one is not an entity
+                mask[NOT_ENTITY + 1:] = -np.inf
             if np.isinf(mask).all():
                 mask[NOT_ENTITY] = 0.0
         if mask.any():

@@ -22,6 +22,13 @@ Score of an open question (row, label)::
   carried nowhere, so another answer on it settles only its own question: reach 1. (Counting
   the whole string there had the loop ask 400 questions about 80 strings on NCBI-disease,
   where random order asked about 212.)
+  **Boundaries**: a span that overlaps other candidates with other boundaries ("muscular
+  dystrophy" inside "Duchenne muscular dystrophy") settles them too when it is accepted (an
+  entity layer is flat: :mod:`bootstrap.boundaries`), so its reach grows by its open rivals
+  times the probability of a yes: of several rival spans, the likely one is asked and its
+  answer settles the rest, where asking the unlikely ones first would take a question each.
+  A rejected span settles only itself ("cancer" may still be an entity inside a rejected
+  "breast cancer"); a span an accepted rival rules out is settled.
 
 * ``uncertainty = 1 − |2p − 1|`` where ``p`` is the probability that the answer is yes: 1 at 0.5
   (once a trained model is in the loop, ``p`` is the mean of the aggregate's and the model's);
@@ -131,7 +138,8 @@ class Ranker:
     def scores(self) -> np.ndarray:
         """The score of every question (answered ones included), as in the module docstring."""
         proba = self.aggregate.probabilities()
-        uncertainty = 1 - np.abs(2 * self.belief() - 1)
+        belief = self.belief()
+        uncertainty = 1 - np.abs(2 * belief - 1)
         k = self.table.cardinality
         plogp = np.clip(proba, 1e-12, 1)  # (one rows × classes array, worked in place)
         np.log(plogp, out=plogp)
@@ -139,9 +147,9 @@ class Ranker:
         entropy = (-row_reduce(np.add, plogp) / np.log(k))[self.table.question_row]
         base = (WEIGHTS["uncertainty"] * uncertainty + WEIGHTS["entropy"] * entropy
                 + WEIGHTS["conflict"] * self._conflict)
-        return base * self.reach()
+        return base * self.reach(belief)
 
-    def reach(self) -> np.ndarray:
+    def reach(self, belief: np.ndarray | None = None) -> np.ndarray:
         """Per question, the open questions its answer settles (module docstring).
 
         A question of a string nobody answered yet reaches every open question of its group,
@@ -150,6 +158,10 @@ class Ranker:
         to it) and no model in the loop sees this occurrence otherwise: reach ``SETTLED``. Any
         other question of an answered string (answers that disagree, or a model that does)
         settles itself alone: reach 1.
+
+        A question whose span has open rivals (:mod:`bootstrap.boundaries`) settles them too
+        if the answer is yes: ``belief`` × their number is added. A question ruled out by an
+        accepted rival is settled.
         """
         answered = self.aggregate.group_answered()[self._group]
         verdict = self.aggregate.group_verdicts()[self._group]  # 1 accepted, 0 rejected, -1 open or mixed
@@ -157,8 +169,15 @@ class Ranker:
         model = self.table.model_probability
         if model is not None:  # the model sees this occurrence otherwise: ask here too
             settled &= np.isnan(model) | ((model >= 0.5) == (verdict == 1))
+        rows = self.table.question_row
+        settled |= self.aggregate.boundary_settled()[rows]
         whole_group = np.bincount(self._group, weights=self.open, minlength=self._n_groups)[self._group]
-        return np.where(settled, SETTLED, np.where(answered, 1.0, np.maximum(whole_group, 1.0)))
+        reach = np.where(settled, SETTLED, np.where(answered, 1.0, np.maximum(whole_group, 1.0)))
+        if len(self.aggregate.rivals):
+            open_per_row = np.bincount(rows, weights=self.open & ~settled, minlength=self.table.n_rows)
+            rivals_open = self.aggregate.rivals.sum_over(open_per_row)[rows]
+            reach += np.where(settled, 0.0, (self.belief() if belief is None else belief) * rivals_open)
+        return reach
 
     def expected_changes(self, ahead: int) -> float:
         """How many labels the next ``ahead`` ranked answers are expected to flip: each of the
