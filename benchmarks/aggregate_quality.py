@@ -3,11 +3,15 @@
 For each data set and its example rules: build the candidate table over the training texts, and
 score every question against gold (accept iff gold has exactly that span and label):
 
-* ROC-AUC and Brier score of the LabelModel's probabilities and of a plain majority vote (the
-  share of a row's votes that name the question's label);
+* ROC-AUC and Brier score of Snorkel's LabelModel's probabilities, of the plain vote (the
+  aggregate a session starts from: every rule trusted alike) and of a majority vote (the share of
+  a row's votes that name the question's label);
 * the Brier score and ROC-AUC of the *remaining* candidates after 0, 50, 100, 200 and 400 gold
-  decisions taken in random order, through ``Aggregate.observe`` (no refit): the calibration the
-  ranking gets from decisions alone.
+  decisions taken in random order, through ``Aggregate.observe`` (no refit) of the aggregate a
+  session uses: the calibration the ranking gets from decisions alone.
+
+Results go to ``benchmarks/results/aggregate_quality.json``; the README's table is written from
+it by ``benchmarks/readme_figures.py``.
 
     python benchmarks/aggregate_quality.py [--json out.json]
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +51,10 @@ def majority_vote(table) -> np.ndarray:
     return (votes == table.question_class[:, None]).sum(axis=1) / (votes != ABSTAIN).sum(axis=1)
 
 
+def _scores(truth: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    return {"roc_auc": float(roc_auc_score(truth, p)), "brier": float(np.mean((p - truth) ** 2))}
+
+
 def evaluate(patterns: Path, texts: Path, seed: int = 0) -> dict:
     nlp = spacy.blank("en")
     rules = load_rules(patterns, nlp.vocab)
@@ -55,15 +64,16 @@ def evaluate(patterns: Path, texts: Path, seed: int = 0) -> dict:
     gold = load_gold(texts)
     truth = np.array([gold_answer(gold, *table.question(i)) == "accept" for i in range(table.n_questions)])
     started = time.perf_counter()
-    aggregate = Aggregate(table, seed=seed)
+    label_model = Aggregate(table, seed=seed, method="LabelModel").question_probabilities()
     fitted = time.perf_counter() - started
-    label_model = aggregate.question_probabilities()
+    plain_vote = Aggregate(table, seed=seed, method="weighted vote").question_probabilities()
     vote = majority_vote(table)
     result = {
         "texts": table.texts, "questions": table.n_questions, "lfs": len(table.columns), "positives": float(truth.mean()),
-        "method": aggregate.method, "build_seconds": round(built, 2), "fit_seconds": round(fitted, 2),
-        "label_model": {"roc_auc": roc_auc_score(truth, label_model), "brier": float(np.mean((label_model - truth) ** 2))},
-        "majority_vote": {"roc_auc": roc_auc_score(truth, vote), "brier": float(np.mean((vote - truth) ** 2))},
+        "method": Aggregate(table, seed=seed).method, "build_seconds": round(built, 2), "fit_seconds": round(fitted, 2),
+        "label_model": _scores(truth, label_model),
+        "plain_vote": _scores(truth, plain_vote),
+        "majority_vote": _scores(truth, vote),
         "after_decisions": [],
     }
     order = np.random.default_rng(seed).permutation(table.n_questions)
@@ -81,21 +91,16 @@ def evaluate(patterns: Path, texts: Path, seed: int = 0) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "aggregate_quality.json",
+                        help="where the figures are written")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     results = {name: evaluate(patterns, texts, args.seed) for name, (patterns, texts) in SETS.items()}
-    print(f"{'data':<14}{'questions':>10}{'LFs':>5}{'gold yes':>9}  {'AUC LabelModel':>15}{'AUC majority':>13}  {'Brier LM':>9}{'Brier MV':>9}")
-    for name, r in results.items():
-        print(f"{name:<14}{r['questions']:>10,}{r['lfs']:>5}{r['positives']:>9.2f}  {r['label_model']['roc_auc']:>15.3f}"
-              f"{r['majority_vote']['roc_auc']:>13.3f}  {r['label_model']['brier']:>9.3f}{r['majority_vote']['brier']:>9.3f}")
-    print("\nRemaining candidates after N gold decisions (random order, no refit): Brier / ROC-AUC")
-    print(f"{'data':<14}" + "".join(f"{n:>16}" for n in DECISIONS))
-    for name, r in results.items():
-        cells = "".join(f"{d['brier_rest']:>8.3f} / {d['roc_auc_rest']:.3f}" for d in r["after_decisions"])
-        print(f"{name:<14}{cells}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from readme_figures import aggregate_quality
+
+    print(aggregate_quality())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Write the README's measured figures from the committed results, so no figure is typed by hand.
 
-The READMEs (``README.md``, ``examples/README.md``) hold blocks between ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->``; this
+The READMEs (``README.md``, ``examples/README.md``, ``benchmarks/README.md``) hold blocks between ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->``; this
 script regenerates each from ``benchmarks/results/`` and rewrites them in place (``--check``
 only says whether they are up to date: ``tests/test_benchmarks.py`` runs it).
 
@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-READMES = (ROOT / "README.md", ROOT / "examples" / "README.md")
+READMES = (ROOT / "README.md", ROOT / "examples" / "README.md", ROOT / "benchmarks" / "README.md")
 
 
 def _load(name: str) -> dict[str, Any] | None:
@@ -187,7 +187,31 @@ def ranking_latency() -> str:
             f"(`benchmarks/ranking_latency.py`, {result['decisions']} decisions, load average {result['load_average'][0]:.1f}).")
 
 
+def aggregate_quality() -> str:
+    """How well the fits rank the rules' candidates against gold, and how decisions sharpen the rest."""
+    result = _load("aggregate_quality.json")
+    if result is None:
+        return "(no results yet: run benchmarks/aggregate_quality.py)"
+    names = {"ncbi-disease": "NCBI-disease", "wnut17": "WNUT-17"}
+    lines = ["| data | questions | LFs | gold yes | ROC-AUC LabelModel | ROC-AUC plain vote | ROC-AUC majority | "
+             "Brier LabelModel | Brier plain vote | Brier majority |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in result.items():
+        fits = [r["label_model"], r["plain_vote"], r["majority_vote"]]
+        lines.append(f"| {names.get(name, name)} | {r['questions']:,} | {r['lfs']} | {r['positives']:.2f} | "
+                     + " | ".join(f"{fit['roc_auc']:.3f}" for fit in fits) + " | "
+                     + " | ".join(f"{fit['brier']:.3f}" for fit in fits) + " |")
+    decisions = [d["decisions"] for d in next(iter(result.values()))["after_decisions"]]
+    lines += ["", "Decisions sharpen the rest (the remaining candidates after N gold answers in random order, no "
+              "refit, through the aggregate a session uses):", "",
+              "| data | " + " | ".join(str(n) for n in decisions) + " decisions |", "|---|" + "---|" * len(decisions)]
+    for name, r in result.items():
+        lines.append(f"| {names.get(name, name)}, Brier / AUC | "
+                     + " | ".join(f"{d['brier_rest']:.3f} / {d['roc_auc_rest']:.3f}" for d in r["after_decisions"]) + " |")
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
+    "aggregate-quality": aggregate_quality,
     "session-latency": session_latency,
     "annotation-efficiency": annotation_efficiency,
     "cold-start": cold_start,
