@@ -447,7 +447,7 @@ class Aggregate:
             surface = np.log((self._surface_accepts + 1) / (self._surface_rejects + 1))
             weights = np.concatenate([shift[self._vote_columns], surface[self._surface_group]])
             logits = np.bincount(self._evidence_index, weights=weights, minlength=self.table.n_rows * k)
-            logits = logits.reshape(self.table.n_rows, k)
+            logits = logits.astype(np.float64, copy=False).reshape(self.table.n_rows, k)  # (no evidence: ints)
             logits += self.base_log_proba
             if self._decided:  # (a mask per decided row, not a rows × classes array of zeros)
                 rows = np.fromiter(self._decided, dtype=np.int64, count=len(self._decided))
@@ -490,7 +490,7 @@ class Aggregate:
         k = self.table.cardinality
         flat = self._vote_rows * k + self._vote_classes
         sums = np.bincount(flat, weights=weight_per_lf[self._vote_columns], minlength=self.table.n_rows * k)
-        return sums.reshape(self.table.n_rows, k)
+        return sums.astype(np.float64, copy=False).reshape(self.table.n_rows, k)  # (no votes at all: bincount gives ints)
 
     def _surface_groups(self) -> tuple[np.ndarray, list[tuple[str, int, bool]]]:
         """Per question, the index of its (``surface_key`` of the string, class, overlapping) group.

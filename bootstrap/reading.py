@@ -205,8 +205,9 @@ def read_corpus(pattern_files: list[str], texts: str, db: str, dataset: str, bui
     folder_path, hashes = Path(folder), array("q")
 
     def part(table: CandidateTable) -> None:
-        name = f"part-{len(hashes)}"
-        np.save(folder_path / f"{name}.hashes.npy", np.frombuffer(hashes, dtype=np.int64))
+        name = f"part-{table.texts}"
+        # (its texts are the first ones read: the builder has looked one text beyond them)
+        np.save(folder_path / f"{name}.hashes.npy", np.frombuffer(hashes, dtype=np.int64)[:table.texts])
         save_table(table, folder_path / f"{name}.npz")  # (atomic: the session sees it whole or not at all)
 
     def counted(records: Iterable[Record]) -> Iterator[Record]:

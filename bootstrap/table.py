@@ -44,8 +44,9 @@ def build_table(
     ``texts`` is a file or folder (``corpus.read_texts``) or the records themselves (``bootstrap
     train`` reads them back from the store). ``through`` sees the candidate stream on its way.
     ``parts`` gets the table of the texts read so far after ``first_part`` texts, then after ten
-    times as many, and so on (a session reading its corpus in the background grows with them);
-    the parts are joined by ``labelmatrix.concat_tables``, so the table returned is the same.
+    times as many, and so on, while more texts follow (a session reading its corpus in the
+    background grows with them); the parts are joined by ``labelmatrix.concat_tables``, so the
+    table returned is the same.
     """
     nlp = spacy.blank(lang)
     rules = load_rules(pattern_files, nlp.vocab)
@@ -72,6 +73,10 @@ def build_table(
         so_far = concat_tables(tables) if len(tables) > 1 else tables[0]
         if taken.count < wanted:  # the corpus ended in this part
             return so_far
+        following = next(stream, None)  # a part is handed on only if texts follow it: the last one
+        if following is None:  # is the whole table, and a session given it twice held two at once
+            return so_far
+        stream = itertools.chain([following], stream)
         parts(so_far)
         size *= 10
 

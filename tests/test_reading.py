@@ -213,3 +213,16 @@ def test_the_session_grows_with_each_part_read_to_the_same_whole_table(corpus, t
     assert np.array_equal(session.table.L, whole.L) and session.table.n_questions == whole.n_questions
     assert session.progress()["answers"] == 1 and task["task_hash"] != session.next_question()["task_hash"]
     session.close()
+
+
+def test_parts_are_handed_on_while_texts_follow_and_the_whole_table_only_once(corpus):
+    """A corpus of exactly 20 × 10 texts: the part of 20, then the whole table returned, not also
+    handed on as a part (a session that got the whole table twice held two of them at once)."""
+    from bootstrap.corpus import read_texts
+
+    records = list(itertools.islice(read_texts(corpus / "texts.jsonl"), 201))
+    for n, expected in ((200, [20]), (201, [20, 200]), (20, [])):
+        handed = []
+        table = build_table([corpus / "patterns.jsonl"], records[:n], parts=lambda part: handed.append(part.texts),
+                            first_part=20)
+        assert handed == expected and table.texts == n
