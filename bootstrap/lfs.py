@@ -52,7 +52,7 @@ from typing import Any, Callable, Iterable, Iterator
 from spacy.tokens import Doc, Span
 
 from . import limits
-from .errors import InputError, Problem
+from .errors import InputError
 from .limits import TimedOut
 
 LF_PREFIX = "lf:"

@@ -195,7 +195,7 @@ def test_answer_with_the_keyboard_undo_change_reload_and_escaping(page, server, 
     assert recent.count() == 2 and recent.first.get_attribute("class") == "recent-item reject"
 
     # the side list changes an earlier decision in place
-    page.locator(f"#recent li[data-answer-id] >> nth=1").locator("button[data-answer=ignore]").click()
+    page.locator("#recent li[data-answer-id] >> nth=1").locator("button[data-answer=ignore]").click()
     page.wait_for_selector("#recent li:nth-child(2).ignore")
     assert stored(db) == [(first, "ignore"), (second, "reject")]
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from itertools import islice
 from pathlib import Path
 
 import numpy as np
 import pytest
-import spacy
 
 from bootstrap.aggregate import Aggregate
 from bootstrap.candidates import generate_candidates
