@@ -201,8 +201,9 @@ def ranking_latency() -> str:
     result = _load("ranking_latency.json")
     if result is None:
         return "(no results yet: run benchmarks/ranking_latency.py)"
+    cpu = (f" (CPU {result['cpu_p50_ms']:.0f} ms p50, {result['cpu_p95_ms']:.0f} ms p95)" if "cpu_p50_ms" in result else "")
     return (f"Rescoring every open question after a decision and picking the next takes {result['p50_ms']:.0f} ms p50, "
-            f"{result['p95_ms']:.0f} ms p95 at {result['candidates'] / 1000:,.0f}k candidates "
+            f"{result['p95_ms']:.0f} ms p95{cpu} at {result['candidates'] / 1000:,.0f}k candidates "
             f"(`benchmarks/ranking_latency.py`, {result['decisions']} decisions, load average {result['load_average'][0]:.1f}).")
 
 
