@@ -20,12 +20,17 @@ and exits 1).
 
     python benchmarks/candidates_throughput.py                      # 20k sentences of NCBI train
     python benchmarks/candidates_throughput.py --texts 2000 --unit abstracts --repeats 5
+
+``--output FILE`` keeps the run as one row of ``FILE`` (``benchmarks/results/candidates_throughput.json``
+for the README's table, which ``benchmarks/readme_figures.py`` writes): a row per corpus and rule
+set, replaced when the same corpus and rules are measured again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import statistics
@@ -219,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--output", type=Path, help="keep the figures as a row of this JSON file")
     args = parser.parse_args(argv)
     if args.texts < 1 or args.repeats < 1:
         parser.error("--texts and --repeats must be at least 1")
@@ -233,7 +239,28 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
     else:
         print_result(result)
+    if args.output:
+        record_row(args.output, result, unit=args.unit, patterns=[_shown(path) for path in args.patterns])
     return 0 if result["same_matches"] else 1
+
+
+def _shown(path: Path) -> str:
+    """A pattern file as the README names it: relative to the checkout when it is in it."""
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def record_row(path: Path, result: dict, *, unit: str, patterns: list[str]) -> None:
+    """Put this run in ``path`` as one row, replacing an earlier row of the same corpus and rules."""
+    row = {key: value for key, value in result.items() if key != "runs"} | {
+        "unit": unit, "patterns": patterns, "spacy": spacy.__version__, "load_average": round(os.getloadavg()[0], 1)}
+    key = (unit, row["texts"], patterns)
+    rows = json.loads(path.read_text(encoding="utf8"))["rows"] if path.is_file() else []
+    rows = [other for other in rows if (other["unit"], other["texts"], other["patterns"]) != key] + [row]
+    path.write_text(json.dumps({"benchmark": "benchmarks/candidates_throughput.py", "rows": rows}, indent=1) + "\n",
+                    encoding="utf8")
 
 
 if __name__ == "__main__":

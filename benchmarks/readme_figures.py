@@ -117,6 +117,25 @@ def cold_start_detail() -> str:
     return "\n".join(lines)
 
 
+def candidates_throughput() -> str:
+    """Texts per CPU second of bare spaCy matching, of candidate generation and of ``check``: best runs and ratios."""
+    result = _load("candidates_throughput.json")
+    if result is None:
+        return "(no results yet: run benchmarks/candidates_throughput.py --output benchmarks/results/candidates_throughput.json)"
+    lines = ["| corpus | rules | baseline texts/s | candidates | ratio | check | ratio | load average |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        rules = " + ".join(f"`{name}`" for name in row["patterns"])
+        rate, ratio = row["texts_per_second"], row["ratio"]
+        lines.append(f"| {row['texts']:,} {row['unit']}, {row['repeats']} runs | {rules} ({row['rules']} rules) | "
+                     f"{rate['baseline']:,.0f} | {rate['candidates']:,.0f} | {ratio['candidates']:.2f} | "
+                     f"{rate['check']:,.0f} | {ratio['check']:.2f} | {row['load_average']} |")
+    versions = sorted({row["spacy"] for row in result["rows"]})
+    lines += ["", f"spaCy {', '.join(versions)}, blank `en`; every path found the same matches: "
+              f"{'yes' if all(row['same_matches'] for row in result['rows']) else 'NO (a comparison is void)'}."]
+    return "\n".join(lines)
+
+
 def handoff_training() -> str:
     result = _load("handoff_training.json")
     if result is None:
@@ -182,8 +201,9 @@ def ranking_latency() -> str:
     result = _load("ranking_latency.json")
     if result is None:
         return "(no results yet: run benchmarks/ranking_latency.py)"
+    cpu = (f" (CPU {result['cpu_p50_ms']:.0f} ms p50, {result['cpu_p95_ms']:.0f} ms p95)" if "cpu_p50_ms" in result else "")
     return (f"Rescoring every open question after a decision and picking the next takes {result['p50_ms']:.0f} ms p50, "
-            f"{result['p95_ms']:.0f} ms p95 at {result['candidates'] / 1000:,.0f}k candidates "
+            f"{result['p95_ms']:.0f} ms p95{cpu} at {result['candidates'] / 1000:,.0f}k candidates "
             f"(`benchmarks/ranking_latency.py`, {result['decisions']} decisions, load average {result['load_average'][0]:.1f}).")
 
 
@@ -217,6 +237,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "cold-start": cold_start,
     "cold-start-detail": cold_start_detail,
     "handoff-training": handoff_training,
+    "candidates-throughput": candidates_throughput,
     "cli-startup": cli_startup,
     "scale-start": scale_start,
     "ranking-latency": ranking_latency,

@@ -8,6 +8,7 @@ to gold by ``input_hash``, so gold and texts may come from different files.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .corpus import read_texts
 
@@ -28,3 +29,10 @@ def load_gold(path: str | Path) -> Gold:
 def gold_answer(gold: Gold, input_hash: int, start: int, end: int, label: str) -> str:
     """The oracle's answer to "is text[start:end] a ``label``?"."""
     return "accept" if (start, end, label) in gold.get(input_hash, ()) else "reject"
+
+
+def task_answer(gold: Gold, task: dict[str, Any]) -> str:
+    """The oracle's answer to one of the loop's questions (a task with one span, as
+    ``Session.next_question`` returns it)."""
+    span = task["spans"][0]
+    return gold_answer(gold, int(task["input_hash"]), span["start"], span["end"], span["label"])

@@ -46,7 +46,7 @@ from .candidates import DocCandidates
 from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED, SessionConfig
 from .corpus import read_texts
 from .errors import InputError
-from .gold import Gold, gold_answer, load_gold
+from .gold import Gold, load_gold, task_answer
 from .hashing import input_hash as hash_text
 from .labelmatrix import CandidateTable
 from .session import Session
@@ -88,8 +88,7 @@ class GoldAnnotator:
         self._rng = random.Random(self.seed)
 
     def truth(self, task: dict[str, Any]) -> str:
-        span = task["spans"][0]
-        return gold_answer(self.gold, int(task["input_hash"]), span["start"], span["end"], span["label"])
+        return task_answer(self.gold, task)
 
     def __call__(self, task: dict[str, Any]) -> str:
         answer = self.truth(task)

@@ -77,6 +77,20 @@ def test_paths_agree_when_a_rule_hits_one_span_twice(throughput, tmp_path, capsy
     assert result["matches"]["baseline"] == [3]  # £3m, $ 5, $1.2bn
 
 
+def test_output_keeps_a_row_per_corpus_and_rules(throughput, shared_data, tmp_path, capsys):
+    """--output adds a row for a new corpus and replaces the row of one measured again."""
+    source, output = shared_data / "ncbi-disease" / "dev.jsonl", tmp_path / "throughput.json"
+    common = ["--source", str(source), "--repeats", "1", "--output", str(output)]
+    assert throughput.main([*common, "--texts", "30"]) == 0
+    assert throughput.main([*common, "--texts", "40"]) == 0
+    assert throughput.main([*common, "--texts", "30", "--seed", "3"]) == 0
+    capsys.readouterr()
+    rows = json.loads(output.read_text(encoding="utf8"))["rows"]
+    assert [row["texts"] for row in rows] == [40, 30]
+    assert all(row["patterns"] == ["examples/diseases/patterns.jsonl"] and row["unit"] == "sentences" for row in rows)
+    assert all("runs" not in row and row["same_matches"] and set(row["ratio"]) == {"candidates", "check"} for row in rows)
+
+
 def test_the_readmes_quote_the_committed_results():
     """Every figure block in README.md and examples/README.md is what readme_figures.py writes from
     benchmarks/results/: no figure typed by hand, none left stale by a new run."""

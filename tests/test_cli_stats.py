@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bootstrap.cli import app
-from bootstrap.gold import gold_answer, load_gold
+from bootstrap.gold import load_gold
 from bootstrap.handoff import HandoffPolicy
 from bootstrap.session import Session, SessionConfig
 
@@ -21,17 +21,14 @@ DATASET = "diseases"
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory) -> str:
+def db(tmp_path_factory, answer_from_gold) -> str:
     """40 of the example's questions answered from its gold file, in the loop's order."""
     path = tmp_path_factory.mktemp("stats") / "bootstrap.db"
     config = SessionConfig(handoff=HandoffPolicy(mode="never"), background_refit=False)
     session = Session.from_files([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl", db=path, dataset=DATASET,
                                  lfs=EXAMPLE / "lfs.py", config=config)
     gold = load_gold(EXAMPLE / "gold.jsonl")
-    for _ in range(40):
-        task = session.next_question("alice")
-        span = task["spans"][0]
-        session.answer("alice", task["task_hash"], gold_answer(gold, task["input_hash"], span["start"], span["end"], task["label"]))
+    answer_from_gold(session, gold, 40)
     session.close()
     return str(path)
 

@@ -36,13 +36,13 @@ def test_no_warning_when_the_model_finds_some_held_out_accepts(capsys):
     assert "warning" not in capsys.readouterr().err
 
 
-def test_train_with_rules_says_so_too_when_its_model_finds_nothing(tmp_path, monkeypatch):
+def test_train_with_rules_says_so_too_when_its_model_finds_nothing(tmp_path, monkeypatch, answer_from_gold):
     """The README's `bootstrap train DATASET --rules PATTERNS` warns as the decisions-only path does;
     its training is replaced by a pipeline that finds no entity (what a model that learned nothing does)."""
     import spacy
 
     import bootstrap.weak_labels as weak_labels
-    from bootstrap.gold import gold_answer, load_gold
+    from bootstrap.gold import load_gold
     from bootstrap.handoff import HandoffPolicy
     from bootstrap.session import Session, SessionConfig
 
@@ -50,10 +50,7 @@ def test_train_with_rules_says_so_too_when_its_model_finds_nothing(tmp_path, mon
     session = Session.from_files([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl", db=db, dataset="diseases",
                                  config=SessionConfig(background_refit=False, handoff=HandoffPolicy(mode="never")))
     gold = load_gold(EXAMPLE / "gold.jsonl")
-    for _ in range(30):
-        task = session.next_question("alice")
-        span = task["spans"][0]
-        session.answer("alice", task["task_hash"], gold_answer(gold, task["input_hash"], span["start"], span["end"], task["label"]))
+    answer_from_gold(session, gold, 30)
     session.close()
     finds_nothing = tmp_path / "finds-nothing"
     spacy.blank("en").to_disk(finds_nothing)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bootstrap.gold import gold_answer, load_gold
+from bootstrap.gold import load_gold
 from bootstrap.handoff import HandoffPolicy, decision_f, rules_accuracy
 from bootstrap.labelmatrix import ABSTAIN, MODEL_COLUMN, NOT_ENTITY, ModelSpan, with_model
 from bootstrap.ranking import Ranker
@@ -92,7 +92,7 @@ def test_a_model_in_the_table_proposes_votes_and_keeps_answered_spans(nlp):
     assert seen == combined.n_questions
 
 
-def test_session_trains_compares_and_adopts_the_model(tmp_path):
+def test_session_trains_compares_and_adopts_the_model(tmp_path, answer_from_gold):
     """The session trains a first model at the start (on the rules' weak labels: nothing to compare
     it with yet, so it enters the loop as a proposer), then new ones in the background as gold
     answers come in, records the model's and the rules' scores on the same held-out decisions,
@@ -109,9 +109,7 @@ def test_session_trains_compares_and_adopts_the_model(tmp_path):
 
     def answer_some(n: int) -> None:
         for _ in range(n):
-            task = session.next_question("alice")
-            span = task["spans"][0]
-            session.answer("alice", task["task_hash"], gold_answer(gold, task["input_hash"], span["start"], span["end"], task["label"]))
+            answer_from_gold(session, gold, 1)
             session.wait_for_handoff()
 
     def compared() -> list[dict]:

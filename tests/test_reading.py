@@ -28,13 +28,9 @@ CONFIG = SessionConfig(handoff=HandoffPolicy(mode="never"), background_refit=Fal
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, shared_data):
+def corpus(example_inputs):
     """The diseases rules and 600 NCBI-disease texts."""
-    folder = tmp_path_factory.mktemp("reading")
-    with (shared_data / "ncbi-disease" / "train.jsonl").open(encoding="utf8") as file:
-        (folder / "texts.jsonl").write_text("".join(itertools.islice(file, 600)), encoding="utf8")
-    shutil.copy(EXAMPLE / "patterns.jsonl", folder / "patterns.jsonl")
-    return folder
+    return example_inputs(600)
 
 
 def start(corpus: Path, db: Path, first_texts: int = 100, **options):

@@ -17,7 +17,7 @@ import spacy
 from typer.testing import CliRunner
 
 from bootstrap.cli import app
-from bootstrap.gold import gold_answer, load_gold
+from bootstrap.gold import load_gold
 from bootstrap.handoff import HandoffPolicy
 from bootstrap.hashing import task_hash
 from bootstrap.report import ReportOptions, render_entities, report_data, write_report
@@ -74,7 +74,7 @@ class Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
+def dataset(tmp_path_factory, answer_from_gold):
     """(db, pattern files, texts) of the example answered from gold, with one trained model recorded."""
     root = tmp_path_factory.mktemp("report")
     texts = root / "texts.jsonl"
@@ -88,10 +88,7 @@ def dataset(tmp_path_factory):
     config = SessionConfig(background_refit=False, handoff=HandoffPolicy(mode="never"))
     session = Session.from_files(patterns, texts, db=db, dataset=DATASET, config=config)
     gold = load_gold(EXAMPLE / "gold.jsonl")
-    for _ in range(ANSWERS):
-        task = session.next_question("alice")
-        span = task["spans"][0]
-        session.answer("alice", task["task_hash"], gold_answer(gold, task["input_hash"], span["start"], span["end"], task["label"]))
+    answer_from_gold(session, gold, ANSWERS)
     hostile_tasks = [  # the hostile text's questions, answered by an annotator whose name is markup too
         task_hash(*session.table.question(index)) for index in range(session.table.n_questions)
         if session.store.example(DATASET, session.table.question(index)[0])[0] == HOSTILE

@@ -379,9 +379,9 @@ def test_serve_binds_to_this_machine_unless_told_otherwise(session, monkeypatch)
         assert client.get("/api/progress").status_code == 200
 
 
-def test_suggestions_are_pattern_lines_learned_from_the_decisions(built, tmp_path):
+def test_suggestions_are_pattern_lines_learned_from_the_decisions(built, tmp_path, answer_from_gold):
     """The page's panel: after gold answers, /api/suggestions gives lines load_rules accepts."""
-    from bootstrap.gold import gold_answer, load_gold
+    from bootstrap.gold import load_gold
     from bootstrap.rules import load_rules
 
     db = tmp_path / "suggest.db"
@@ -390,10 +390,7 @@ def test_suggestions_are_pattern_lines_learned_from_the_decisions(built, tmp_pat
     client = TestClient(create_app(session))
     assert client.get("/api/suggestions").json() == {"suggestions": []}  # nothing decided yet
     gold = load_gold(EXAMPLE / "gold.jsonl")
-    for _ in range(120):
-        task = session.next_question("alice")
-        span = task["spans"][0]
-        session.answer("alice", task["task_hash"], gold_answer(gold, task["input_hash"], span["start"], span["end"], task["label"]))
+    answer_from_gold(session, gold, 120)
     suggestions = client.get("/api/suggestions").json()["suggestions"]
     assert suggestions and all(item["fixes"] >= 2 for item in suggestions)
     lines = tmp_path / "suggested.jsonl"

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from bootstrap.gold import gold_answer, load_gold
+from bootstrap.gold import load_gold
 from bootstrap.session import AlreadyAnswered, Session, SessionConfig, UnknownAnswer, UnknownTask
 from bootstrap.store import Store
 
@@ -144,25 +141,6 @@ def test_two_processes_on_one_database_do_not_get_the_same_question(tmp_path):
     two.close()
 
 
-POSTGRES = os.environ.get("BOOTSTRAP_TEST_POSTGRES")  # as in test_store.py
-
-
-@pytest.fixture(params=["sqlite"] + (["postgresql"] if POSTGRES else []))
-def db_url(request, tmp_path):
-    """A fresh database: a SQLite file, or a new PostgreSQL database when BOOTSTRAP_TEST_POSTGRES is set."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "bootstrap.db")
-        return
-    name = f"bootstrap_test_{os.getpid()}_{time.time_ns()}"
-    server = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield sa.make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-    with server.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    server.dispose()
-
-
 ROUNDS = 40
 ANNOTATOR_SCRIPT = """
 import json, sys, time
@@ -192,13 +170,13 @@ session.close()
 """
 
 
-def test_two_processes_on_one_database_never_answer_the_same_question(db_url, tmp_path):
+def test_two_processes_on_one_database_never_answer_the_same_question(database_url, tmp_path):
     """Issue 15, 2: one annotator per process, answering side by side, same ranking in both."""
-    open_session(db_url).close()  # texts and questions stored once, so both processes start alike
+    open_session(database_url).close()  # texts and questions stored once, so both processes start alike
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     script = ANNOTATOR_SCRIPT.format(example=str(EXAMPLE))
-    processes = [subprocess.Popen([sys.executable, "-c", script, name, db_url, str(barrier), str(ROUNDS)],
+    processes = [subprocess.Popen([sys.executable, "-c", script, name, database_url, str(barrier), str(ROUNDS)],
                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for name in ("alice", "bob")]
     results = []
@@ -209,7 +187,7 @@ def test_two_processes_on_one_database_never_answer_the_same_question(db_url, tm
     alice, bob = (set(result["answered"]) for result in results)
     assert len(alice) == len(bob) == ROUNDS
     assert not alice & bob  # before the fix, most questions were answered by both
-    with Store(db_url) as store:
+    with Store(database_url) as store:
         stored = list(store.answers("diseases"))
     assert len(stored) == 2 * ROUNDS and len({a.task_hash for a in stored}) == 2 * ROUNDS
     assert [result["progress"] for result in results] == [2 * ROUNDS, 2 * ROUNDS]  # each counts the other's too
@@ -235,14 +213,10 @@ def test_an_answer_or_undo_in_another_process_is_seen_before_the_next_question(t
     two.close()
 
 
-def test_gold_answers_sharpen_the_ranking_and_refit_runs(tmp_path):
+def test_gold_answers_sharpen_the_ranking_and_refit_runs(tmp_path, answer_from_gold):
     session = open_session(tmp_path / "bootstrap.db", refit_every=25, exploration=0.2)
     gold = load_gold(EXAMPLE / "gold.jsonl")
-    for _ in range(60):
-        task = session.next_question("alice")
-        span = task["spans"][0]
-        answer = gold_answer(gold, task["input_hash"], span["start"], span["end"], task["label"])
-        session.answer("alice", task["task_hash"], answer)
+    assert answer_from_gold(session, gold, 60) == 60
     stats = {s["name"]: s for s in session.lf_stats()}
     assert sum(s["from_decisions"]["n"] for s in stats.values()) >= 60
     assert session.aggregate.decisions_since_fit == 10  # refit after 25 and 50 decisions

@@ -1,13 +1,12 @@
 """The store of decisions, on real NCBI-disease abstracts.
 
-Every test takes ``store_url``: a SQLite file today; parametrizing that fixture over a
-PostgreSQL URL runs the same tests against a server database.
+Every test takes ``database_url`` (``conftest.py``): a SQLite file, and a PostgreSQL database too
+when ``BOOTSTRAP_TEST_POSTGRES`` names a server (CI sets it).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,29 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASET = "ncbi"
 
 
-# BOOTSTRAP_TEST_POSTGRES=postgresql+psycopg://user@host:port runs every test on PostgreSQL too.
-POSTGRES = os.environ.get("BOOTSTRAP_TEST_POSTGRES")
-
-
-@pytest.fixture(params=["sqlite"] + (["postgresql"] if POSTGRES else []))
-def store_url(request, tmp_path) -> str:
-    """A fresh, empty database: a SQLite file (in a folder that does not exist yet), or a new PostgreSQL database."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "decisions" / "bootstrap.db")
-        return
-    name = f"bootstrap_test_{os.getpid()}_{time.time_ns()}"
-    server = sa.create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    yield sa.make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-    with server.connect() as conn:
-        conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    server.dispose()
-
-
 @pytest.fixture
-def store(store_url):
-    with Store(store_url) as store:
+def store(database_url):
+    with Store(database_url) as store:
         yield store
 
 
@@ -86,9 +65,9 @@ def seeded(store, abstracts) -> list[int]:
     return [hash_of(question) for question in questions]
 
 
-def test_answer_is_committed_before_add_answer_returns(store, store_url, seeded):
+def test_answer_is_committed_before_add_answer_returns(store, database_url, seeded):
     answer_id = store.add_answer(DATASET, seeded[0], "accept", "alice", probability=0.62, votes={"disease_phrases": 1})
-    with Store(store_url) as other:
+    with Store(database_url) as other:
         (answer,) = list(other.answers(DATASET))
     assert (answer.id, answer.task_hash, answer.answer, answer.annotator) == (answer_id, seeded[0], "accept", "alice")
     assert answer.probability == pytest.approx(0.62) and answer.votes == {"disease_phrases": 1}
@@ -103,12 +82,12 @@ def test_sqlite_is_in_wal_mode_with_full_sync(store, seeded):
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
-def test_a_process_killed_right_after_add_answer_loses_nothing(store, store_url, seeded):
+def test_a_process_killed_right_after_add_answer_loses_nothing(store, database_url, seeded):
     store.close()
     script = textwrap.dedent(f"""
         import os, signal, sys
         from bootstrap.store import Store
-        store = Store({store_url!r})
+        store = Store({database_url!r})
         for task_hash in {seeded[:5]!r}:
             answer_id = store.add_answer({DATASET!r}, task_hash, "reject", "alice")
         print(answer_id, flush=True)
@@ -116,18 +95,18 @@ def test_a_process_killed_right_after_add_answer_loses_nothing(store, store_url,
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == -signal.SIGKILL, done.stderr
-    with Store(store_url) as after:
+    with Store(database_url) as after:
         answers = list(after.answers(DATASET))
     assert [a.task_hash for a in answers] == seeded[:5]
     assert answers[-1].id == int(done.stdout)
 
 
-def test_resume_knows_what_was_answered_and_undo_gives_it_back(store, store_url, seeded, abstracts):
+def test_resume_knows_what_was_answered_and_undo_gives_it_back(store, database_url, seeded, abstracts):
     questions = [{**span, "text": task["text"][span["start"]:span["end"]]} for task in abstracts for span in task["spans"]]
     for task_hash, answer in zip(seeded[:4], ["accept", "reject", "ignore", "accept"]):
         store.add_answer(DATASET, task_hash, answer, "alice")
     store.close()
-    with Store(store_url) as resumed:
+    with Store(database_url) as resumed:
         assert resumed.answered_task_hashes(DATASET) == set(seeded[:4])
         undone = resumed.undo_last(DATASET, "alice")
         assert (undone.task_hash, undone.answer) == (seeded[3], "accept") and undone.undone_at is not None
@@ -205,9 +184,9 @@ def test_two_annotators_on_one_task_both_answers_are_kept(store, seeded):
     assert (stats.accept, stats.reject, stats.annotators) == (1, 1, ("alice", "bob"))
 
 
-def test_leases_are_exclusive_across_stores_and_expire(store, store_url, seeded):
+def test_leases_are_exclusive_across_stores_and_expire(store, database_url, seeded):
     first, second = seeded[:2]
-    with Store(store_url) as other:
+    with Store(database_url) as other:
         assert store.lease(DATASET, first, "alice")
         assert not other.lease(DATASET, first, "bob")
         assert other.leased_by_others(DATASET, "bob") == {first}
@@ -251,14 +230,14 @@ def test_answer_changes_are_new_undone_and_changed_answers(store, seeded):
     assert [a.id for a in changes] == [first, second] and changes[1].undone_at is not None
 
 
-def test_two_processes_racing_for_leases_never_share_a_question(store, store_url, seeded, tmp_path):
+def test_two_processes_racing_for_leases_never_share_a_question(store, database_url, seeded, tmp_path):
     store.close()
     script = textwrap.dedent(f"""
         import json, sys, time
         from pathlib import Path
         from bootstrap.store import Store
         barrier = Path({str(tmp_path)!r})
-        with Store({store_url!r}) as store:
+        with Store({database_url!r}) as store:
             (barrier / sys.argv[1]).touch()
             while len(list(barrier.glob("racer-*"))) < 2:  # start together, so they really race
                 time.sleep(0.001)

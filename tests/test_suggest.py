@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from bootstrap.cli import app
 from bootstrap.errors import InputError
-from bootstrap.gold import gold_answer, load_gold
+from bootstrap.gold import load_gold
 from bootstrap.handoff import HandoffPolicy
 from bootstrap.rules import load_rules
 from bootstrap.session import Session, SessionConfig
@@ -30,7 +30,7 @@ BAD_RULE = {"label": "DISEASE", "id": "gene-word", "pattern": [{"LOWER": {"IN": 
 
 
 @pytest.fixture(scope="module")
-def answered(tmp_path_factory):
+def answered(tmp_path_factory, answer_from_gold):
     """(db, all rules, the rules without common-diseases, that rule's phrases) after every question is answered."""
     root = tmp_path_factory.mktemp("suggest")
     lines = (EXAMPLE / "patterns.jsonl").read_text(encoding="utf8").splitlines()
@@ -43,9 +43,7 @@ def answered(tmp_path_factory):
     config = SessionConfig(background_refit=False, handoff=HandoffPolicy(mode="never"))
     session = Session.from_files([full], EXAMPLE / "texts.jsonl", db=db, dataset=DATASET, config=config)
     gold = load_gold(EXAMPLE / "gold.jsonl")
-    while (task := session.next_question("alice")) is not None:
-        span = task["spans"][0]
-        session.answer("alice", task["task_hash"], gold_answer(gold, task["input_hash"], span["start"], span["end"], task["label"]))
+    answer_from_gold(session, gold)  # every question
     session.close()
     return db, full, reduced, phrases
 

@@ -25,14 +25,9 @@ STORED = lambda: (1.0, 10**9)  # noqa: E731  (a database that holds every text)
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, shared_data):
+def inputs(example_inputs):
     """Copies of the diseases rules and functions, and 200 NCBI-disease texts (a file per test module)."""
-    folder = tmp_path_factory.mktemp("inputs")
-    with (shared_data / "ncbi-disease" / "train.jsonl").open(encoding="utf8") as file:
-        (folder / "texts.jsonl").write_text("".join(itertools.islice(file, 200)), encoding="utf8")
-    shutil.copy(EXAMPLE / "patterns.jsonl", folder / "patterns.jsonl")
-    shutil.copy(EXAMPLE / "lfs.py", folder / "lfs.py")
-    return folder
+    return example_inputs(200, lfs=True)
 
 
 @pytest.fixture
