@@ -6,9 +6,10 @@ the probabilities come from (:attr:`Aggregate.method_reason` says why):
 * the **weighted vote** — the rules' plain vote: every rule and function is assumed right with
   probability ``fallback_accuracy``, each class starts equally likely, and the votes combine as
   below; a boundary column (``rule#boundary``) does not vote here, since "another rule matched
-  a longer span" says nothing about this one's label. Before any decision its ``p > 0.5`` is
-  exactly what the rules say: a span some rule proposes and no negative rule or function
-  contradicts;
+  a longer span" says nothing about this one's label. Before any decision its labels
+  (:func:`labelled`) are exactly what the rules say: a span some rule proposes and no negative
+  rule or function contradicts, with the label of its most specific rule where rules of several
+  labels propose it (:func:`most_probable_class`);
 * Snorkel's **LabelModel**, when it can learn something: at least three columns that vote and
   rows where two of them meet (it estimates each LF's accuracy from how LFs agree and
   disagree; with no overlap there is nothing to estimate from).
@@ -18,7 +19,7 @@ invert the truth (measured on a biomedical corpus: a formula regex, 25% right, e
 0.99; a suffix rule, 91% right, at 0.09; its labels F 0.17 against the plain vote's 0.61). So
 with ``method="auto"`` (the default) the plain vote is used until ``MIN_COMPARED`` accepted or
 rejected *exploration* answers can tell the two apart, and from then on, at every fit, the
-LabelModel is used only if its ``p > 0.5`` labels score an F at least ``SWITCH_MARGIN`` higher
+LabelModel is used only if its labels (:func:`labelled`) score an F at least ``SWITCH_MARGIN`` higher
 than the plain vote's on them (a smaller lead on a few dozen answers is noise), and only once
 ``MIN_ACCEPTS_COMPARED`` of those answers are accepts: where one candidate in twenty is an entity
 (WNUT-17) thirty answers hold one or two, and the LabelModel "won" on them at 400 decisions, then
@@ -554,12 +555,77 @@ class Aggregate:
         return stats
 
 
-def fit_yes_probability(table: CandidateTable, fit: Fit) -> np.ndarray:
-    """P(yes) per question from a fit alone, before any decision moved it."""
+def fit_probabilities(fit: Fit) -> np.ndarray:
+    """Rows × classes probabilities of a fit alone, before any decision moved them."""
     logits = fit.base_log_proba - fit.base_log_proba.max(axis=1, keepdims=True)
     proba = np.exp(logits)
     proba /= proba.sum(axis=1, keepdims=True)
-    return proba[table.question_row, table.question_class]
+    return proba
+
+
+def fit_yes_probability(table: CandidateTable, fit: Fit) -> np.ndarray:
+    """P(yes) per question from a fit alone, before any decision moved it."""
+    return fit_probabilities(fit)[table.question_row, table.question_class]
+
+
+# -- what the aggregate labels --------------------------------------------------------------------
+
+
+def most_probable_class(table: CandidateTable, proba: np.ndarray) -> np.ndarray:
+    """Per row, its most probable class in ``proba`` (rows × classes), ties broken the rules' way.
+
+    Ties are common: two rules of other labels, trusted alike, match one span ("Europe": a lone
+    capitalised word, PERSON, and a list of places, LOCATION) and each label gets the same
+    probability. "Not an entity" wins its ties (a negative rule vetoes a positive one, as the
+    rules themselves say). Between labels, the one whose most specific voter (the rule or function
+    with the fewest matches in the corpus) voted it wins: a list of places says more about
+    "Europe" than the shape of a word does. Measured on WNUT-17's test split: the plain vote's
+    labels F 0.192 with none chosen in a tie, 0.199 with the specific rule's (the rules 0.198).
+    """
+    best = row_reduce(np.maximum, proba)
+    near = proba >= best[:, None] * (1 - 1e-9)
+    chosen = np.argmax(near, axis=1)  # the first tied class: "not an entity" where it is one
+    tied = np.flatnonzero(~near[:, NOT_ENTITY] & (near[:, 1:].sum(axis=1) > 1))
+    if len(tied):
+        matches = _fewest_voter_matches(table, tied)
+        matches[~near[tied]] = np.inf
+        chosen[tied] = np.argmin(matches, axis=1)
+    return chosen
+
+
+def _fewest_voter_matches(table: CandidateTable, rows: np.ndarray) -> np.ndarray:
+    """``rows`` × classes: the fewest matches in the corpus of a column voting that class on that row."""
+    coverage = (table.L != ABSTAIN).sum(axis=0)
+    votes = table.L[rows]
+    fewest = np.full((len(rows), table.cardinality), np.inf)
+    for j in range(votes.shape[1]):
+        voted = np.flatnonzero(votes[:, j] != ABSTAIN)
+        cells = (voted, votes[voted, j])
+        fewest[cells] = np.minimum(fewest[cells], coverage[j])
+    return fewest
+
+
+def entity_probability_if_chosen(table: CandidateTable, proba: np.ndarray) -> np.ndarray:
+    """Per question, the probability that its row is an entity at all where its label is the
+    row's :func:`most_probable_class`, else 0: the support :func:`labelled` gives a label that
+    competes with others for a span it is surely one of."""
+    rows, classes = table.question_row, table.question_class
+    chosen = most_probable_class(table, proba)[rows] == classes
+    return np.where(chosen, 1.0 - proba[rows, NOT_ENTITY], 0.0)
+
+
+def labelled(table: CandidateTable, proba: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Per question, whether the aggregate's labels give its span its label: its probability is
+    above ``threshold``, or its label is its row's most probable class and the row is an entity
+    with probability above ``threshold``.
+
+    The second half matters where labels compete: PERSON 0.42 and LOCATION 0.42 on a span leave
+    each below one half, and ``p > 0.5`` alone labels nothing there, although the span is surely
+    an entity. With one label it adds nothing (its most probable class is the label exactly when
+    ``p > 0.5``), so a single-label project's labels are ``p > threshold`` as before.
+    """
+    yes = proba[table.question_row, table.question_class] > threshold
+    return yes | (entity_probability_if_chosen(table, proba) > threshold)
 
 
 def decided_f(predicted_yes: np.ndarray, accepted: np.ndarray) -> float:
@@ -573,7 +639,7 @@ def decided_f(predicted_yes: np.ndarray, accepted: np.ndarray) -> float:
 def compare_fits(
     table: CandidateTable, fits: dict[str, Fit], decisions: dict[tuple[int, int], tuple[Answer, bool]],
 ) -> tuple[dict[str, float], int]:
-    """Each fit's F on the decided questions (``p > 0.5`` says yes), and how many were compared.
+    """Each fit's F on the decided questions (:func:`labelled` says yes), and how many were compared.
 
     Exploration answers are used alone once there are ``MIN_COMPARED`` of them: they are a
     uniform sample of the questions, so their F estimates the fit's on all of them.
@@ -588,7 +654,7 @@ def compare_fits(
         return {name: 0.0 for name in fits}, 0
     index = np.array([item[0] for item in sample])
     accepted = np.array([item[1] for item in sample])
-    scores = {name: decided_f(fit_yes_probability(table, fit)[index] > 0.5, accepted) for name, fit in fits.items()}
+    scores = {name: decided_f(labelled(table, fit_probabilities(fit))[index], accepted) for name, fit in fits.items()}
     return scores, len(sample)
 
 

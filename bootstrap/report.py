@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import jinja2
 import numpy as np
 
-from .aggregate import format_interval
+from .aggregate import format_interval, labelled
 from .config import LANG, PHRASE_ATTR, SEED
 from .handoff import decision_f
 from .labelmatrix import BOUNDARY_SUFFIX
@@ -184,7 +184,7 @@ def _samples(replayed: ReplayedDataset, store: Store, dataset: str, answers: lis
         decisions.setdefault(answer.input_hash, []).append((answer.start, answer.end, answer.label, answer.answer))
     views = []
     for (input_hash, text), doc in zip(drawn, nlp.pipe(text for _, text in drawn) if nlp is not None else [None] * len(drawn)):
-        rules = _without_overlaps([(s, e, label) for s, e, label, p in spans_by_text[input_hash] if p > 0.5])
+        rules = _without_overlaps([(s, e, label) for s, e, label, chosen in spans_by_text[input_hash] if chosen])
         predicted = None if doc is None else [(ent.start_char, ent.end_char, ent.label_) for ent in doc.ents]
         views.append((predicted is not None and predicted == rules, input_hash, text, rules, predicted))
     views.sort(key=lambda view: view[0])  # stable: differing views first, each group in the seeded order
@@ -200,17 +200,17 @@ def _samples(replayed: ReplayedDataset, store: Store, dataset: str, answers: lis
     ]
 
 
-def _rule_view(replayed: ReplayedDataset) -> dict[int, list[tuple[int, int, str, float]]]:
-    """Per text, the rules' candidates with the aggregate's probability (decisions included)."""
+def _rule_view(replayed: ReplayedDataset) -> dict[int, list[tuple[int, int, str, bool]]]:
+    """Per text, the rules' candidates and whether the aggregate labels them (decisions included)."""
     table, rules_rows = replayed.table, replayed.rules_table.n_rows
-    probabilities = replayed.aggregate.probabilities()
-    spans_by_text: dict[int, list[tuple[int, int, str, float]]] = {}
+    chosen = labelled(table, replayed.aggregate.probabilities())
+    spans_by_text: dict[int, list[tuple[int, int, str, bool]]] = {}
     for i in range(table.n_questions):
         row, cls = int(table.question_row[i]), int(table.question_class[i])
         if row >= rules_rows:  # a span only the model proposed
             continue
         spans_by_text.setdefault(int(table.input_hash[row]), []).append(
-            (int(table.start[row]), int(table.end[row]), table.label_of(cls), float(probabilities[row, cls]))
+            (int(table.start[row]), int(table.end[row]), table.label_of(cls), bool(chosen[i]))
         )
     return spans_by_text
 

@@ -11,7 +11,7 @@ do). Strategies, all with the same budget of decisions and the same seed:
   uniformly from the open ones, i.e. annotation in random order;
 * ``rules``: no decisions at all: the rules' own predictions (every positive match no negative
   rule of its label votes against, longest first without overlaps) and the LabelModel's
-  (candidates with probability > 0.5), two flat lines;
+  labels (``aggregate.labelled``), two flat lines;
 * ``gold``: a model trained on the pool's texts fully annotated: the ceiling, a flat line.
 
 At 0 decisions and every ``checkpoint`` decisions after, the decision strategies train a model
@@ -41,7 +41,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import filter_spans
 
-from .aggregate import Aggregate
+from .aggregate import Aggregate, labelled
 from .candidates import DocCandidates
 from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED, SessionConfig
 from .corpus import read_texts
@@ -477,8 +477,8 @@ def rules_scores(
     """The rules' and the LabelModel's predictions on the test texts, scored against gold.
 
     ``rules``: every candidate some positive rule proposes and no negative rule of its label votes
-    against. ``labelmodel``: every (span, label) Snorkel's LabelModel, before any decision, gives
-    more than 0.5; ``aggregate``: the same for the fit the loop uses before any decision (the
+    against. ``labelmodel``: every (span, label) Snorkel's LabelModel labels before any decision
+    (``aggregate.labelled``); ``aggregate``: the same for the fit the loop uses before any decision (the
     plain vote or the LabelModel, ``aggregate.method``), both with the sessions' ``aggregate_options``
     (``SessionConfig.aggregate``; the ``labelmodel`` line's method stays the LabelModel). Overlaps
     are resolved longest first (``spacy.util.filter_spans``), as NER must.
@@ -501,12 +501,14 @@ def rules_scores(
 
 
 def confident_spans(table: CandidateTable, aggregate: Aggregate) -> dict[int, list[tuple[int, int, str]]]:
-    """Per text, every (span, label) the aggregate gives more than 0.5."""
-    proba = aggregate.probabilities() if table.n_rows else np.zeros((0, table.cardinality))
+    """Per text, every (span, label) the aggregate labels (``aggregate.labelled``)."""
     spans: dict[int, list[tuple[int, int, str]]] = {}
-    for row, cls in zip(*np.nonzero(proba[:, 1:] > 0.5)):  # classes from 1: 0 is not-an-entity
+    if not table.n_rows:
+        return spans
+    chosen = labelled(table, aggregate.probabilities())
+    for row, cls in zip(table.question_row[chosen].tolist(), table.question_class[chosen].tolist()):
         spans.setdefault(int(table.input_hash[row]), []).append(
-            (int(table.start[row]), int(table.end[row]), table.label_of(int(cls) + 1)))
+            (int(table.start[row]), int(table.end[row]), table.label_of(cls)))
     return spans
 
 

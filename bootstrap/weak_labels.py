@@ -19,7 +19,9 @@ builds that training set, the same one for the session's handoff, ``bootstrap tr
 3. ``weak``: the rules' probability from the fit a replay of the store chooses (a fresh
    :class:`~bootstrap.aggregate.Aggregate` with the training decisions: the plain vote, or the
    LabelModel once the decisions show it better), before the decisions moved each rule's
-   precision (see ``_weak_candidates`` for why) — above ``positive`` an entity, at ``negative`` or less an
+   precision (see ``_weak_candidates`` for why) — above ``positive`` an entity (or where labels
+   compete for the span: the most probable one, if the span is an entity with a probability
+   above ``positive``; ``aggregate.labelled``), at ``negative`` or less an
    incorrect span (spaCy's ``incorrect_spans``), in between unknown. With ``f_optimal`` (off by
    default: measured worse with these probabilities) ``positive`` is lowered to the threshold
    that maximises the labels' expected F (:func:`f_optimal_threshold`) once
@@ -62,7 +64,7 @@ from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
-from .aggregate import MIN_COMPARED, Aggregate, fit_yes_probability
+from .aggregate import MIN_COMPARED, Aggregate, entity_probability_if_chosen, fit_probabilities, labelled
 from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED
 from .labelmatrix import CandidateTable, surface_key
 from .tasks import task_input_hash
@@ -121,6 +123,9 @@ class _Candidate:
     probability: float
     source: str
     overlapping: bool = False  # the span overlaps another candidate of the text
+    # weak ones: P(the span is an entity) where its label is the span's most probable one, else 0
+    # (``aggregate.labelled``: labels that tie on a span leave each below one half)
+    entity_probability: float = 0.0
 
 
 def replay(table: CandidateTable, tasks: Iterable[dict[str, Any]], *, seed: int = SEED,
@@ -286,14 +291,16 @@ def _weak_candidates(
     rule's precision measured on them would drop its rare, often right, matches everywhere.
     The decisions reach the training set through their own spans and their strings instead.
     """
-    proba = fit_yes_probability(table, aggregate.fits[aggregate.method])
+    rows_proba = fit_probabilities(aggregate.fits[aggregate.method])
+    proba = rows_proba[table.question_row, table.question_class]
+    entity = entity_probability_if_chosen(table, rows_proba)
     by_text: dict[int, list[_Candidate]] = defaultdict(list)
     for i, (row, cls) in enumerate(zip(table.question_row.tolist(), table.question_class.tolist())):
         input_hash = int(table.input_hash[row])
         if input_hash in skip:
             continue
         by_text[input_hash].append(_Candidate(int(table.start[row]), int(table.end[row]), table.label_of(cls),
-                                              float(proba[i]), "weak", bool(overlapping[row])))
+                                              float(proba[i]), "weak", bool(overlapping[row]), float(entity[i])))
     return by_text
 
 
@@ -358,7 +365,7 @@ def _reference_doc(doc: Doc, input_hash: int, candidates: Sequence[_Candidate], 
         span = token_span(doc, c.start, c.end, c.label)
         if span is None:
             continue
-        if c.probability > config.positive:
+        if max(c.probability, c.entity_probability) > config.positive:  # as ``aggregate.labelled``
             positives.append((c.source, c.probability, span))
         elif c.probability <= config.negative:
             negatives.append((c.source, span))
@@ -466,20 +473,19 @@ def rules_on_held_out(table: CandidateTable, aggregate: Aggregate, held_out: Ite
     moved it), and the best of them: a model must beat the better of the plain vote and the
     LabelModel, not only the one that ranks the questions. A held-out question about a span no
     rule proposed counts as the rules saying "no": an accepted one is an entity they miss."""
-    from .aggregate import fit_yes_probability
     from .handoff import rules_accuracy
 
     question_of = question_index(table)
     held_out = list(held_out)
     scores = {}
     for name, fit in aggregate.fits.items():
-        yes = fit_yes_probability(table, fit)
+        yes = labelled(table, fit_probabilities(fit))
 
         def says_accept(task: dict[str, Any]) -> bool:
             # a span no rule proposed (the model's) is one the rules say nothing is
             span = task["spans"][0]
             index = question_of.get((task_input_hash(task), span["start"], span["end"], span["label"]))
-            return index is not None and bool(yes[index] > 0.5)
+            return index is not None and bool(yes[index])
 
         scores[name] = rules_accuracy(held_out, says_accept)
     best = max(scores, key=lambda name: scores[name]["f"] if scores[name]["f"] is not None else -1.0)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bootstrap.aggregate import MIN_ACCEPTS_COMPARED, MIN_COMPARED, SWITCH_MARGIN, Aggregate, compare_fits
-from bootstrap.corpus import Record
+from bootstrap.aggregate import MIN_ACCEPTS_COMPARED, MIN_COMPARED, SWITCH_MARGIN, Aggregate, compare_fits, labelled
+from bootstrap.corpus import Record, read_texts
 from bootstrap.gold import gold_answer, load_gold
 from bootstrap.handoff import HandoffPolicy
 from bootstrap.hashing import input_hash
@@ -267,3 +267,39 @@ def test_the_f_optimal_threshold_keeps_low_precision_candidates_when_they_are_al
     mixed = [0.9] * 10 + [0.05] * 200
     assert 0.05 < f_optimal_threshold(mixed) < 0.9  # a few sure ones and many unlikely: keep the sure
     assert f_optimal_threshold([]) == 0.5
+
+
+def test_where_labels_tie_the_most_specific_rule_labels_the_span(nlp, tmp_path):
+    """A lone capitalised word (PERSON) and a list of places (PLACE) both propose "Europe":
+    the plain vote gives each label the same probability, below one half (and PERSON sorts first). The span is an entity
+    all the same, labelled by the rule with fewer matches; a negative rule still vetoes its tie."""
+    patterns = write_jsonl(tmp_path / "p.jsonl", [
+        {"label": "PERSON", "id": "lone-capital", "pattern": [{"IS_TITLE": True, "IS_SENT_START": False}]},
+        {"label": "PLACE", "id": "places", "pattern": [{"LOWER": {"IN": ["europe", "ireland"]}}]},
+        {"label": "PERSON", "id": "not-weekdays", "negative": True, "pattern": [{"LOWER": "monday"}]},
+    ])
+    texts = ["Then Anna flew to Europe on Monday.", "So Tom and Ben left Ireland.", "Later Kim met Sue."]
+    table = build_table([patterns], records(texts))
+    proba = Aggregate(table, method="weighted vote").probabilities()
+    europe = next(i for i in range(table.n_questions) if table.text[table.question_row[i]] == "Europe"
+                  and table.label_of(int(table.question_class[i])) == "PERSON")
+    assert proba[table.question_row[europe]].max() < 0.5  # each label alone is below one half
+    chosen = labelled(table, proba)
+    said = {(table.text[table.question_row[i]], table.label_of(int(table.question_class[i])))
+            for i in np.flatnonzero(chosen)}
+    assert said == {("Anna", "PERSON"), ("Europe", "PLACE"), ("Tom", "PERSON"), ("Ben", "PERSON"),
+                    ("Ireland", "PLACE"), ("Kim", "PERSON"), ("Sue", "PERSON")}  # not Monday: vetoed
+    training = everything(nlp, table, [], texts)
+    by_text = {doc.text: doc for doc in training.train + training.dev}
+    assert ents(by_text[texts[0]]) == {("Anna", "PERSON"), ("Europe", "PLACE")}
+    assert ("Ireland", "PLACE") in ents(by_text[texts[1]])
+
+
+def test_with_one_label_the_labels_are_the_probabilities_above_the_threshold(example_inputs):
+    folder = example_inputs(300, lfs=True)
+    table = build_table([folder / "patterns.jsonl"], read_texts(folder / "texts.jsonl"), lfs=folder / "lfs.py")
+    proba = Aggregate(table).probabilities()
+    assert table.cardinality == 2 and len(np.unique(proba[:, 1].round(6))) > 3  # a real spread of beliefs
+    for threshold in (0.3, 0.5, 0.7):
+        expected = proba[table.question_row, table.question_class] > threshold
+        assert np.array_equal(labelled(table, proba, threshold), expected)
