@@ -563,11 +563,6 @@ def fit_probabilities(fit: Fit) -> np.ndarray:
     return proba
 
 
-def fit_yes_probability(table: CandidateTable, fit: Fit) -> np.ndarray:
-    """P(yes) per question from a fit alone, before any decision moved it."""
-    return fit_probabilities(fit)[table.question_row, table.question_class]
-
-
 # -- what the aggregate labels --------------------------------------------------------------------
 
 
