@@ -177,9 +177,10 @@ def benchmark(
     """Run every path ``repeats`` times, interleaved, on the same file; return runs, best rates and ratios.
 
     Every run gets a pipeline and rules of its own, as every command does (``build_table``,
-    ``bootstrap check``): a ``RuleMatcher`` registers a lexeme flag per token ``REGEX`` in its
-    vocab, and the 45 flag bits spaCy leaves free ran out after two matchers on one shared
-    vocab, sending the rest to slow ``Token._`` getters (check measured at 0.38 of the baseline).
+    ``bootstrap check``): each pays for its words' lexemes and their token ``REGEX`` flags, as a
+    command on a new corpus does. (On one shared vocab the matchers once took new flag bits each,
+    ran out after two and fell to slow ``Token._`` getters: check measured 0.38 of the baseline;
+    they share their flags now, ``matching.WordFlag``.)
     """
     runs: list[Run] = []
 

@@ -22,8 +22,10 @@ are compiled here with ``regex``. On ``ORTH``/``TEXT``/``LOWER`` (nearly all of 
 predicate becomes a lexeme flag (``Vocab.add_flag``): spaCy computes it once per distinct word,
 when the word is first seen, and the Matcher reads it as fast as ``IS_ALPHA``. (A custom token
 attribute, the first way we bounded them, is called for every token of every text: it made
-matching 2.3 times slower.) Other attributes, or a vocabulary out of free flag bits, get such a
-custom attribute. A rule that times out on a text has no match there (reported as a
+matching 2.3 times slower.) spaCy leaves 45 flag bits free and never gives one back, so matchers
+built on one vocabulary share one flag per expression (:class:`WordFlag`) rather than taking
+new bits each. Other attributes, or a vocabulary out of free flag bits, get such a custom
+attribute. A rule that times out on a text has no match there (reported as a
 :class:`Failure`, counted as a labeling function's error is); after
 :data:`~bootstrap.limits.SWITCH_OFF_AFTER` timeouts it is not run any more.
 """
@@ -68,6 +70,40 @@ class Failure(NamedTuple):
     error: BaseException
 
 
+class WordFlag:
+    """A lexeme flag: does a word (lower-cased first with ``lower``) match ``expression`` within
+    the time limit? One per vocabulary and expression (:meth:`RuleMatcher._regex_flag`).
+
+    The words it timed out on are kept: a text holding one of them is one the rules using the
+    flag did not finish on. Once a rule using it is switched off, ``stopped`` is set and it
+    searches no more (each new word could cost the whole time limit).
+    """
+
+    def __init__(self, expression: str, lower: bool):
+        self.key = (expression, lower)
+        self.compiled = regex.compile(expression)
+        self.lower = lower
+        self.seconds = limits.REGEX_SECONDS
+        self.timed_out: set[str] = set()
+        self.stopped = False
+
+    def __call__(self, word: str) -> bool:
+        if self.stopped:
+            return False
+        try:
+            return self.compiled.search(word.lower() if self.lower else word, timeout=self.seconds) is not None
+        except TimeoutError:
+            self.timed_out.add(word)
+            return False
+
+    def timeout_in(self, words: set[str]) -> TimedOut | None:
+        """The timeout on one of ``words`` (a text's), if the flag had one."""
+        hit = next(iter(self.timed_out & words), None) if self.timed_out else None
+        if hit is None:
+            return None
+        return TimedOut(f"token REGEX /{self.key[0]}/ ran longer than {self.seconds:g} s on the token {hit[:40]!r}")
+
+
 class RuleMatcher:
     """Applies a :class:`RuleSet` to Docs. ``phrase_attr`` is the EntityRuler's ``phrase_matcher_attr``."""
 
@@ -79,7 +115,7 @@ class RuleMatcher:
         self.vocab = nlp.vocab
         self._timeouts: dict[str, int] = {}  # rule id -> texts it timed out on
         self._failed: dict[str, TimedOut] = {}  # rules that timed out on the current text
-        self._flag_timeouts: dict[str, tuple[set[str], TimedOut]] = {}  # rule id -> words its flag timed out on
+        self._flags: dict[str, list[WordFlag]] = {}  # rule id -> the lexeme flags of its token REGEX
         strings = nlp.vocab.strings
         self._rule_of_key: dict[int, str] = {}
         for rule in rules:
@@ -101,10 +137,12 @@ class RuleMatcher:
     def match(self, doc: Doc, where: str = "") -> tuple[list[Match], list[Failure]]:
         """The matches in ``doc`` and the rules that timed out on it (``where`` names the text)."""
         self._failed = {}
-        if self._flag_timeouts:  # flags are computed when a word is first read: find the texts with it
+        flagged = [(rule_id, flag) for rule_id, flags in self._flags.items() for flag in flags if flag.timed_out]
+        if flagged:  # flags are computed when a word is first read: find the texts with it
             words = {token.text for token in doc}
-            for rule_id, (timed_out, error) in self._flag_timeouts.items():
-                if not timed_out.isdisjoint(words):
+            for rule_id, flag in flagged:
+                error = flag.timeout_in(words)
+                if error is not None:
                     self._failed.setdefault(rule_id, error)
         found: set[tuple[str, int, int]] = set()
         rule_of_key = self._rule_of_key
@@ -119,6 +157,9 @@ class RuleMatcher:
         failed, self._failed = self._failed, {}
         for rule_id in failed:
             self._timeouts[rule_id] = self._timeouts.get(rule_id, 0) + 1
+            if self._switched_off(rule_id):
+                for flag in self._flags.get(rule_id, ()):
+                    flag.stopped = True
         failures = [Failure(rule_id, self._what[rule_id], where or "a text", error) for rule_id, error in failed.items()]
         for rule_id, start, end in spans:
             if rule_id in failed or self._switched_off(rule_id):  # no match of a rule that did not finish
@@ -178,27 +219,18 @@ class RuleMatcher:
         return bounded
 
     def _regex_flag(self, rule: Rule, expression: str, lower: bool) -> str | None:
-        """Register a lexeme flag: does the word (lower-cased with ``lower``) match ``expression``
-        in time? Its name for the Matcher (``FLAG<n>``), or None when no flag bit is free."""
-        free = [bit for bit in FLAG_IDS if bit not in self.vocab.lex_attr_getters]
-        if not free:
-            return None
-        compiled = regex.compile(expression)
-        seconds = limits.REGEX_SECONDS
-
-        def flag(word: str) -> bool:
-            if self._switched_off(rule.id):
-                return False
-            try:
-                return compiled.search(word.lower() if lower else word, timeout=seconds) is not None
-            except TimeoutError:
-                timed_out, _ = self._flag_timeouts.setdefault(rule.id, (set(), TimedOut(
-                    f"token REGEX /{expression}/ ran longer than {seconds:g} s on the token {word[:40]!r}")))
-                timed_out.add(word)
-                return False
-
-        self.vocab.add_flag(flag, flag_id=free[0])
-        return IDS_NAMES[free[0]]
+        """The lexeme flag for ``expression`` (:class:`WordFlag`): the vocabulary's own if an
+        earlier matcher registered it, else a new one. Its name for the Matcher (``FLAG<n>``),
+        or None when no flag bit is free."""
+        getters = self.vocab.lex_attr_getters
+        bit = next((bit for bit in FLAG_IDS if isinstance(getters.get(bit), WordFlag) and getters[bit].key == (expression, lower)), None)
+        if bit is None:
+            bit = next((bit for bit in FLAG_IDS if bit not in getters), None)
+            if bit is None:
+                return None
+            self.vocab.add_flag(WordFlag(expression, lower), flag_id=bit)
+        self._flags.setdefault(rule.id, []).append(getters[bit])
+        return IDS_NAMES[bit]
 
     def _regex_extension(self, rule: Rule, expression: str, read: Callable[[Token], str]) -> str:
         """Register ``Token._.<name>``: does the token's attribute match ``expression`` (in time)?"""

@@ -256,13 +256,29 @@ def test_bounded_token_regexes_match_exactly_what_spacys_own_regex_does(shared_d
     native = Matcher(nlp.vocab)
     for rule_id in with_regex:
         native.add(rule_id, token_patterns[rule_id], greedy="LONGEST")
-    # enough matchers on one vocabulary to use up its free flag bits: the last ones fall back
-    matchers = [RuleMatcher(nlp, rules) for _ in range(10)]
-    assert all(bit in nlp.vocab.lex_attr_getters for bit in FLAG_IDS)
+    flags = RuleMatcher(nlp, rules)
+    # a vocabulary whose free flag bits are taken: its matcher falls back to custom attributes
+    crowded = spacy.blank("en")
+    for bit in FLAG_IDS:
+        crowded.vocab.add_flag(lambda word: False, flag_id=bit)
+    fallback = RuleMatcher(crowded, load_rules([ROOT / "examples/diseases/patterns.jsonl"], crowded.vocab))
     docs = list(nlp.pipe(texts))
-    for doc in docs:
+    for doc, crowded_doc in zip(docs, crowded.pipe(texts)):
         expected = {(nlp.vocab.strings[key], *trim_whitespace(doc, start, end)) for key, start, end in native(doc)}
         expected = {match for match in expected if match[1] < match[2]}
-        for matcher in (matchers[0], matchers[-1]):
-            assert {(m.rule_id, m.token_start, m.token_end) for m in matcher(doc) if m.rule_id in with_regex} == expected
+        assert {(m.rule_id, m.token_start, m.token_end) for m in flags(doc) if m.rule_id in with_regex} == expected
+        assert {(m.rule_id, m.token_start, m.token_end) for m in fallback(crowded_doc) if m.rule_id in with_regex} == expected
     assert sum(len(native(doc)) for doc in docs) > 20
+
+
+def test_matchers_on_one_vocabulary_share_their_regex_flags(nlp):
+    """spaCy leaves 45 flag bits free and never gives one back: matchers built one after another
+    on one vocabulary (a long-lived process) must not use them up and fall to slow getters."""
+    rules = load_rules([ROOT / "examples/diseases/patterns.jsonl", *sorted((ROOT / "patterns").glob("*.jsonl"))], nlp.vocab)
+    first = RuleMatcher(nlp, rules)
+    used = [bit for bit in FLAG_IDS if bit in nlp.vocab.lex_attr_getters]
+    assert len(used) >= 5  # the example's and the library's token REGEX became flags
+    later = [RuleMatcher(nlp, rules) for _ in range(2 * len(FLAG_IDS) // len(used) + 1)]
+    assert [bit for bit in FLAG_IDS if bit in nlp.vocab.lex_attr_getters] == used
+    doc = nlp("On 12/05/2020 at 10:30 pm the patient had asthma and a mild ataxia; write to a@b.com.")
+    assert first(doc) and all(matcher(doc) == first(doc) for matcher in later)
