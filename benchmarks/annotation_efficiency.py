@@ -77,7 +77,7 @@ def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | 
             print(f"error: --only needs the seed's earlier run in {path}", file=sys.stderr)
             return 1
         earlier = json.loads(path.read_text(encoding="utf8"))
-        earlier["strategies"].update({name: result["strategies"][name] for name in only})
+        earlier["strategies"].update(result["strategies"])  # ("rules" brings its flat lines: labelmodel, aggregate)
         earlier["settings"].setdefault("rerun", {}).update(dict.fromkeys(only, result["settings"]["commit"]))
         result = earlier
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-epochs", type=int, default=5)
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--only", action="append", choices=(*ORDERS, *FLAT),
-                        help="run just this strategy (repeat), merged into the seed's existing file")
+    parser.add_argument("--only", action="append", choices=(*ORDERS, "rules", "gold"),
+                        help="run just this strategy (repeat), merged into the seed's existing file "
+                             "('rules' brings the labelmodel and aggregate lines too)")
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args.data, args.seed, args.max_epochs, args.results, args.only)
