@@ -56,7 +56,7 @@ def seed_path(data: str, seed: int, results: Path = RESULTS) -> Path:
     return results / "annotation_efficiency" / f"{data}-seed{seed}.json"
 
 
-def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | None = None) -> int:
+def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | None = None, handoff: str = "auto") -> int:
     """One seed; with ``only``, just those strategies, merged into the seed's existing file (the
     others kept as they were, and the file says which strategies were re-run at which commit)."""
     from bootstrap.simulate import simulate
@@ -69,7 +69,7 @@ def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | 
             return 1
     strategies = only or ["active", "random", "rules"] + (["gold"] if seed == 0 else [])
     result = simulate([spec["patterns"]], train, train, test=test, budget=CHECKPOINTS[-1], checkpoints=CHECKPOINTS,
-                      seed=seed, strategies=strategies, lfs=spec["lfs"], max_epochs=max_epochs)
+                      seed=seed, strategies=strategies, lfs=spec["lfs"], max_epochs=max_epochs, handoff=handoff)
     path = seed_path(data, seed, results)
     result["settings"]["commit"] = _commit()
     if only:
@@ -78,7 +78,8 @@ def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | 
             return 1
         earlier = json.loads(path.read_text(encoding="utf8"))
         earlier["strategies"].update(result["strategies"])  # ("rules" brings its flat lines: labelmodel, aggregate)
-        earlier["settings"].setdefault("rerun", {}).update(dict.fromkeys(only, result["settings"]["commit"]))
+        how = result["settings"]["commit"] + ("" if handoff == "auto" else f", handoff {handoff}")
+        earlier["settings"].setdefault("rerun", {}).update(dict.fromkeys(only, how))
         result = earlier
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
@@ -217,9 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=(*ORDERS, "rules", "gold"),
                         help="run just this strategy (repeat), merged into the seed's existing file "
                              "('rules' brings the labelmodel and aggregate lines too)")
+    parser.add_argument("--handoff", choices=("auto", "now"), default="auto",
+                        help="the active session's handoff: 'now' puts every model it trains in the loop")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.data, args.seed, args.max_epochs, args.results, args.only)
+        return run(args.data, args.seed, args.max_epochs, args.results, args.only, args.handoff)
     for line in report(summarize(args.data, args.results)):
         print(line)
     return 0

@@ -43,7 +43,7 @@ from spacy.util import filter_spans
 
 from .aggregate import Aggregate, labelled
 from .candidates import DocCandidates
-from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED, SessionConfig
+from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED, HandoffMode, SessionConfig
 from .corpus import read_texts
 from .errors import InputError
 from .gold import Gold, load_gold, task_answer
@@ -213,8 +213,13 @@ def simulate(
     checkpoints: Sequence[int] | None = None,
     labels: Sequence[str] | None = None,
     aggregate_options: Mapping[str, Any] | None = None,
+    handoff: HandoffMode = "auto",
 ) -> dict[str, Any]:
     """Run every strategy and return the curves (see the module docstring; ``write_curves`` saves them).
+
+    ``handoff`` is the ``active`` session's handoff mode: ``"now"`` puts every model it trains in
+    the loop, whatever model and rules score on the held-out decisions (to measure what that
+    comparison costs or saves).
 
     ``aggregate_options`` are keyword arguments of :class:`~bootstrap.aggregate.Aggregate`, as in
     ``SessionConfig.aggregate`` (by default that field's default): they go into every session's
@@ -245,7 +250,7 @@ def simulate(
         curves: dict[str, Any] = {}
         before_decisions: dict[str, Any] = {}  # the model at 0 decisions is the same for every strategy
         settings = {"budget": budget, "checkpoint": checkpoint, "checkpoints": points, "seed": seed, "noise": noise,
-                    "max_epochs": max_epochs, "patience": patience, "lang": lang,
+                    "max_epochs": max_epochs, "patience": patience, "lang": lang, "handoff": handoff,
                     "training": "whole pool, weak labels corrected by the decisions", "weak_labels": vars(weak_labels)}
         for name in strategies:
             if name in DECISION_STRATEGIES:
@@ -253,7 +258,8 @@ def simulate(
                 curves[name] = run_decisions(
                     name, pattern_files, data, reference, points, answerer, workdir, nlp=nlp, seed=seed, lfs=lfs,
                     lang=lang, phrase_attr=phrase_attr, max_epochs=max_epochs, patience=patience, reporter=reporter,
-                    weak_labels=weak_labels, cache=before_decisions, aggregate_options=aggregate_options)
+                    weak_labels=weak_labels, cache=before_decisions, aggregate_options=aggregate_options,
+                    handoff=handoff)
                 if isinstance(answerer, GoldAnnotator):
                     curves[name]["annotator"] = {"asked": answerer.asked, "flipped": answerer.flipped}
                 final = curves[name]["points"][-1]
@@ -307,6 +313,7 @@ def run_decisions(
     weak_labels: WeakLabelConfig,
     cache: dict[str, Any] | None = None,
     aggregate_options: Mapping[str, Any] | None = None,
+    handoff: HandoffMode = "auto",
 ) -> dict[str, Any]:
     """One decision strategy in its own database: ask, answer, and train and score at each checkpoint.
 
@@ -315,7 +322,7 @@ def run_decisions(
     """
     folder = workdir / name
     folder.mkdir()
-    config = session_config(name, seed, lang, folder / "models", max_epochs, patience, weak_labels, aggregate_options)
+    config = session_config(name, seed, lang, folder / "models", max_epochs, patience, weak_labels, aggregate_options, handoff)
     reporter.start(name, checkpoints[-1])
     reporter.note(name, "building the candidate table")
     session = Session.from_files(pattern_files, data.pool, db=folder / "decisions.db", dataset=name, lfs=lfs,
@@ -369,7 +376,7 @@ def run_decisions(
 
 def session_config(strategy: str, seed: int, lang: str, models_dir: Path, max_epochs: int = MAX_EPOCHS, patience: int = 2,
                    weak_labels: WeakLabelConfig | None = None,
-                   aggregate_options: Mapping[str, Any] | None = None) -> SessionConfig:
+                   aggregate_options: Mapping[str, Any] | None = None, handoff: HandoffMode = "auto") -> SessionConfig:
     """The page's defaults, for ``active``; ``random`` asks in random order and never hands off.
 
     ``random`` is annotation without the product: every question drawn uniformly from the rules'
@@ -381,7 +388,8 @@ def session_config(strategy: str, seed: int, lang: str, models_dir: Path, max_ep
     if aggregate_options is not None:
         config.aggregate = dict(aggregate_options)
     # the session trains at the checkpoints (``handoff_scores``), not on its own cadence
-    config.handoff = dataclasses.replace(config.handoff, models_dir=str(models_dir), every=10**9, max_epochs=max_epochs, patience=patience)
+    config.handoff = dataclasses.replace(config.handoff, mode=handoff, models_dir=str(models_dir), every=10**9,
+                                         max_epochs=max_epochs, patience=patience)
     if strategy == "random":
         config.exploration = 1.0
         config.handoff = dataclasses.replace(config.handoff, mode="never")
