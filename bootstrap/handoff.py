@@ -89,7 +89,7 @@ class Handoff:
         trained yet: the rules' weak labels over the whole corpus are enough to learn from, and
         the model proposes spans no rule covers from the first minutes."""
         with self._lock:
-            if self.policy.mode == "auto" and self.trained_at is None:
+            if self.policy.mode != "never" and self.trained_at is None:
                 self.train_now(decisions)
 
     def train_now(self, decisions: int) -> bool:

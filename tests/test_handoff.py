@@ -92,6 +92,24 @@ def test_a_model_in_the_table_proposes_votes_and_keeps_answered_spans(nlp):
     assert seen == combined.n_questions
 
 
+@pytest.mark.parametrize("mode, trained", [("now", True), ("never", False)])
+def test_the_first_model_is_trained_at_the_start_unless_the_handoff_is_off(tmp_path, mode, trained):
+    """``--handoff now`` hands off at once: its first model, from the rules' weak labels, is
+    trained at the start and enters the loop, as with ``auto``; ``never`` trains nothing."""
+    policy = HandoffPolicy(mode=mode, max_epochs=1, models_dir=str(tmp_path / "models"))
+    session = Session.from_files([EXAMPLE / "patterns.jsonl"], EXAMPLE / "texts.jsonl", db=tmp_path / "bootstrap.db",
+                                 dataset="d", config=SessionConfig(background_refit=False, handoff=policy))
+    session.start_handoff()
+    session.wait_for_handoff()
+    runs = session.progress()["handoff"]["runs"]
+    if trained:
+        assert len(runs) == 1 and runs[0]["decisions"] == 0 and runs[0]["adopted"], runs
+        assert session.scorer == "model"
+    else:
+        assert runs == [] and session.scorer != "model"
+    session.close()
+
+
 def test_session_trains_compares_and_adopts_the_model(tmp_path, answer_from_gold):
     """The session trains a first model at the start (on the rules' weak labels: nothing to compare
     it with yet, so it enters the loop as a proposer), then new ones in the background as gold
