@@ -143,6 +143,8 @@ def summarize(data: str, results: Path) -> dict[str, Any]:
     summary["beyond_rules"] = {
         name: spread([v for v in (_beyond_rules_share(s, name) for s in seeds) if v is not None] or [0.0])
         for name in ORDERS}
+    accepted = {name: [v for v in (_beyond_rules_accepted(s, name) for s in seeds) if v is not None] for name in ORDERS}
+    summary["beyond_rules_accepted"] = {name: spread(values) for name, values in accepted.items() if values}
     path = results / f"annotation_efficiency_{data}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf8")
     plot(summary, results / f"annotation_efficiency_{data}.png")
@@ -157,6 +159,14 @@ def _beyond_rules_share(seed_result: dict[str, Any], name: str) -> float | None:
     return None if not total else asked.get("beyond_rules", 0) / total
 
 
+def _beyond_rules_accepted(seed_result: dict[str, Any], name: str) -> float | None:
+    """The share of those questions the annotator accepted (runs from before it was recorded: None)."""
+    asked = seed_result["strategies"][name].get("asked") or {}
+    if "beyond_rules_accepted" not in asked or not asked.get("beyond_rules"):
+        return None
+    return asked["beyond_rules_accepted"] / asked["beyond_rules"]
+
+
 def report(summary: dict[str, Any]) -> list[str]:
     """The lines ``summarize`` prints (and the README quotes)."""
     lines = []
@@ -168,8 +178,10 @@ def report(summary: dict[str, Any]) -> list[str]:
         cells = [f"{p['decisions']}: {p['f']['mean']:.3f} [{p['f']['min']:.3f}-{p['f']['max']:.3f}]" for p in curve]
         lines.append(f"{name:7} F (mean [min-max]) " + "  ".join(cells))
         shares = [f"{p['accept_share']['mean']:.0%}" for p in curve if p["accept_share"]]
+        accepted = summary.get("beyond_rules_accepted", {}).get(name)
         lines.append(f"{'':7} accepted share of questions at each checkpoint: {', '.join(shares)}; "
-                     f"questions on spans no rule proposed: {summary['beyond_rules'][name]['mean']:.1%}")
+                     f"questions on spans no rule proposed: {summary['beyond_rules'][name]['mean']:.1%}"
+                     + (f" ({accepted['mean']:.0%} of them accepted)" if accepted else ""))
     for name, reach in summary["reach"].items():
         lines.append(f"{name:7} decisions to reach the rules' F: {_fmt(reach['rules'])}, the rules' F + 0.10: "
                      f"{_fmt(reach['rules + 0.10'])}, 80% of the ceiling: {_fmt(reach['80% of ceiling'])}")

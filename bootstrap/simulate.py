@@ -348,7 +348,9 @@ def run_decisions(
                 counts[answer] += 1
                 span = task["spans"][0]
                 asked["questions"] += 1
-                asked["beyond_rules"] += (task["input_hash"], span["start"], span["end"], task["label"]) not in rules_questions
+                beyond = (task["input_hash"], span["start"], span["end"], task["label"]) not in rules_questions
+                asked["beyond_rules"] += beyond
+                asked["beyond_rules_accepted"] += beyond and answer == "accept"
                 asked["exploration"] += bool(task["exploration"])
                 strings.add(task["text"][span["start"]:span["end"]].lower())
                 reporter.advance(name)

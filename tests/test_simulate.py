@@ -128,6 +128,7 @@ def test_curves_have_one_point_per_checkpoint_and_flat_lines_do_not_move(curves)
                 assert point["training_set"]["texts"] + point["training_set"]["held_out_texts"] == 40
             assert curve["annotator"] == {"asked": BUDGET, "flipped": 0}
             assert curve["asked"]["questions"] == BUDGET
+            assert 0 <= curve["asked"]["beyond_rules_accepted"] <= curve["asked"]["beyond_rules"]
 
     assert parsed["ceiling_f"] == parsed["strategies"]["gold"]["f"]
     assert parsed["data"] == {**parsed["data"], "pool_texts": 40, "test_texts": 20}
