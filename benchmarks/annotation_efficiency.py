@@ -56,7 +56,8 @@ def seed_path(data: str, seed: int, results: Path = RESULTS) -> Path:
     return results / "annotation_efficiency" / f"{data}-seed{seed}.json"
 
 
-def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | None = None, handoff: str = "auto") -> int:
+def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | None = None, handoff: str = "auto",
+        model_share: float | None = None) -> int:
     """One seed; with ``only``, just those strategies, merged into the seed's existing file (the
     others kept as they were, and the file says which strategies were re-run at which commit)."""
     from bootstrap.simulate import simulate
@@ -69,7 +70,8 @@ def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | 
             return 1
     strategies = only or ["active", "random", "rules"] + (["gold"] if seed == 0 else [])
     result = simulate([spec["patterns"]], train, train, test=test, budget=CHECKPOINTS[-1], checkpoints=CHECKPOINTS,
-                      seed=seed, strategies=strategies, lfs=spec["lfs"], max_epochs=max_epochs, handoff=handoff)
+                      seed=seed, strategies=strategies, lfs=spec["lfs"], max_epochs=max_epochs, handoff=handoff,
+                      **({} if model_share is None else {"model_share": model_share}))
     path = seed_path(data, seed, results)
     result["settings"]["commit"] = _commit()
     if only:
@@ -78,7 +80,8 @@ def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | 
             return 1
         earlier = json.loads(path.read_text(encoding="utf8"))
         earlier["strategies"].update(result["strategies"])  # ("rules" brings its flat lines: labelmodel, aggregate)
-        how = result["settings"]["commit"] + ("" if handoff == "auto" else f", handoff {handoff}")
+        how = result["settings"]["commit"] + ("" if handoff == "auto" else f", handoff {handoff}") + (
+            "" if model_share is None else f", model share {model_share}")
         earlier["settings"].setdefault("rerun", {}).update(dict.fromkeys(only, how))
         result = earlier
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -232,9 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                              "('rules' brings the labelmodel and aggregate lines too)")
     parser.add_argument("--handoff", choices=("auto", "now"), default="auto",
                         help="the active session's handoff: 'now' puts every model it trains in the loop")
+    parser.add_argument("--model-share", type=float, default=None,
+                        help="the active session's share of ranked questions on the model's own proposals "
+                             "(default: the session's)")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.data, args.seed, args.max_epochs, args.results, args.only, args.handoff)
+        return run(args.data, args.seed, args.max_epochs, args.results, args.only, args.handoff, args.model_share)
     for line in report(summarize(args.data, args.results)):
         print(line)
     return 0

@@ -214,12 +214,14 @@ def simulate(
     labels: Sequence[str] | None = None,
     aggregate_options: Mapping[str, Any] | None = None,
     handoff: HandoffMode = "auto",
+    model_share: float = SessionConfig.model_share,
 ) -> dict[str, Any]:
     """Run every strategy and return the curves (see the module docstring; ``write_curves`` saves them).
 
     ``handoff`` is the ``active`` session's handoff mode: ``"now"`` puts every model it trains in
     the loop, whatever model and rules score on the held-out decisions (to measure what that
-    comparison costs or saves).
+    comparison costs or saves). ``model_share`` is its share of ranked questions given to the
+    model's own proposals (``SessionConfig.model_share``).
 
     ``aggregate_options`` are keyword arguments of :class:`~bootstrap.aggregate.Aggregate`, as in
     ``SessionConfig.aggregate`` (by default that field's default): they go into every session's
@@ -251,7 +253,7 @@ def simulate(
         before_decisions: dict[str, Any] = {}  # the model at 0 decisions is the same for every strategy
         settings = {"budget": budget, "checkpoint": checkpoint, "checkpoints": points, "seed": seed, "noise": noise,
                     "max_epochs": max_epochs, "patience": patience, "lang": lang, "handoff": handoff,
-                    "training": "whole pool, weak labels corrected by the decisions", "weak_labels": vars(weak_labels)}
+                    "model_share": model_share, "training": "whole pool, weak labels corrected by the decisions", "weak_labels": vars(weak_labels)}
         for name in strategies:
             if name in DECISION_STRATEGIES:
                 answerer = answer_with or GoldAnnotator(data.gold, noise, seed)
@@ -259,7 +261,7 @@ def simulate(
                     name, pattern_files, data, reference, points, answerer, workdir, nlp=nlp, seed=seed, lfs=lfs,
                     lang=lang, phrase_attr=phrase_attr, max_epochs=max_epochs, patience=patience, reporter=reporter,
                     weak_labels=weak_labels, cache=before_decisions, aggregate_options=aggregate_options,
-                    handoff=handoff)
+                    handoff=handoff, model_share=model_share)
                 if isinstance(answerer, GoldAnnotator):
                     curves[name]["annotator"] = {"asked": answerer.asked, "flipped": answerer.flipped}
                 final = curves[name]["points"][-1]
@@ -314,6 +316,7 @@ def run_decisions(
     cache: dict[str, Any] | None = None,
     aggregate_options: Mapping[str, Any] | None = None,
     handoff: HandoffMode = "auto",
+    model_share: float = SessionConfig.model_share,
 ) -> dict[str, Any]:
     """One decision strategy in its own database: ask, answer, and train and score at each checkpoint.
 
@@ -323,6 +326,7 @@ def run_decisions(
     folder = workdir / name
     folder.mkdir()
     config = session_config(name, seed, lang, folder / "models", max_epochs, patience, weak_labels, aggregate_options, handoff)
+    config.model_share = model_share
     reporter.start(name, checkpoints[-1])
     reporter.note(name, "building the candidate table")
     session = Session.from_files(pattern_files, data.pool, db=folder / "decisions.db", dataset=name, lfs=lfs,
