@@ -9,9 +9,11 @@ from. The policy (``--handoff``):
   <bootstrap.session.Session.start_handoff>`), trained on the rules' labels alone, so the model
   proposes spans beyond the rules from the first minutes; then, once every label has
   ``min_accepts`` accepted answers, a new model every ``every`` decisions. Each is scored with
-  the rules on the same held-out decisions — the texts ``train.split_decisions`` keeps aside,
-  stable as the dataset grows and never in any training set — by F1 with the accepted spans as
-  positives (:func:`decision_f`), and enters the loop when its F is higher than the better of
+  the rules on the same held-out texts — those ``train.split_decisions`` keeps aside, stable as
+  the dataset grows and never in any training set — by an F estimated over the spans either of
+  them predicts there, from the decisions on them (:mod:`bootstrap.comparison`: the decisions
+  are mostly on rule candidates, and scored as they are they hide what the model finds beyond
+  the rules), and enters the loop when its F is higher than the better of
   the rules' plain vote and the LabelModel, with at least ``MIN_HELD_OUT_ACCEPTS`` accepted
   spans held out to compare on. While there are not that many, nothing can say the model is
   worse than the rules it learnt from, so the model enters as a proposer: its spans become
@@ -139,6 +141,7 @@ class Handoff:
                 return
             scores = {"model": result["scores"]["held_out_decisions"], "rules": result["rules"],
                       "spans": result["spans"], "compared": result["scores"]["compared"],
+                      "strata": result["scores"]["strata"],
                       "training_set": result["scores"]["training_set"],
                       "train_cpu_seconds": result["scores"]["train_cpu_seconds"]}
             adopted = result["spans"] is not None
@@ -199,7 +202,9 @@ def handoff_status(
                   "model_accuracy": run["scores"].get("model", {}).get("accuracy"),
                   "rules_accuracy": run["scores"].get("rules", {}).get("accuracy"),
                   # False: too few held-out accepts to compare, the model entered as a proposer
-                  "compared": bool(run["scores"].get("compared", True))} for run in runs],
+                  "compared": bool(run["scores"].get("compared", True)),
+                  # the held-out spans only the model predicts, and the decisions on them
+                  "model_only": (run["scores"].get("strata") or {}).get("model_only")} for run in runs],
     }
 
 
@@ -270,9 +275,9 @@ def train_job(
                                           aggregate_options=aggregate_options)
     result = train_model(training_set, output_dir, lang=lang, seed=seed, max_epochs=policy.max_epochs,
                          patience=policy.patience)
-    rules = training_set.rules_view
-    held_out = result["scores"].get("held_out_decisions") or {}
-    held_out["f"] = model_score = decision_f(held_out) if held_out else None
+    comparison = result["scores"].get("comparison") or {}
+    held_out = {**(result["scores"].get("held_out_decisions") or {}), **comparison.get("model", {})}
+    rules, model_score = comparison.get("rules", {}), held_out.get("f")
     enough = (held_out.get("accepted") or 0) >= MIN_HELD_OUT_ACCEPTS
     if enough:
         wins = model_score is not None and (rules.get("f") is None or model_score > rules["f"])
@@ -290,7 +295,8 @@ def train_job(
                     _write_spans(model, batch, out)
                     batch = []
             _write_spans(model, batch, out)
-    scores = {**result["scores"], "held_out_decisions": held_out, "compared": enough}
+    scores = {**result["scores"], "held_out_decisions": held_out, "compared": enough,
+              "strata": comparison.get("strata")}
     return {"model": str(result["model"]), "scores": scores, "rules": rules, "model_f": model_score,
             "wins": wins, "spans": str(spans_path) if (wins or force) else None}
 

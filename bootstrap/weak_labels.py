@@ -108,7 +108,8 @@ class TrainingSet:
     stats: dict[str, Any] = field(default_factory=dict)
     method: str = ""
     method_reason: str = ""
-    rules_view: dict[str, Any] = field(default_factory=dict)  # the rules' score on ``held_out``
+    # each fit's view of the held-out texts: its spans there and its accuracy on ``held_out``
+    rules_view: dict[str, Any] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -469,15 +470,19 @@ def _sample(
 
 
 def rules_on_held_out(table: CandidateTable, aggregate: Aggregate, held_out: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The rules' F on the held-out decisions by each fit of ``aggregate`` (before any decision
-    moved it), and the best of them: a model must beat the better of the plain vote and the
-    LabelModel, not only the one that ranks the questions. A held-out question about a span no
-    rule proposed counts as the rules saying "no": an accepted one is an entity they miss."""
+    """The rules' view of the held-out texts by each fit of ``aggregate`` (before any decision
+    moved it): the spans it labels there (``predicted``, span keys) and its agreement with the
+    held-out decisions (``accuracy``, counted as the model's). A model must beat the better of the
+    plain vote and the LabelModel, not only the one that ranks the questions; which is better is
+    :func:`~bootstrap.comparison.against_rules`'s to say. A held-out question about a span no rule
+    proposed counts as the rules saying "no": an accepted one is an entity they miss."""
     from .handoff import rules_accuracy
 
     question_of = question_index(table)
     held_out = list(held_out)
-    scores = {}
+    texts = {task_input_hash(task) for task in held_out}
+    in_held_out = {key: index for key, index in question_of.items() if key[0] in texts}
+    views = {}
     for name, fit in aggregate.fits.items():
         yes = labelled(table, fit_probabilities(fit))
 
@@ -487,9 +492,9 @@ def rules_on_held_out(table: CandidateTable, aggregate: Aggregate, held_out: Ite
             index = question_of.get((task_input_hash(task), span["start"], span["end"], span["label"]))
             return index is not None and bool(yes[index])
 
-        scores[name] = rules_accuracy(held_out, says_accept)
-    best = max(scores, key=lambda name: scores[name]["f"] if scores[name]["f"] is not None else -1.0)
-    return {**scores[best], "fit": best, "by_fit": {name: score["f"] for name, score in scores.items()}}
+        views[name] = {"accuracy": rules_accuracy(held_out, says_accept),
+                       "predicted": frozenset(key for key, index in in_held_out.items() if yes[index])}
+    return views
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -524,6 +529,7 @@ def train_model(
     decisions. Returns ``{"model": path of model-best, "scores": {...}, "seconds": ...}``."""
     import spacy
 
+    from .comparison import against_rules, held_out_answers, model_predictions
     from .train import evaluate_decisions, train_ner
 
     labels = training_set.labels
@@ -537,5 +543,8 @@ def train_model(
     scores: dict[str, Any] = {"training_set": training_set.stats, "train_cpu_seconds": round(seconds, 1),
                               "max_epochs": epochs}
     if training_set.held_out:
-        scores["held_out_decisions"] = evaluate_decisions(spacy.load(best), training_set.held_out)
+        model = spacy.load(best)
+        scores["held_out_decisions"] = evaluate_decisions(model, training_set.held_out)
+        scores["comparison"] = against_rules(training_set.rules_view, model_predictions(model, training_set.held_out),
+                                             held_out_answers(training_set.held_out))
     return {"model": best, "scores": scores}

@@ -170,7 +170,12 @@ def test_held_out_texts_never_enter_training(nlp, shared_data, tmp_path):
     used = {doc.text for doc in training.train + training.dev}
     assert used.isdisjoint(held_out_texts)
     assert used | held_out_texts == set(texts)  # everything else is used
-    assert training.held_out == held_out and training.rules_view["accepted"] is not None
+    assert training.held_out == held_out
+    # each fit's view of the held-out texts: its spans there, and its agreement with their decisions
+    held_out_hashes = {input_hash(text) for text in held_out_texts}
+    for view in training.rules_view.values():
+        assert view["accuracy"]["accepted"] + view["accuracy"]["rejected"] == len(held_out)
+        assert view["predicted"] and {key[0] for key in view["predicted"]} <= held_out_hashes
 
 
 def test_the_aggregate_keeps_the_plain_vote_until_the_label_model_wins_on_decisions(nlp, shared_data):

@@ -150,13 +150,22 @@ def print_lf_stats(dataset: str, report: dict, console: Console, wide: bool = Fa
         console.print(line, highlight=False)
     runs = report["handoff"]["runs"]
     if runs:
-        history = plain_table("Models trained from the decisions, scored with the rules on the same held-out decisions")
-        for header in ("decisions", "model F", "rules F", "model acc.", "rules acc.", "entered the loop"):
+        history = plain_table("Models trained from the decisions, scored with the rules on the same held-out texts "
+                             "(F estimated over the spans either predicts)")
+        for header in ("decisions", "model F", "rules F", "model acc.", "rules acc.", "model's own spans (asked)",
+                       "entered the loop"):
             history.add_column(header, justify="right", no_wrap=True)
         for run in runs:
             history.add_row(f"{run['decisions']:,}", _share(run["model_f"]), _share(run["rules_f"]),
-                            _share(run["model_accuracy"]), _share(run["rules_accuracy"]), _entered(run))
+                            _share(run["model_accuracy"]), _share(run["rules_accuracy"]), _own_spans(run),
+                            _entered(run))
         print_whole(history, console)
+
+
+def _own_spans(run: dict[str, Any]) -> str:
+    """The held-out spans only the model predicts, and how many of them have a decision."""
+    own = run.get("model_only")
+    return "" if not own else f"{own['size']:,} ({own['decided']:,})"
 
 
 def _entered(run: dict[str, Any]) -> str:

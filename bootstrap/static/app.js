@@ -262,7 +262,7 @@ function handoffSummary(handoff, method) {
   if (last && Number.isFinite(last.model_f) && Number.isFinite(last.rules_f)) {
     const verdict = !last.compared ? (last.adopted ? "too few held-out accepts to compare: the model proposes, your answers judge it" : "rules kept")
       : last.adopted ? "model adopted" : "rules kept";
-    parts.push(`Last model: F ${last.model_f.toFixed(2)} vs rules ${last.rules_f.toFixed(2)} on held-out decisions (${verdict}).`);
+    parts.push(`Last model: F ${last.model_f.toFixed(2)} vs rules ${last.rules_f.toFixed(2)} on held-out texts (${verdict}).`);
   }
   parts.push(`Probabilities: ${method || "?"}.`);  // which fit, and why (the decisions decide)
   return parts.join(" ");

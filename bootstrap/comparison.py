@@ -1,0 +1,120 @@
+"""Model against rules on the held-out texts: F estimated over the spans either of them predicts.
+
+The handoff must say whether the model trained from the decisions is better than the rules it
+learnt from. It has the held-out decisions to judge by, and they are a sample of *questions*:
+mostly rule candidates, because that is what the queue holds. Scored on those decisions as they
+are, the rules' recall is near 1 (they proposed nearly every accepted span that was asked about)
+while on complete gold it is a quarter, and a model that finds entities no rule proposes gets no
+credit for them, since hardly any was asked. On NCBI-disease that comparison let a model in at 3
+of 9 checkpoints where the model beat the rules on the test gold at all 9.
+
+Two systems differ only where they disagree. So the spans the two predict in the held-out texts
+are put in three strata: predicted by both, by the rules only, by the model only. Each stratum's
+share of entities is estimated from the decisions that fall in it, and each system's true
+positives are the strata's *sizes* times those shares, not the counts of decided spans: a stratum
+the queue rarely asked about weighs what it holds, not what was asked (stratified estimation).
+An accepted span neither predicts is a positive both miss. Recall is then over the entities
+either system finds plus those, the same denominator for both (relative recall: the entities no
+system and no question reaches are unknown, and missing for both).
+
+A stratum with few decisions leans on a prior: the share of all held-out decisions accepted,
+worth ``PRIOR_STRENGTH`` decisions. The model's own spans in the held-out texts are asked about
+as the queue's model share reaches them; until then its stratum counts as an average question.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from spacy.language import Language
+
+from .tasks import task_input_hash
+
+SpanKey = tuple[int, int, int, str]  # (input hash, start char, end char, label)
+PRIOR_STRENGTH = 2.0  # decisions a stratum's prior is worth
+STRATA = ("both", "rules_only", "model_only")
+
+
+@dataclass(frozen=True)
+class Stratum:
+    """Spans in one stratum of the held-out texts, and the decisions among them."""
+
+    size: int
+    decided: int
+    accepted: int
+
+    def entity_share(self, prior: float) -> float:
+        return (self.accepted + prior * PRIOR_STRENGTH) / (self.decided + PRIOR_STRENGTH)
+
+
+def held_out_answers(tasks: Iterable[Mapping[str, Any]]) -> dict[SpanKey, bool]:
+    """Accepted (True) or rejected (False) per question, the latest answer counting; ignores skipped."""
+    answers: dict[SpanKey, bool] = {}
+    for task in tasks:
+        if task.get("answer") not in ("accept", "reject"):
+            continue
+        for span in task.get("spans", []):
+            key = (task_input_hash(task), span["start"], span["end"], span.get("label") or task.get("label"))
+            answers[key] = task["answer"] == "accept"
+    return answers
+
+
+def model_predictions(nlp: Language, tasks: Iterable[Mapping[str, Any]]) -> set[SpanKey]:
+    """The entities ``nlp`` predicts in the texts of ``tasks``, as span keys."""
+    texts = {task_input_hash(task): task["text"] for task in tasks}
+    predicted: set[SpanKey] = set()
+    for input_hash, doc in zip(texts, nlp.pipe(texts.values())):
+        predicted.update((input_hash, ent.start_char, ent.end_char, ent.label_) for ent in doc.ents)
+    return predicted
+
+
+def compare(rules: Iterable[SpanKey], model: Iterable[SpanKey], answers: Mapping[SpanKey, bool]) -> dict[str, Any]:
+    """Estimated precision, recall and F of the rules and the model on the held-out texts (module
+    docstring). ``rules`` and ``model`` are the spans each predicts there, ``answers`` the
+    held-out decisions (:func:`held_out_answers`). F is None for both when nothing was decided."""
+    rules, model = set(rules), set(model)
+    members = {"both": rules & model, "rules_only": rules - model, "model_only": model - rules}
+    strata = {name: Stratum(len(keys), sum(key in answers for key in keys),
+                            sum(answers.get(key, False) for key in keys)) for name, keys in members.items()}
+    missed = sum(accepted for key, accepted in answers.items() if key not in rules and key not in model)
+    if not answers:
+        empty = {"precision": None, "recall": None, "f": None}
+        return {"rules": dict(empty), "model": dict(empty), "strata": _described(strata, missed, None)}
+    prior = sum(answers.values()) / len(answers)
+    entities = {name: stratum.size * stratum.entity_share(prior) for name, stratum in strata.items()}
+    positives = sum(entities.values()) + missed
+    scores = {}
+    for system, own in (("rules", "rules_only"), ("model", "model_only")):
+        predicted = strata["both"].size + strata[own].size
+        found = entities["both"] + entities[own]
+        precision = found / predicted if predicted else None
+        recall = found / positives if positives else None
+        f = 2 * found / (predicted + positives) if predicted + positives else None
+        scores[system] = {"precision": _round(precision), "recall": _round(recall), "f": _round(f)}
+    return {**scores, "strata": _described(strata, missed, prior)}
+
+
+def against_rules(rules_view: Mapping[str, Mapping[str, Any]], model: Iterable[SpanKey],
+                  answers: Mapping[SpanKey, bool]) -> dict[str, Any]:
+    """:func:`compare` the model with each fit of the rules (``weak_labels.rules_on_held_out``: the
+    plain vote and, where fitted, the LabelModel) and keep the fit the estimate finds best: the
+    model must beat the better of them. ``rules`` carries that fit's name, its accuracy on the
+    held-out decisions and every fit's F (``by_fit``)."""
+    model = set(model)
+    results = {fit: compare(view["predicted"], model, answers) for fit, view in rules_view.items()}
+    if not results:
+        return compare((), model, answers)
+    best = max(results, key=lambda fit: -1.0 if results[fit]["rules"]["f"] is None else results[fit]["rules"]["f"])
+    return {**results[best],
+            "rules": {**rules_view[best]["accuracy"], **results[best]["rules"], "fit": best,
+                      "by_fit": {fit: result["rules"]["f"] for fit, result in results.items()}}}
+
+
+def _described(strata: Mapping[str, Stratum], missed: int, prior: float | None) -> dict[str, Any]:
+    return {**{name: vars(stratum) for name, stratum in strata.items()}, "accepted_by_neither": missed,
+            "prior": _round(prior)}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)

@@ -1,0 +1,79 @@
+"""Model against rules on held-out texts: the estimate weighs each stratum by its size, not by how
+often the queue asked about it."""
+
+import pytest
+
+from bootstrap.comparison import against_rules, compare, held_out_answers
+from bootstrap.handoff import rules_accuracy
+
+H = 7  # one held-out text
+
+
+def key(i: int, label: str = "DISEASE") -> tuple[int, int, int, str]:
+    return (H, 10 * i, 10 * i + 5, label)
+
+
+RULES = [key(i) for i in range(10)]  # r0..r9
+# the model finds r0..r3 and 20 spans no rule proposed
+MODEL = RULES[:4] + [key(100 + i) for i in range(20)]
+# what the queue asked: rule candidates only, as it mostly does
+ASKED = {**{key(i): True for i in range(4)}, key(4): True, key(5): True, key(6): False, key(7): False}
+
+
+def as_tasks(answers):
+    return [{"text": "x", "_input_hash": k[0], "answer": "accept" if yes else "reject",
+             "spans": [{"start": k[1], "end": k[2], "label": k[3]}]} for k, yes in answers.items()]
+
+
+def test_the_decisions_as_asked_favour_the_rules_the_estimate_does_not():
+    tasks = as_tasks(ASKED)
+    rules_f = rules_accuracy(tasks, lambda task: True)["f"]  # the rules predict every span asked about
+    model_f = rules_accuracy(tasks, lambda task: (H, task["spans"][0]["start"], task["spans"][0]["end"], "DISEASE")
+                             in set(MODEL))["f"]
+    assert rules_f > model_f  # recall 1 for the rules on their own candidates
+    estimate = compare(RULES, MODEL, ASKED)
+    # prior 6/8; both 4 spans (4/4 accepted), rules only 6 (2/4), model only 20 (none asked)
+    both, rules_only, model_only = 4 * (4 + 1.5) / 6, 6 * (2 + 1.5) / 6, 20 * 0.75
+    positives = both + rules_only + model_only
+    assert estimate["rules"]["f"] == pytest.approx(2 * (both + rules_only) / (10 + positives), abs=1e-4)
+    assert estimate["model"]["f"] == pytest.approx(2 * (both + model_only) / (24 + positives), abs=1e-4)
+    assert estimate["model"]["f"] > estimate["rules"]["f"]
+    assert estimate["strata"]["model_only"] == {"size": 20, "decided": 0, "accepted": 0}
+    assert estimate["strata"]["rules_only"] == {"size": 6, "decided": 4, "accepted": 2}
+
+
+def test_the_models_own_spans_rejected_turn_the_comparison():
+    answers = {**ASKED, **{key(100 + i): False for i in range(5)}}
+    estimate = compare(RULES, MODEL, answers)
+    assert estimate["rules"]["f"] > estimate["model"]["f"]
+    assert estimate["strata"]["model_only"] == {"size": 20, "decided": 5, "accepted": 0}
+
+
+def test_an_entity_neither_predicts_is_missed_by_both():
+    found = compare(RULES, MODEL, ASKED)
+    missed = compare(RULES, MODEL, {**ASKED, key(500): True, key(501): True})
+    assert missed["strata"]["accepted_by_neither"] == 2
+    for system in ("rules", "model"):
+        assert missed[system]["recall"] < found[system]["recall"]
+        assert missed[system]["precision"] == pytest.approx(found[system]["precision"], abs=0.05)
+
+
+def test_nothing_decided_compares_nothing():
+    estimate = compare(RULES, MODEL, {})
+    assert estimate["rules"]["f"] is None and estimate["model"]["f"] is None
+
+
+def test_the_model_must_beat_the_better_fit():
+    tasks = as_tasks(ASKED)
+    views = {"vote": {"predicted": frozenset(RULES[:6]), "accuracy": rules_accuracy(tasks, lambda task: True)},
+             "labelmodel": {"predicted": frozenset(RULES[6:]), "accuracy": rules_accuracy(tasks, lambda task: False)}}
+    result = against_rules(views, MODEL, ASKED)
+    assert result["rules"]["fit"] == "vote"
+    assert result["rules"]["f"] == result["rules"]["by_fit"]["vote"] > result["rules"]["by_fit"]["labelmodel"]
+    assert result["rules"]["accepted"] == 6  # the chosen fit's agreement with the decisions comes along
+
+
+def test_the_latest_answer_counts_and_ignores_say_nothing():
+    tasks = as_tasks({key(1): True}) + as_tasks({key(1): False}) + [
+        {**as_tasks({key(2): True})[0], "answer": "ignore"}]
+    assert held_out_answers(tasks) == {key(1): False}
