@@ -148,10 +148,30 @@ def summarize(data: str, results: Path) -> dict[str, Any]:
         for name in ORDERS}
     accepted = {name: [v for v in (_beyond_rules_accepted(s, name) for s in seeds) if v is not None] for name in ORDERS}
     summary["beyond_rules_accepted"] = {name: spread(values) for name, values in accepted.items() if values}
+    summary["handoff_verdicts"] = handoff_verdicts(seeds)
     path = results / f"annotation_efficiency_{data}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf8")
     plot(summary, results / f"annotation_efficiency_{data}.png")
     return summary
+
+
+def handoff_verdicts(seeds: list[dict[str, Any]]) -> dict[str, int]:
+    """How often the handoff's comparison on held-out texts said what the test gold says: at each
+    active checkpoint with both scores, is the model better than the rules? (``model_better``:
+    how often the gold says it is; ``adopted``: how often the handoff let the model in.)"""
+    counts = {"compared": 0, "agreed": 0, "model_better": 0, "adopted": 0}
+    for seed in seeds:
+        rules = seed["strategies"]["rules"]["f"]
+        for point in seed["strategies"]["active"]["points"]:
+            held_out = point.get("held_out") or {}
+            if not point["decisions"] or held_out.get("model_f") is None or held_out.get("rules_f") is None:
+                continue
+            says, truth = held_out["model_f"] > held_out["rules_f"], point["f"] > rules
+            counts["compared"] += 1
+            counts["agreed"] += says == truth
+            counts["model_better"] += truth
+            counts["adopted"] += bool(point.get("adopted"))
+    return counts
 
 
 def _beyond_rules_share(seed_result: dict[str, Any], name: str) -> float | None:
@@ -185,6 +205,11 @@ def report(summary: dict[str, Any]) -> list[str]:
         lines.append(f"{'':7} accepted share of questions at each checkpoint: {', '.join(shares)}; "
                      f"questions on spans no rule proposed: {summary['beyond_rules'][name]['mean']:.1%}"
                      + (f" ({accepted['mean']:.0%} of them accepted)" if accepted else ""))
+    verdicts = summary.get("handoff_verdicts")
+    if verdicts and verdicts["compared"]:
+        lines.append(f"handoff: the held-out comparison agreed with the test gold at {verdicts['agreed']} of "
+                     f"{verdicts['compared']} checkpoints (the model better on gold at {verdicts['model_better']}, "
+                     f"let in at {verdicts['adopted']})")
     for name, reach in summary["reach"].items():
         lines.append(f"{name:7} decisions to reach the rules' F: {_fmt(reach['rules'])}, the rules' F + 0.10: "
                      f"{_fmt(reach['rules + 0.10'])}, 80% of the ceiling: {_fmt(reach['80% of ceiling'])}")

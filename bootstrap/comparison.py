@@ -25,11 +25,12 @@ as the queue's model share reaches them; until then its stratum counts as an ave
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
-
-from spacy.language import Language
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from .tasks import task_input_hash
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 SpanKey = tuple[int, int, int, str]  # (input hash, start char, end char, label)
 PRIOR_STRENGTH = 2.0  # decisions a stratum's prior is worth
