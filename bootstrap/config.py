@@ -63,6 +63,15 @@ class HandoffPolicy:
         return self.mode == "auto" and decisions - last_trained_at >= self.every
 
 
+@dataclass(frozen=True)
+class PipelineRules:
+    """What a training needs to put the rules, corrected by the decisions, in a pipeline
+    (``bootstrap.pipeline``): the rules' files and how their phrases match."""
+
+    pattern_files: tuple[str, ...]
+    phrase_attr: str = PHRASE_ATTR
+
+
 def _weak_label_defaults() -> WeakLabelConfig:
     from .weak_labels import WeakLabelConfig  # spaCy comes with it: only when a session is configured
 

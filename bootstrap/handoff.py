@@ -39,7 +39,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator
 
-from .config import HandoffPolicy, SessionConfig
+from .config import HandoffPolicy, PipelineRules, SessionConfig
 from .labelmatrix import CandidateTable, ModelSpan
 from .tasks import decision_accuracy
 
@@ -68,6 +68,7 @@ class Handoff:
         self.trained_at: int | None = None  # decisions when the last model started training
         self.failed = False  # the last training failed: the next waits RETRY_AFTER decisions
         self.texts: frozenset[int] | None = None  # the texts to train on (input hashes); None: every stored one
+        self.rules: PipelineRules | None = None  # the rules' files, for pipelines with the corrected rules
         self._future: Future | None = None
         self._pool: ProcessPoolExecutor | None = None
 
@@ -117,7 +118,7 @@ class Handoff:
         self._future = self._executor().submit(
             train_job, self.store.engine.url.render_as_string(hide_password=False), self.dataset, self.rules_table,
             str(output), self.config.lang, self.config.seed, self.policy, self.config.weak_labels, self.config.aggregate,
-            self.texts,
+            self.texts, self.rules,
         )
         self._future.add_done_callback(lambda future: self._on_trained(future, decisions))
 
@@ -141,7 +142,7 @@ class Handoff:
                 return
             scores = {"model": result["scores"]["held_out_decisions"], "rules": result["rules"],
                       "spans": result["spans"], "compared": result["scores"]["compared"],
-                      "strata": result["scores"]["strata"],
+                      "strata": result["scores"]["strata"], "pipeline": result["scores"]["pipeline"],
                       "training_set": result["scores"]["training_set"],
                       "train_cpu_seconds": result["scores"]["train_cpu_seconds"]}
             adopted = result["spans"] is not None
@@ -253,6 +254,7 @@ def rules_accuracy(tasks: Iterable[dict[str, Any]], says_accept: Callable[[dict[
 def train_job(
     db: str, dataset: str, table, output_dir: str, lang: str, seed: int, policy: HandoffPolicy, weak_labels,
     aggregate_options: dict[str, Any] | None = None, texts: Collection[int] | None = None,
+    rules: PipelineRules | None = None,
 ) -> dict[str, Any]:
     """Build the whole-corpus training set from the store, train, score model and rules on the
     held-out decisions and, if the model wins (or ``force``), score every text.
@@ -260,8 +262,10 @@ def train_job(
     Runs in a worker process: every argument (``table`` is the rules' ``CandidateTable``,
     ``weak_labels`` a ``WeakLabelConfig``, ``aggregate_options`` the session's
     ``SessionConfig.aggregate``, ``texts`` the input hashes of the texts to train on and score,
-    None for every stored one) and the result are plain, picklable values. With
-    ``policy.mode == "now"`` the model's spans are written whatever the scores say.
+    None for every stored one, ``rules`` the rules' files for the pipelines with the corrected
+    rules) and the result are plain, picklable values. With ``policy.mode == "now"`` the model's
+    spans are written whatever the scores say. The model (its ``ner``) is what enters the loop;
+    ``scores["pipeline"]`` names the pipeline to export (``weak_labels.train_model``).
     """
     import spacy
 
@@ -274,7 +278,7 @@ def train_job(
         training_set = build_training_set(nlp, table, tasks, _texts(store, dataset, texts), weak_labels, seed=seed,
                                           aggregate_options=aggregate_options)
     result = train_model(training_set, output_dir, lang=lang, seed=seed, max_epochs=policy.max_epochs,
-                         patience=policy.patience)
+                         patience=policy.patience, rules=rules)
     comparison = result["scores"].get("comparison") or {}
     held_out = {**(result["scores"].get("held_out_decisions") or {}), **comparison.get("model", {})}
     rules, model_score = comparison.get("rules", {}), held_out.get("f")

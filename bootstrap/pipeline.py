@@ -34,7 +34,7 @@ from spacy.tokens import Doc
 from spacy.util import filter_spans
 
 from .candidates import Candidate, candidates_from_matches
-from .config import PHRASE_ATTR
+from .config import PHRASE_ATTR, PipelineRules
 from .corpus import Record
 from .matching import RuleMatcher
 from .rules import load_rules
@@ -69,30 +69,20 @@ class CorrectedRules:
         self._build(pattern_files)
 
     def _build(self, pattern_files: Sequence[str | Path]) -> None:
-        from .weak_labels import _accepted_string_matcher
+        from .weak_labels import accepted_string_matcher
 
         self._matcher = RuleMatcher(self.nlp, load_rules(pattern_files, self.nlp.vocab), self.phrase_attr)
-        self._accepted = _accepted_string_matcher(self.nlp, self.carried)
+        self._accepted = accepted_string_matcher(self.nlp, self.carried)
 
     def __call__(self, doc: Doc) -> Doc:
-        from .weak_labels import _Candidate, _choose_entities, _resolve, _string_matches
-        from .train import token_span
+        from .weak_labels import corrected_entities
 
         if self._matcher is None:
             raise ValueError(f"the {FACTORY!r} component has no rules: call set_rules() or load it from disk")
         matches = self._matcher(doc)
         candidates = candidates_from_matches(Record(doc.text, 0, "doc"), matches, self._matcher.rules)
-        weak = [_Candidate(c.start, c.end, c.label, probability, "weak", overlapping)
-                for c, probability, overlapping in self._read(candidates)]
-        spans = _resolve(doc.text, weak, {}, self.carried)
-        if self._accepted is not None:
-            spans += _string_matches(doc, self._accepted, spans, self.carried)
-        positives = []
-        for c in spans:
-            span = token_span(doc, c.start, c.end, c.label) if c.probability > 0.5 else None
-            if span is not None:
-                positives.append((c.source, c.probability, span))
-        ents, _ = _choose_entities(positives)
+        votes = [(c.start, c.end, c.label, probability, overlapping) for c, probability, overlapping in self._read(candidates)]
+        ents = corrected_entities(doc, votes, self.carried, self._accepted)
         taken = {i for span in ents for i in range(span.start, span.end)}
         kept = [ent for ent in doc.ents if not taken & set(range(ent.start, ent.end))]
         doc.ents = filter_spans([*ents, *kept])
@@ -135,6 +125,21 @@ class CorrectedRules:
         self.specificity = {rule: int(n) for rule, n in corrections["specificity"].items()}
         self._build([path / PATTERNS_FILE])
         return self
+
+
+def pipeline_choices(model: str | Path, output_dir: Path, rules: PipelineRules, carried: Carried,
+                     specificity: Mapping[str, int]) -> dict[str, Path]:
+    """The pipelines besides the trained ``model`` (its ``ner`` alone) that a training may hand
+    over, saved under ``output_dir``: the corrected rules before the model's ``ner``, and the
+    corrected rules alone (where the model adds more wrong spans than right ones: WNUT-17)."""
+    import spacy
+
+    blank = output_dir / "blank"
+    spacy.blank(spacy.load(model).lang).to_disk(blank)
+    return {"rules + ner": with_rules(model, output_dir / "rules-ner", rules.pattern_files, carried, specificity,
+                                      phrase_attr=rules.phrase_attr),
+            "rules": with_rules(blank, output_dir / "rules", rules.pattern_files, carried, specificity,
+                                phrase_attr=rules.phrase_attr)}
 
 
 def rule_specificity(table: Any) -> dict[str, int]:

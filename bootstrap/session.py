@@ -39,7 +39,7 @@ from . import views
 from .adoption import ModelAdoption
 from .aggregate import Aggregate
 from .answers import LiveAnswers, Standing
-from .config import PHRASE_ATTR, SessionConfig
+from .config import PHRASE_ATTR, PipelineRules, SessionConfig
 from .corpus import Record
 from .estimates import CachedEstimates, estimates
 from .handoff import Handoff, adopted_spans
@@ -114,6 +114,7 @@ class Session:
         session = cls(store, dataset, stored_table(pattern_files, texts, store, dataset, **options), config, partial=partial)
         session.pattern_files = [Path(p) for p in pattern_files]
         session.phrase_attr = options.get("phrase_attr", PHRASE_ATTR)
+        session.handoff.rules = PipelineRules(tuple(str(p) for p in pattern_files), session.phrase_attr)
         return session
 
     def read_rest(self, reading: "CorpusReading", matched: set[int]) -> None:

@@ -432,10 +432,19 @@ def handoff_scores(session: Session, reference: Sequence[Doc], counts: Counter, 
     }
     if not run["path"]:
         return {**point, **untrained(run["scores"].get("error", "the training failed"))}
-    scores = evaluate_gold(spacy.load(run["path"]), reference)
-    return {**point, "trained": True, **prf(scores), "train_cpu_seconds": run["scores"].get("train_cpu_seconds"),
+    pipeline = run["scores"].get("pipeline") or {"name": "ner", "path": run["path"]}
+    return {**point, "trained": True, **pipeline_scores(run["path"], pipeline, reference),
+            "train_cpu_seconds": run["scores"].get("train_cpu_seconds"),
             "held_out": {"model_f": run["scores"].get("model", {}).get("f"),
                          "rules_f": run["scores"].get("rules", {}).get("f")}}
+
+
+def pipeline_scores(model: str | Path, pipeline: Mapping[str, Any], reference: Sequence[Doc]) -> dict[str, Any]:
+    """P/R/F on the test split of the pipeline a training handed over (``weak_labels.train_model``:
+    the model, or the corrected rules with or without it), and of the model alone (``ner``)."""
+    scores = prf(evaluate_gold(spacy.load(pipeline["path"]), reference))
+    ner = scores if pipeline["name"] == "ner" else prf(evaluate_gold(spacy.load(model), reference))
+    return {**scores, "pipeline": pipeline["name"], "pipeline_held_out_f": pipeline.get("held_out_f"), "ner": ner}
 
 
 def checkpoint_scores(
@@ -455,13 +464,14 @@ def checkpoint_scores(
     point["training_set"] = training_set.stats
     point["method"] = training_set.method
     try:
-        result = train_model(training_set, output, lang=nlp.lang, seed=seed, max_epochs=max_epochs, patience=patience)
-        scores = evaluate_gold(spacy.load(result["model"]), reference)
+        result = train_model(training_set, output, lang=nlp.lang, seed=seed, max_epochs=max_epochs, patience=patience,
+                             rules=session.handoff.rules)
+        scores = pipeline_scores(result["model"], result["scores"]["pipeline"], reference)
     except ValueError as error:  # e.g. no entity anywhere in the training set
         return {**point, **untrained(str(error))}
     finally:
         shutil.rmtree(output, ignore_errors=True)
-    return {**point, "trained": True, **prf(scores), "train_seconds": round(time.time() - started, 1),
+    return {**point, "trained": True, **scores, "train_seconds": round(time.time() - started, 1),
             "train_cpu_seconds": result["scores"]["train_cpu_seconds"]}
 
 

@@ -67,6 +67,8 @@ from spacy.tokens import Doc, Span
 from .aggregate import MIN_COMPARED, Aggregate, entity_probability_if_chosen, fit_probabilities, labelled
 from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED
 from .labelmatrix import CandidateTable, surface_key
+from .config import PipelineRules
+from .pipeline import rule_specificity
 from .tasks import task_input_hash
 from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, token_span
 
@@ -110,6 +112,10 @@ class TrainingSet:
     method_reason: str = ""
     # each fit's view of the held-out texts: its spans there and its accuracy on ``held_out``
     rules_view: dict[str, Any] = field(default_factory=dict)
+    # what a pipeline's corrected rules need (``pipeline.CorrectedRules.set_rules``): the strings
+    # the training decisions settled, and each rule's matches in the corpus
+    carried: dict[tuple[str, str, bool], str] = field(default_factory=dict)
+    specificity: dict[str, int] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -183,7 +189,7 @@ def build_training_set(
     carried = _carried(train_tasks, table, overlapping) if config.carry else {}
     chosen = _sample(texts, held_out_texts, set(decided), config.max_texts, config.max_words)
     docs = [nlp.make_doc(text) for _, text in chosen]
-    accepted_strings = _accepted_string_matcher(nlp, carried)
+    accepted_strings = accepted_string_matcher(nlp, carried)
     counts: Counter = Counter()
     resolved = []
     for (input_hash, _), doc in zip(chosen, docs):
@@ -212,7 +218,7 @@ def build_training_set(
         "positive_threshold": round(positive, 4), "negative_threshold": round(thresholds.negative, 4),
     }
     return TrainingSet(train, dev, held_out, stats, aggregate.method, aggregate.method_reason,
-                       rules_on_held_out(table, aggregate, held_out))
+                       rules_on_held_out(table, aggregate, held_out), carried, rule_specificity(table))
 
 
 def training_set_from_store(
@@ -322,7 +328,28 @@ def _resolve(
     return list(spans.values())
 
 
-def _accepted_string_matcher(nlp: Language, carried: dict[tuple[str, str, bool], str]) -> PhraseMatcher | None:
+def corrected_entities(
+    doc: Doc, votes: Iterable[tuple[int, int, str, float, bool]], carried: Mapping[tuple[str, str, bool], str],
+    accepted: PhraseMatcher | None, positive: float = WeakLabelConfig.positive,
+) -> list[Span]:
+    """The entities this module gives a text whose only evidence is the rules' ``votes``
+    (``(start, end, label, probability, overlapping)`` per candidate) and the strings the
+    decisions settled (``carried``; ``accepted``: :func:`accepted_string_matcher` of them), by
+    the same precedence as a stored text: how ``pipeline.CorrectedRules`` labels a new one."""
+    weak = [_Candidate(start, end, label, probability, "weak", overlapping)
+            for start, end, label, probability, overlapping in votes]
+    spans = _resolve(doc.text, weak, {}, carried)
+    if accepted is not None:
+        spans += _string_matches(doc, accepted, spans, carried)
+    positives = []
+    for c in spans:
+        span = token_span(doc, c.start, c.end, c.label) if c.probability > positive else None
+        if span is not None:
+            positives.append((c.source, c.probability, span))
+    return _choose_entities(positives)[0]
+
+
+def accepted_string_matcher(nlp: Language, carried: Mapping[tuple[str, str, bool], str]) -> PhraseMatcher | None:
     """A PhraseMatcher (case-blind; :func:`_string_matches` checks the case where it matters)
     for every string accepted where it stood alone, by label."""
     accepted: dict[str, list[str]] = defaultdict(list)
@@ -524,12 +551,20 @@ def train_model(
     max_epochs: int = MAX_EPOCHS,
     patience: int = 2,
     progress: bool = False,
+    rules: PipelineRules | None = None,
 ) -> dict[str, Any]:
     """Train on ``training_set`` (``train.train_ner``) and score the best model on its held-out
-    decisions. Returns ``{"model": path of model-best, "scores": {...}, "seconds": ...}``."""
+    texts. Returns ``{"model": path of model-best, "pipeline": the pipeline to use, "scores": {...}}``.
+
+    ``model`` is the NER model (the loop's proposer). ``pipeline`` is the best of the pipelines
+    that can be made of it and the ``rules`` corrected by the decisions
+    (:func:`~bootstrap.pipeline.pipeline_choices`), by the F each scores on the held-out texts
+    (:mod:`bootstrap.comparison`); without ``rules`` or held-out decisions, the model.
+    """
     import spacy
 
     from .comparison import against_rules, held_out_answers, model_predictions
+    from .pipeline import pipeline_choices
     from .train import evaluate_decisions, train_ner
 
     labels = training_set.labels
@@ -542,9 +577,27 @@ def train_model(
     seconds = time.process_time() - started
     scores: dict[str, Any] = {"training_set": training_set.stats, "train_cpu_seconds": round(seconds, 1),
                               "max_epochs": epochs}
+    pipeline = {"name": "ner", "path": str(best)}
     if training_set.held_out:
-        model = spacy.load(best)
-        scores["held_out_decisions"] = evaluate_decisions(model, training_set.held_out)
-        scores["comparison"] = against_rules(training_set.rules_view, model_predictions(model, training_set.held_out),
-                                             held_out_answers(training_set.held_out))
-    return {"model": best, "scores": scores}
+        answers = held_out_answers(training_set.held_out)
+        choices = {"ner": Path(best)}
+        if rules is not None:
+            choices.update(pipeline_choices(best, Path(output_dir), rules, training_set.carried,
+                                            training_set.specificity))
+        compared = {}
+        for name, path in choices.items():
+            nlp = spacy.load(path)
+            compared[name] = (nlp, against_rules(training_set.rules_view, model_predictions(nlp, training_set.held_out),
+                                                 answers))
+        ner, comparison = compared["ner"]
+        scores["held_out_decisions"] = evaluate_decisions(ner, training_set.held_out)
+        scores["comparison"] = comparison
+        chosen = max(compared, key=lambda name: _f_or_minus(compared[name][1]["model"]["f"]))  # the first of equals: ner
+        pipeline = {"name": chosen, "path": str(choices[chosen]),
+                    "held_out_f": {name: result["model"]["f"] for name, (_, result) in compared.items()}}
+    scores["pipeline"] = pipeline
+    return {"model": best, "pipeline": Path(pipeline["path"]), "scores": scores}
+
+
+def _f_or_minus(f: float | None) -> float:
+    return -1.0 if f is None else f

@@ -58,8 +58,9 @@ def test_train_with_rules_says_so_too_when_its_model_finds_nothing(tmp_path, mon
 
     def train_model(training_set, output, **options):
         trained.append(training_set.stats["train_texts"])
-        return {"model": finds_nothing, "scores": {"train_cpu_seconds": 1.0,
-                                                   "held_out_decisions": {"accepted": 4, "accept_accuracy": 0.0}}}
+        return {"model": finds_nothing, "pipeline": finds_nothing,
+                "scores": {"train_cpu_seconds": 1.0, "pipeline": {"name": "ner", "path": str(finds_nothing)},
+                           "held_out_decisions": {"accepted": 4, "accept_accuracy": 0.0}}}
 
     monkeypatch.setattr(weak_labels, "train_model", train_model)
     result = CliRunner().invoke(app, ["train", "diseases", "--db", str(db), "--rules", str(EXAMPLE / "patterns.jsonl"),

@@ -97,7 +97,7 @@ def _train_whole_corpus(
 
     import spacy
 
-    from ..config import SessionConfig
+    from ..config import PipelineRules, SessionConfig
     from ..train import evaluate_gold
     from ..weak_labels import train_model, training_set_from_store
 
@@ -122,19 +122,26 @@ def _train_whole_corpus(
     try:
         with colour_only_on_a_terminal():
             result = train_model(training_set, output, lang=lang, seed=seed, max_epochs=max_epochs, patience=patience,
-                                 progress=True)
+                                 progress=True, rules=PipelineRules(tuple(str(path) for path in rules)))
     except ValueError as error:
         fail(str(error))
     scores = dict(result["scores"])  # "comparison": model and rules on the held-out texts, as the handoff scores them
+    pipeline = scores["pipeline"]
     if eval_path is not None:
-        scores["gold"] = evaluate_gold(spacy.load(result["model"]), eval_path)
+        scores["gold"] = evaluate_gold(spacy.load(result["pipeline"]), eval_path)
     typer.echo(json.dumps(scores, indent=2))
-    console.print(f"Saved the pipeline to {result['model']} (spacy.load opens it) after "
-                  f"{result['scores']['train_cpu_seconds']:.0f} CPU s of training; config.cfg and the .spacy files "
-                  f"are in {output}", highlight=False)
+    chosen = "" if "held_out_f" not in pipeline else (
+        ", the best on the held-out texts of " + ", ".join(f"{name} (F {_f(f)})" for name, f in pipeline["held_out_f"].items()))
+    console.print(f"Saved the pipeline to {result['pipeline']} (spacy.load opens it: {pipeline['name']}{chosen}) after "
+                  f"{result['scores']['train_cpu_seconds']:.0f} CPU s of training; the model alone is {result['model']}, "
+                  f"config.cfg and the .spacy files are in {output}", highlight=False)
     with Store(db, create=False) as store:
         tasks = list(store.export_tasks(dataset))
     warn_if_it_learned_nothing(result["model"], tasks, result["scores"].get("held_out_decisions") or {}, with_rules=True)
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
 
 @contextlib.contextmanager
 def colour_only_on_a_terminal() -> Iterator[None]:
