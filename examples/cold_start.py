@@ -44,6 +44,7 @@ from rich.table import Table
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from bootstrap.config import PipelineRules
 from bootstrap.handoff import HandoffPolicy
 from bootstrap.session import Session, SessionConfig
 from bootstrap.simulate import GoldAnnotator, SimulationData, prepare_data, rules_scores, settle
@@ -188,8 +189,9 @@ def show_entities(nlp: Language, texts: list[str]) -> list[dict[str, Any]]:
 
 
 def compare_with_rules(args: argparse.Namespace, data: SimulationData, reference: list[Doc], lfs: Path | None,
-                       trained: Language, decisions: int) -> dict[str, dict[str, Any]]:
-    """P/R/F on the test split: the two "rules alone" lines of ``bootstrap simulate``, and the model."""
+                       trained: Language, decisions: int, model: Language) -> dict[str, dict[str, Any]]:
+    """P/R/F on the test split: the "rules alone" lines of ``bootstrap simulate``, the pipeline
+    the training handed over, and its model alone."""
     baseline = rules_scores([args.example / "patterns.jsonl"], data.test, reference, lfs=lfs, lang="en",
                             phrase_attr="ORTH", seed=args.seed)
     voters = "rules and lfs.py" if lfs else "rules"
@@ -197,10 +199,11 @@ def compare_with_rules(args: argparse.Namespace, data: SimulationData, reference
         "rules alone (positive matches no negative rule votes against)": baseline["rules"],
         f"{voters}, no decisions (Snorkel's LabelModel p > 0.5)": baseline["labelmodel"],
         f"{voters}, no decisions (the loop's aggregate, {baseline['aggregate']['method']}, p > 0.5)": baseline["aggregate"],
-        f"trained model ({decisions} decisions)": evaluate_gold(trained, reference),
+        f"trained pipeline ({decisions} decisions)": evaluate_gold(trained, reference),
+        "  its ner model alone": evaluate_gold(model, reference),
     }
     console.print(scores_table(rows, len(reference)))
-    return dict(zip(("rules", "labelmodel", "aggregate", "model"), rows.values()))
+    return dict(zip(("rules", "labelmodel", "aggregate", "model", "ner"), rows.values()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,19 +227,22 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"Training on {stats['train_texts']} texts: weak labels corrected by {len(tasks)} decisions "
                       f"({stats['entities']['decision']} decided, {stats['entities']['carried']} carried, "
                       f"{stats['entities']['weak']} weak entities; bootstrap.weak_labels) ...")
-        result = train_model(session["training_set"], args.output / "model", seed=args.seed, max_epochs=args.max_epochs)
-        model_path = Path(result["model"])
+        result = train_model(session["training_set"], args.output / "model", seed=args.seed, max_epochs=args.max_epochs,
+                             rules=PipelineRules((str(args.example / "patterns.jsonl"),)))
+        model_path, pipeline = Path(result["pipeline"]), result["scores"]["pipeline"]
         trained = spacy.load(model_path)
-        console.print(f"spacy.load({str(model_path)!r}): pipeline {trained.pipe_names}, labels "
-                      f"{list(trained.get_pipe('ner').labels)}")
+        held_out = ", ".join(f"{name} {f:.2f}" if f is not None else f"{name} -"
+                             for name, f in (pipeline.get("held_out_f") or {}).items())
+        console.print(f"spacy.load({str(model_path)!r}): pipeline {trained.pipe_names}, the {pipeline['name']!r} one "
+                      + (f"(F on the held-out texts: {held_out})" if held_out else "(nothing held out to choose by)"))
         shown = show_entities(trained, [doc.text for doc in reference[: args.show]])
-        scores = compare_with_rules(args, data, reference, lfs, trained, len(tasks))
+        scores = compare_with_rules(args, data, reference, lfs, trained, len(tasks), spacy.load(result["model"]))
     if args.report is not None:
         handoff = session["progress"]["handoff"]
         args.report.write_text(json.dumps({
             "example": args.example.name, "decisions": len(tasks), "test_texts": len(reference),
             "questions": session["questions"], "by_answer": session["progress"]["by_answer"],
-            "runs": handoff["runs"], "scorer": handoff["scorer"], "model": str(model_path),
+            "runs": handoff["runs"], "scorer": handoff["scorer"], "model": str(model_path), "pipeline": pipeline,
             "scores": {name: {key: value[key] for key in ("precision", "recall", "f")} for name, value in scores.items()},
             "shown": shown,
         }, indent=2) + "\n", encoding="utf8")

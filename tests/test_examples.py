@@ -104,14 +104,17 @@ def test_cold_start_runs_end_to_end_on_the_bundled_example(tmp_path):
     assert result["runs"][0]["adopted"]  # nothing to compare it on yet: it proposes, the decisions judge it
     assert result["scorer"] in ("rules", "model") and f"ranked by: {result['scorer']}" in out
 
-    nlp = spacy.load(result["model"])
-    assert "DISEASE" in nlp.get_pipe("ner").labels
+    nlp = spacy.load(result["model"])  # the pipeline the training handed over: it opens, and is the one named
+    assert result["pipeline"]["name"] in ("ner", "rules + ner", "rules")
+    assert ("ner" in nlp.pipe_names) == (result["pipeline"]["name"] != "rules")
+    assert ("bootstrap_rules" in nlp.pipe_names) == (result["pipeline"]["name"] != "ner")
+    assert set(result["pipeline"]["held_out_f"]) == {"ner", "rules + ner", "rules"}  # the rules' files were given
     assert result["shown"] and all(f"-> {[tuple(e) for e in shown['entities']]}" in out for shown in result["shown"])
-    for name in ("rules", "labelmodel", "aggregate", "model"):
+    for name in ("rules", "labelmodel", "aggregate", "model", "ner"):
         scores = result["scores"][name]
         assert all(0.0 <= scores[key] <= 1.0 for key in ("precision", "recall", "f")), (name, scores)
     assert result["scores"]["rules"]["f"] > 0  # the rules alone find some gold spans of the test split
-    assert "trained model (60 decisions)" in out and "rules alone" in out
+    assert "trained pipeline (60 decisions)" in out and "rules alone" in out and "its ner model alone" in out
 
 
 def test_products_functions_find_unlisted_brands_and_vote_against_companies(nlp):
