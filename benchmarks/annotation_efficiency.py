@@ -13,7 +13,10 @@ model in the loop), the flat lines ``rules`` (the rules as written), ``labelmode
 LabelModel, ``p > 0.5``), ``aggregate`` (the fit the loop uses before any decision) and, for
 the first seed only, ``gold`` (a model trained on every pool text fully annotated: the
 ceiling). At every checkpoint both orders train the same way: on the whole pool, weakly
-labelled by the rules and corrected by every decision so far (``bootstrap.weak_labels``).
+labelled by the rules and corrected by every decision so far (``bootstrap.weak_labels``), and
+the curve is the pipeline the training hands over (the best on the held-out texts of the model,
+the corrected rules before its ``ner``, and the corrected rules alone; the model alone at 0
+decisions, with nothing held out), with the model alone beside it (``ner``).
 
 One process per seed (the machine has two cores: run two at once), then ``summarize``
 (``--only active`` re-runs one strategy of a seed and keeps the others from its file, when a
@@ -132,8 +135,11 @@ def summarize(data: str, results: Path) -> dict[str, Any]:
         for i, checkpoint in enumerate(CHECKPOINTS):
             points = [s["strategies"][name]["points"][i] for s in seeds]
             asked = [p for p in points if p["decisions"]]
+            handed = [p.get("pipeline", "ner") for p in points]
             curve.append({
                 "decisions": checkpoint, "f": spread([p["f"] for p in points]),
+                "ner_f": spread([p.get("ner", p)["f"] for p in points]),
+                "pipelines": {name: handed.count(name) for name in dict.fromkeys(handed)},
                 "precision": spread([p["precision"] for p in points]), "recall": spread([p["recall"] for p in points]),
                 "accept_share": spread([p["accepts"] / p["decisions"] for p in asked]) if asked else None,
             })
@@ -200,6 +206,10 @@ def report(summary: dict[str, Any]) -> list[str]:
     for name, curve in summary["orders"].items():
         cells = [f"{p['decisions']}: {p['f']['mean']:.3f} [{p['f']['min']:.3f}-{p['f']['max']:.3f}]" for p in curve]
         lines.append(f"{name:7} F (mean [min-max]) " + "  ".join(cells))
+        if any(p["pipelines"] != {"ner": len(summary["seeds"])} for p in curve):
+            handed = [", ".join(f"{k} {v}" for k, v in p["pipelines"].items()) for p in curve]
+            lines.append(f"{'':7} its model alone: " + "  ".join(f"{p['decisions']}: {p['ner_f']['mean']:.3f}" for p in curve)
+                         + "; pipelines handed over (seeds): " + " | ".join(handed))
         shares = [f"{p['accept_share']['mean']:.0%}" for p in curve if p["accept_share"]]
         accepted = summary.get("beyond_rules_accepted", {}).get(name)
         lines.append(f"{'':7} accepted share of questions at each checkpoint: {', '.join(shares)}; "

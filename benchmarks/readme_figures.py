@@ -47,6 +47,11 @@ def annotation_efficiency() -> str:
         for name, curve in summary["orders"].items():
             cells = [f"{p['f']['mean']:.3f} [{p['f']['min']:.3f}–{p['f']['max']:.3f}]" for p in curve]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        for name, curve in summary["orders"].items():
+            if all("ner_f" in p for p in curve) and any(p["ner_f"] != p["f"] for p in curve):
+                handed = [", ".join(f"{kind} {n}" for kind, n in p["pipelines"].items()) for p in curve]
+                lines.append(f"| {name}: its model alone (pipelines handed over, seeds) | "
+                             + " | ".join(f"{p['ner_f']['mean']:.3f} ({kinds})" for p, kinds in zip(curve, handed)) + " |")
         lines.append("")
         lines.append(
             f"Rules alone F {flat['rules']['mean']:.3f}; Snorkel's LabelModel (p > 0.5) {flat['labelmodel']['mean']:.3f}; "
@@ -60,6 +65,11 @@ def annotation_efficiency() -> str:
                          f"{_fmt(reach['rules + 0.10'], budget)}, 80% of the ceiling {_fmt(reach['80% of ceiling'], budget)}; "
                          f"accepted share of its questions {shares}; questions on spans no rule proposed "
                          f"{summary['beyond_rules'][name]['mean']:.1%}.")
+        verdicts = summary.get("handoff_verdicts")
+        if verdicts and verdicts["compared"]:
+            lines.append(f"- the handoff's comparison on held-out texts agreed with the test gold at {verdicts['agreed']} of "
+                         f"{verdicts['compared']} checkpoints (the model better on gold at {verdicts['model_better']}, "
+                         f"let in at {verdicts['adopted']}).")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) or "(no results yet: run benchmarks/annotation_efficiency.py)"
 

@@ -205,7 +205,10 @@ def handoff_status(
                   # False: too few held-out accepts to compare, the model entered as a proposer
                   "compared": bool(run["scores"].get("compared", True)),
                   # the held-out spans only the model predicts, and the decisions on them
-                  "model_only": (run["scores"].get("strata") or {}).get("model_only")} for run in runs],
+                  "model_only": (run["scores"].get("strata") or {}).get("model_only"),
+                  # the pipeline to use (``weak_labels.train_model``): the model, or the corrected rules with or without it
+                  "pipeline": (run["scores"].get("pipeline") or {}).get("name"),
+                  "pipeline_path": (run["scores"].get("pipeline") or {}).get("path")} for run in runs],
     }
 
 

@@ -132,14 +132,19 @@ def pipeline_choices(model: str | Path, output_dir: Path, rules: PipelineRules, 
     """The pipelines besides the trained ``model`` (its ``ner`` alone) that a training may hand
     over, saved under ``output_dir``: the corrected rules before the model's ``ner``, and the
     corrected rules alone (where the model adds more wrong spans than right ones: WNUT-17)."""
+    import shutil
+
     import spacy
 
     blank = output_dir / "blank"
     spacy.blank(spacy.load(model).lang).to_disk(blank)
-    return {"rules + ner": with_rules(model, output_dir / "rules-ner", rules.pattern_files, carried, specificity,
-                                      phrase_attr=rules.phrase_attr),
-            "rules": with_rules(blank, output_dir / "rules", rules.pattern_files, carried, specificity,
-                                phrase_attr=rules.phrase_attr)}
+    try:
+        return {"rules + ner": with_rules(model, output_dir / "rules-ner", rules.pattern_files, carried, specificity,
+                                          phrase_attr=rules.phrase_attr),
+                "rules": with_rules(blank, output_dir / "rules", rules.pattern_files, carried, specificity,
+                                    phrase_attr=rules.phrase_attr)}
+    finally:
+        shutil.rmtree(blank, ignore_errors=True)
 
 
 def rule_specificity(table: Any) -> dict[str, int]:

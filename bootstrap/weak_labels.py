@@ -45,6 +45,12 @@ the choice.
 fifth of the decided texts, by hash) never enter the training set, not even with weak labels:
 the handoff scores model and rules on them.
 
+**The pipeline handed over.** :func:`train_model` trains the model, then scores it, the rules
+corrected by the decisions before its ``ner``, and those rules alone (:mod:`bootstrap.pipeline`,
+which labels a new text with this module's precedence: :func:`corrected_entities`) on the
+held-out texts, and hands over the best: where a blank model cannot learn the entity type
+(WNUT-17), the decisions still improve the rules.
+
 **Bounded time.** At most ``max_texts`` texts and ``max_words`` words are used: every decided
 training text, and a fixed sample (by input hash, so it grows stably with the corpus) of the
 others. Training time grows with the words, not with the corpus (``benchmarks/handoff_training.py``).
@@ -53,6 +59,7 @@ others. Training time grows with the words, not with the corpus (``benchmarks/ha
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -65,10 +72,9 @@ from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
 from .aggregate import MIN_COMPARED, Aggregate, entity_probability_if_chosen, fit_probabilities, labelled
-from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED
+from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED, PipelineRules
 from .labelmatrix import CandidateTable, surface_key
-from .config import PipelineRules
-from .pipeline import rule_specificity
+from .pipeline import pipeline_choices, rule_specificity
 from .tasks import task_input_hash
 from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, token_span
 
@@ -554,7 +560,7 @@ def train_model(
     rules: PipelineRules | None = None,
 ) -> dict[str, Any]:
     """Train on ``training_set`` (``train.train_ner``) and score the best model on its held-out
-    texts. Returns ``{"model": path of model-best, "pipeline": the pipeline to use, "scores": {...}}``.
+    texts. Returns ``{"model": path of model-best, "pipeline": output_dir/pipeline, "scores": {...}}``.
 
     ``model`` is the NER model (the loop's proposer). ``pipeline`` is the best of the pipelines
     that can be made of it and the ``rules`` corrected by the decisions
@@ -564,7 +570,6 @@ def train_model(
     import spacy
 
     from .comparison import against_rules, held_out_answers, model_predictions
-    from .pipeline import pipeline_choices
     from .train import evaluate_decisions, train_ner
 
     labels = training_set.labels
@@ -595,8 +600,10 @@ def train_model(
         chosen = max(compared, key=lambda name: _f_or_minus(compared[name][1]["model"]["f"]))  # the first of equals: ner
         pipeline = {"name": chosen, "path": str(choices[chosen]),
                     "held_out_f": {name: result["model"]["f"] for name, (_, result) in compared.items()}}
-    scores["pipeline"] = pipeline
-    return {"model": best, "pipeline": Path(pipeline["path"]), "scores": scores}
+    handed_over = Path(output_dir) / "pipeline"  # one place to load, whichever it is
+    shutil.copytree(pipeline["path"], handed_over, dirs_exist_ok=True)
+    scores["pipeline"] = {**pipeline, "path": str(handed_over)}
+    return {"model": best, "pipeline": handed_over, "scores": scores}
 
 
 def _f_or_minus(f: float | None) -> float:

@@ -115,3 +115,32 @@ def test_a_saved_pipeline_loads_without_importing_bootstrap(shared_data, tmp_pat
     assert result["pipes"] == [FACTORY]
     assert result["spans"] == expected and any(expected)
     assert not any(span[0].lower() == "cancer" for spans in expected for span in spans)
+
+
+def test_a_training_hands_over_the_best_pipeline_on_the_held_out_texts(tmp_path, answer_from_gold):
+    from bootstrap.config import PipelineRules
+    from bootstrap.gold import load_gold
+    from bootstrap.handoff import HandoffPolicy
+    from bootstrap.session import Session, SessionConfig
+    from bootstrap.weak_labels import train_model, training_set_from_store
+
+    example = ROOT / "examples" / "diseases"
+    session = Session.from_files([DISEASES], example / "texts.jsonl", db=tmp_path / "d.db", dataset="d",
+                                 config=SessionConfig(background_refit=False, handoff=HandoffPolicy(mode="never")))
+    answer_from_gold(session, load_gold(example / "gold.jsonl"), 80)
+    training_set = training_set_from_store(spacy.blank("en"), session.store, "d", [DISEASES])
+    session.close()
+    assert training_set.held_out and training_set.carried
+    result = train_model(training_set, tmp_path / "model", max_epochs=2, rules=PipelineRules((str(DISEASES),)))
+    pipeline = result["scores"]["pipeline"]
+    scores = pipeline["held_out_f"]
+    assert list(scores) == ["ner", "rules + ner", "rules"]
+    best = max(scores.values(), key=lambda f: -1.0 if f is None else f)
+    assert pipeline["name"] == next(name for name, f in scores.items() if f == best)  # the first of equals
+    nlp = spacy.load(result["pipeline"])
+    assert ("ner" in nlp.pipe_names) == (pipeline["name"] != "rules")
+    assert ("bootstrap_rules" in nlp.pipe_names) == (pipeline["name"] != "ner")
+    # the corrected rules it was made of are the training set's: the strings its decisions settled
+    saved = json.loads((tmp_path / "model" / "rules" / FACTORY / "corrections.json").read_text(encoding="utf8"))
+    assert {(string, label, overlapping): answer for string, label, overlapping, answer in saved["carried"]} == \
+        training_set.carried

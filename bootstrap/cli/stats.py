@@ -153,13 +153,17 @@ def print_lf_stats(dataset: str, report: dict, console: Console, wide: bool = Fa
         history = plain_table("Models trained from the decisions, scored with the rules on the same held-out texts "
                              "(F estimated over the spans either predicts)")
         for header in ("decisions", "model F", "rules F", "model acc.", "rules acc.", "model's own spans (asked)",
-                       "entered the loop"):
+                       "entered the loop", "pipeline to use"):
             history.add_column(header, justify="right", no_wrap=True)
         for run in runs:
             history.add_row(f"{run['decisions']:,}", _share(run["model_f"]), _share(run["rules_f"]),
                             _share(run["model_accuracy"]), _share(run["rules_accuracy"]), _own_spans(run),
-                            _entered(run))
+                            _entered(run), run.get("pipeline") or "")
         print_whole(history, console)
+        last = runs[-1]
+        if last.get("pipeline_path"):
+            console.print(f"The last training's pipeline ({last['pipeline']}, the best on the held-out texts): "
+                          f"spacy.load({last['pipeline_path']!r})", highlight=False)
 
 
 def _own_spans(run: dict[str, Any]) -> str:

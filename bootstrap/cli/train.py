@@ -139,6 +139,7 @@ def _train_whole_corpus(
         tasks = list(store.export_tasks(dataset))
     warn_if_it_learned_nothing(result["model"], tasks, result["scores"].get("held_out_decisions") or {}, with_rules=True)
 
+
 def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
