@@ -144,6 +144,9 @@ def summarize(data: str, results: Path) -> dict[str, Any]:
                 "accept_share": spread([p["accepts"] / p["decisions"] for p in asked]) if asked else None,
             })
         summary["orders"][name] = curve
+        # runs from before trainings handed over a pipeline scored the model alone
+        summary.setdefault("scored", {})[name] = (
+            "pipeline" if all("pipeline" in p for s in seeds for p in s["strategies"][name]["points"]) else "model alone")
     rules = flat["rules"]["mean"]
     ceiling = flat.get("gold", {}).get("mean")
     summary["reach"] = {name: {"rules": needed(curve, rules + 1e-9), "rules + 0.10": needed(curve, rules + 0.10),
@@ -172,7 +175,7 @@ def handoff_verdicts(seeds: list[dict[str, Any]]) -> dict[str, int]:
             held_out = point.get("held_out") or {}
             if not point["decisions"] or held_out.get("model_f") is None or held_out.get("rules_f") is None:
                 continue
-            says, truth = held_out["model_f"] > held_out["rules_f"], point["f"] > rules
+            says, truth = held_out["model_f"] > held_out["rules_f"], point.get("ner", point)["f"] > rules  # the model alone
             counts["compared"] += 1
             counts["agreed"] += says == truth
             counts["model_better"] += truth
@@ -205,7 +208,8 @@ def report(summary: dict[str, Any]) -> list[str]:
                  f"{flat['aggregate']['mean']:.3f}" + (f", ceiling {flat['gold']['mean']:.3f}" if "gold" in flat else ""))
     for name, curve in summary["orders"].items():
         cells = [f"{p['decisions']}: {p['f']['mean']:.3f} [{p['f']['min']:.3f}-{p['f']['max']:.3f}]" for p in curve]
-        lines.append(f"{name:7} F (mean [min-max]) " + "  ".join(cells))
+        lines.append(f"{name:7} F (mean [min-max]) " + "  ".join(cells)
+                     + ("" if summary.get("scored", {}).get(name) != "model alone" else "  (the model alone: run before the pipeline choice)"))
         if any(p["pipelines"] != {"ner": len(summary["seeds"])} for p in curve):
             handed = [", ".join(f"{k} {v}" for k, v in p["pipelines"].items()) for p in curve]
             lines.append(f"{'':7} its model alone: " + "  ".join(f"{p['decisions']}: {p['ner_f']['mean']:.3f}" for p in curve)

@@ -46,7 +46,9 @@ def annotation_efficiency() -> str:
                  "|---|" + "---|" * len(checkpoints)]
         for name, curve in summary["orders"].items():
             cells = [f"{p['f']['mean']:.3f} [{p['f']['min']:.3f}–{p['f']['max']:.3f}]" for p in curve]
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            alone = summary.get("scored", {}).get(name) == "model alone"
+            lines.append(f"| {name}{' (its model alone: run before the pipeline choice)' if alone else ''} | "
+                         + " | ".join(cells) + " |")
         for name, curve in summary["orders"].items():
             if all("ner_f" in p for p in curve) and any(p["ner_f"] != p["f"] for p in curve):
                 handed = [", ".join(f"{kind} {n}" for kind, n in p["pipelines"].items()) for p in curve]
