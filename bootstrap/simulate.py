@@ -17,7 +17,9 @@ do). Strategies, all with the same budget of decisions and the same seed:
 At 0 decisions and every ``checkpoint`` decisions after, the decision strategies train a model
 the way ``bootstrap train`` and the session's handoff do — on the whole pool, weakly labelled by
 the rules and corrected by every decision so far (:func:`bootstrap.weak_labels.build_training_set`)
-— and score it on a gold test split no question is ever asked about. The model at 0 decisions
+— and score the pipeline the training hands over (the model, or the rules corrected by the
+decisions with or without it: :func:`bootstrap.weak_labels.train_model`), and the model alone
+beside it (``ner``), on a gold test split no question is ever asked about. The model at 0 decisions
 is the rules, learned; what the curves add over it is what the decisions taught. A checkpoint
 whose training set holds no entity trains nothing and scores 0, marked untrained.
 """
