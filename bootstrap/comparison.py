@@ -106,10 +106,15 @@ def against_rules(rules_view: Mapping[str, Mapping[str, Any]], model: Iterable[S
     results = {fit: compare(view["predicted"], model, answers) for fit, view in rules_view.items()}
     if not results:
         return compare((), model, answers)
-    best = max(results, key=lambda fit: -1.0 if results[fit]["rules"]["f"] is None else results[fit]["rules"]["f"])
+    best = max(results, key=lambda fit: f_rank(results[fit]["rules"]["f"]))
     return {**results[best],
             "rules": {**rules_view[best]["accuracy"], **results[best]["rules"], "fit": best,
                       "by_fit": {fit: result["rules"]["f"] for fit, result in results.items()}}}
+
+
+def f_rank(f: float | None) -> float:
+    """An F to pick the best by, where None (nothing to compare on) ranks below every score."""
+    return -1.0 if f is None else f
 
 
 def _described(strata: Mapping[str, Stratum], missed: int, prior: float | None) -> dict[str, Any]:

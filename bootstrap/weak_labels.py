@@ -569,7 +569,7 @@ def train_model(
     """
     import spacy
 
-    from .comparison import against_rules, held_out_answers, model_predictions
+    from .comparison import against_rules, f_rank, held_out_answers, model_predictions
     from .train import evaluate_decisions, train_ner
 
     labels = training_set.labels
@@ -597,7 +597,7 @@ def train_model(
         ner, comparison = compared["ner"]
         scores["held_out_decisions"] = evaluate_decisions(ner, training_set.held_out)
         scores["comparison"] = comparison
-        chosen = max(compared, key=lambda name: _f_or_minus(compared[name][1]["model"]["f"]))  # the first of equals: ner
+        chosen = max(compared, key=lambda name: f_rank(compared[name][1]["model"]["f"]))  # the first of equals: ner
         pipeline = {"name": chosen, "path": str(choices[chosen]),
                     "held_out_f": {name: result["model"]["f"] for name, (_, result) in compared.items()}}
     handed_over = Path(output_dir) / "pipeline"  # one place to load, whichever it is
@@ -605,6 +605,3 @@ def train_model(
     scores["pipeline"] = {**pipeline, "path": str(handed_over)}
     return {"model": best, "pipeline": handed_over, "scores": scores}
 
-
-def _f_or_minus(f: float | None) -> float:
-    return -1.0 if f is None else f
