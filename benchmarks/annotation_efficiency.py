@@ -14,9 +14,10 @@ LabelModel, ``p > 0.5``), ``aggregate`` (the fit the loop uses before any decisi
 the first seed only, ``gold`` (a model trained on every pool text fully annotated: the
 ceiling). At every checkpoint both orders train the same way: on the whole pool, weakly
 labelled by the rules and corrected by every decision so far (``bootstrap.weak_labels``), and
-the curve is the pipeline the training hands over (the best on the held-out texts of the model,
-the corrected rules before its ``ner``, and the corrected rules alone; the model alone at 0
-decisions, with nothing held out), with the model alone beside it (``ner``).
+the curve is the pipeline the training hands over (the corrected rules, unless the model or
+the corrected rules before its ``ner`` beat them on the held-out texts with confidence:
+``bootstrap.comparison.choose``), with the model alone beside it (``ner``) and every choice's F
+(what a perfect choice would have had).
 
 One process per seed (the machine has two cores: run two at once), then ``summarize``
 (``--only active`` re-runs one strategy of a seed and keeps the others from its file, when a
@@ -140,6 +141,7 @@ def summarize(data: str, results: Path) -> dict[str, Any]:
                 "decisions": checkpoint, "f": spread([p["f"] for p in points]),
                 "ner_f": spread([p.get("ner", p)["f"] for p in points]),
                 "pipelines": {name: handed.count(name) for name in dict.fromkeys(handed)},
+                "choices_f": choices_f(points),
                 "precision": spread([p["precision"] for p in points]), "recall": spread([p["recall"] for p in points]),
                 "accept_share": spread([p["accepts"] / p["decisions"] for p in asked]) if asked else None,
             })
@@ -162,6 +164,13 @@ def summarize(data: str, results: Path) -> dict[str, Any]:
     path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf8")
     plot(summary, results / f"annotation_efficiency_{data}.png")
     return summary
+
+
+def choices_f(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each pipeline a training chose from, scored on the test gold (mean over the seeds that
+    recorded it): what a perfect choice would have handed over."""
+    names = dict.fromkeys(name for p in points for name in p.get("choices_f") or {})
+    return {name: spread([p["choices_f"][name] for p in points if name in (p.get("choices_f") or {})]) for name in names}
 
 
 def handoff_verdicts(seeds: list[dict[str, Any]]) -> dict[str, int]:
@@ -214,6 +223,10 @@ def report(summary: dict[str, Any]) -> list[str]:
             handed = [", ".join(f"{k} {v}" for k, v in p["pipelines"].items()) for p in curve]
             lines.append(f"{'':7} its model alone: " + "  ".join(f"{p['decisions']}: {p['ner_f']['mean']:.3f}" for p in curve)
                          + "; pipelines handed over (seeds): " + " | ".join(handed))
+        if any(p.get("choices_f") for p in curve):
+            lines.append(f"{'':7} each choice on the test gold: " + " | ".join(
+                f"{p['decisions']}: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in p["choices_f"].items())
+                for p in curve if p.get("choices_f")))
         shares = [f"{p['accept_share']['mean']:.0%}" for p in curve if p["accept_share"]]
         accepted = summary.get("beyond_rules_accepted", {}).get(name)
         lines.append(f"{'':7} accepted share of questions at each checkpoint: {', '.join(shares)}; "

@@ -123,7 +123,7 @@ def cold_start_detail() -> str:
         ("test P / R / F, rules alone", lambda r: prf(r["scores"]["rules"])),
         ("test P / R / F, Snorkel's LabelModel p > 0.5, no decisions", lambda r: prf(r["scores"]["labelmodel"])),
         ("test P / R / F, the loop's aggregate p > 0.5, no decisions", lambda r: prf(r["scores"]["aggregate"])),
-        ("the pipeline handed over (the best on the held-out texts)", lambda r: (r.get("pipeline") or {}).get("name", "ner")),
+        ("the pipeline handed over (the corrected rules unless another beat them with confidence)", lambda r: (r.get("pipeline") or {}).get("name", "ner")),
         ("test P / R / F, the trained pipeline", lambda r: prf(r["scores"]["model"])),
         ("test P / R / F, its ner model alone", lambda r: prf(r["scores"]["ner"]) if "ner" in r["scores"] else "not measured"),
     ]

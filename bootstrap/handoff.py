@@ -206,7 +206,7 @@ def handoff_status(
                   "compared": bool(run["scores"].get("compared", True)),
                   # the held-out spans only the model predicts, and the decisions on them
                   "model_only": (run["scores"].get("strata") or {}).get("model_only"),
-                  # the pipeline to use (``weak_labels.train_model``): the model, or the corrected rules with or without it
+                  # the pipeline to use (``weak_labels.train_model``): the corrected rules, or the model with or without them
                   "pipeline": (run["scores"].get("pipeline") or {}).get("name"),
                   "pipeline_path": (run["scores"].get("pipeline") or {}).get("path")} for run in runs],
     }

@@ -443,10 +443,17 @@ def handoff_scores(session: Session, reference: Sequence[Doc], counts: Counter, 
 
 def pipeline_scores(model: str | Path, pipeline: Mapping[str, Any], reference: Sequence[Doc]) -> dict[str, Any]:
     """P/R/F on the test split of the pipeline a training handed over (``weak_labels.train_model``:
-    the model, or the corrected rules with or without it), and of the model alone (``ner``)."""
-    scores = prf(evaluate_gold(spacy.load(pipeline["path"]), reference))
-    ner = scores if pipeline["name"] == "ner" else prf(evaluate_gold(spacy.load(model), reference))
-    return {**scores, "pipeline": pipeline["name"], "pipeline_held_out_f": pipeline.get("held_out_f"), "ner": ner}
+    the corrected rules, or the model with or without them), of the model alone (``ner``), and
+    the F of every pipeline it chose from (``choices_f``: what a perfect choice would have had)."""
+    def scored(path: str | Path) -> dict[str, float]:
+        return prf(evaluate_gold(spacy.load(path), reference))
+
+    scores = scored(pipeline["path"])
+    ner = scores if pipeline["name"] == "ner" else scored(model)
+    known = {pipeline["name"]: scores, "ner": ner}
+    choices_f = {name: (known.get(name) or scored(path))["f"] for name, path in (pipeline.get("choices") or {}).items()}
+    return {**scores, "pipeline": pipeline["name"], "pipeline_held_out_f": pipeline.get("held_out_f"),
+            "pipeline_confidence": pipeline.get("confidence"), "choices_f": choices_f, "ner": ner}
 
 
 def checkpoint_scores(

@@ -48,8 +48,10 @@ the handoff scores model and rules on them.
 **The pipeline handed over.** :func:`train_model` trains the model, then scores it, the rules
 corrected by the decisions before its ``ner``, and those rules alone (:mod:`bootstrap.pipeline`,
 which labels a new text with this module's precedence: :func:`corrected_entities`) on the
-held-out texts, and hands over the best: where a blank model cannot learn the entity type
-(WNUT-17), the decisions still improve the rules.
+held-out texts. The corrected rules are handed over unless another pipeline beats them there
+with confidence (:func:`bootstrap.comparison.choose`): where a blank model cannot learn the
+entity type (WNUT-17), the decisions still improve the rules, and a few held-out entities are
+too few to prove the model better.
 
 **Bounded time.** At most ``max_texts`` texts and ``max_words`` words are used: every decided
 training text, and a fixed sample (by input hash, so it grows stably with the corpus) of the
@@ -562,14 +564,16 @@ def train_model(
     """Train on ``training_set`` (``train.train_ner``) and score the best model on its held-out
     texts. Returns ``{"model": path of model-best, "pipeline": output_dir/pipeline, "scores": {...}}``.
 
-    ``model`` is the NER model (the loop's proposer). ``pipeline`` is the best of the pipelines
-    that can be made of it and the ``rules`` corrected by the decisions
-    (:func:`~bootstrap.pipeline.pipeline_choices`), by the F each scores on the held-out texts
-    (:mod:`bootstrap.comparison`); without ``rules`` or held-out decisions, the model.
+    ``model`` is the NER model (the loop's proposer). ``pipeline`` is one of the pipelines that
+    can be made of it and the ``rules`` corrected by the decisions
+    (:func:`~bootstrap.pipeline.pipeline_choices`): the corrected rules, unless another beats
+    them on the held-out texts with confidence (``comparison.choose``); without ``rules``, the
+    model. ``scores["pipeline"]`` names it and keeps every choice's path, held-out F and
+    confidence against the rules.
     """
     import spacy
 
-    from .comparison import against_rules, f_rank, held_out_answers, model_predictions
+    from .comparison import against_rules, choose, held_out_answers, model_predictions
     from .train import evaluate_decisions, train_ner
 
     labels = training_set.labels
@@ -582,25 +586,27 @@ def train_model(
     seconds = time.process_time() - started
     scores: dict[str, Any] = {"training_set": training_set.stats, "train_cpu_seconds": round(seconds, 1),
                               "max_epochs": epochs}
-    pipeline = {"name": "ner", "path": str(best)}
+    choices = {"ner": Path(best)}
+    if rules is not None:
+        choices.update(pipeline_choices(best, Path(output_dir), rules, training_set.carried, training_set.specificity))
+    incumbent = "rules" if "rules" in choices else "ner"
+    pipeline: dict[str, Any] = {"name": incumbent, "path": str(choices[incumbent]),
+                                "choices": {name: str(path) for name, path in choices.items()}}
     if training_set.held_out:
         answers = held_out_answers(training_set.held_out)
-        choices = {"ner": Path(best)}
-        if rules is not None:
-            choices.update(pipeline_choices(best, Path(output_dir), rules, training_set.carried,
-                                            training_set.specificity))
-        compared = {}
+        predicted, compared = {}, {}
         for name, path in choices.items():
             nlp = spacy.load(path)
-            compared[name] = (nlp, against_rules(training_set.rules_view, model_predictions(nlp, training_set.held_out),
-                                                 answers))
-        ner, comparison = compared["ner"]
-        scores["held_out_decisions"] = evaluate_decisions(ner, training_set.held_out)
-        scores["comparison"] = comparison
-        chosen = max(compared, key=lambda name: f_rank(compared[name][1]["model"]["f"]))  # the first of equals: ner
-        pipeline = {"name": chosen, "path": str(choices[chosen]),
-                    "held_out_f": {name: result["model"]["f"] for name, (_, result) in compared.items()}}
+            predicted[name] = model_predictions(nlp, training_set.held_out)
+            compared[name] = against_rules(training_set.rules_view, predicted[name], answers)
+            if name == "ner":
+                scores["held_out_decisions"] = evaluate_decisions(nlp, training_set.held_out)
+        scores["comparison"] = compared["ner"]
+        held_out_f = {name: result["model"]["f"] for name, result in compared.items()}
+        chosen, sure = choose(predicted, held_out_f, answers, incumbent)
+        pipeline.update(name=chosen, path=str(choices[chosen]), held_out_f=held_out_f, confidence=sure)
     handed_over = Path(output_dir) / "pipeline"  # one place to load, whichever it is
+    shutil.rmtree(handed_over, ignore_errors=True)
     shutil.copytree(pipeline["path"], handed_over, dirs_exist_ok=True)
     scores["pipeline"] = {**pipeline, "path": str(handed_over)}
     return {"model": best, "pipeline": handed_over, "scores": scores}

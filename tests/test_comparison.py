@@ -3,7 +3,7 @@ often the queue asked about it."""
 
 import pytest
 
-from bootstrap.comparison import against_rules, compare, held_out_answers
+from bootstrap.comparison import HANDOVER_CONFIDENCE, against_rules, choose, compare, confidence, held_out_answers
 from bootstrap.handoff import rules_accuracy
 
 H = 7  # one held-out text
@@ -77,3 +77,43 @@ def test_the_latest_answer_counts_and_ignores_say_nothing():
     tasks = as_tasks({key(1): True}) + as_tasks({key(1): False}) + [
         {**as_tasks({key(2): True})[0], "answer": "ignore"}]
     assert held_out_answers(tasks) == {key(1): False}
+
+
+def texts_where_the_challenger_adds(right: int, wrong: int):
+    """Held-out texts with one accepted span both systems find; in ``right`` of them the challenger
+    also finds an accepted entity the incumbent misses, in ``wrong`` it adds a rejected span."""
+    incumbent, challenger, answers = set(), set(), {}
+    for text in range(right + wrong):
+        shared, extra = (text, 0, 5, "DISEASE"), (text, 10, 15, "DISEASE")
+        incumbent.add(shared)
+        challenger.update((shared, extra))
+        answers.update({shared: True, extra: text < right})
+    return incumbent, challenger, answers
+
+
+def test_a_pipeline_replaces_the_rules_only_when_the_held_out_texts_make_it_sure():
+    """The same advantage on 2 texts and on 60: the estimate favours the challenger both times,
+    but only 60 texts make it sure enough to hand it over."""
+    for texts, handed_over in ((2, "rules"), (60, "ner")):
+        incumbent, challenger, answers = texts_where_the_challenger_adds(texts // 2, texts // 2)
+        estimate = compare(incumbent, challenger, answers)
+        assert estimate["model"]["f"] > estimate["rules"]["f"]
+        predicted = {"rules": incumbent, "ner": challenger}
+        chosen, sure = choose(predicted, {"rules": estimate["rules"]["f"], "ner": estimate["model"]["f"]}, answers, "rules")
+        assert chosen == handed_over
+        assert (sure["ner"] >= HANDOVER_CONFIDENCE) == (handed_over == "ner")
+
+
+def test_confidence_is_paired_and_symmetric():
+    incumbent, challenger, answers = texts_where_the_challenger_adds(6, 4)
+    forward, backward = confidence(incumbent, challenger, answers), confidence(challenger, incumbent, answers)
+    assert forward > 0.5 > backward
+    assert forward + backward == pytest.approx(1.0, abs=1e-9)  # the same draws, ties counting half to each
+    assert confidence(incumbent, incumbent, answers) == 0.5
+    assert confidence(incumbent, challenger, {}) is None
+
+
+def test_with_nothing_decided_the_incumbent_stays():
+    incumbent, challenger, _ = texts_where_the_challenger_adds(30, 0)
+    assert choose({"rules": incumbent, "ner": challenger}, {"rules": None, "ner": None}, {}, "rules") == \
+        ("rules", {"ner": None})

@@ -120,6 +120,7 @@ def test_a_saved_pipeline_loads_without_importing_bootstrap(shared_data, tmp_pat
 def test_a_training_hands_over_the_best_pipeline_on_the_held_out_texts(tmp_path, answer_from_gold, monkeypatch):
     """The choice, not the model's quality: an untrained ``ner`` stands in for spaCy's training."""
     from bootstrap import train
+    from bootstrap.comparison import HANDOVER_CONFIDENCE
     from bootstrap.config import PipelineRules
     from bootstrap.gold import load_gold
     from bootstrap.handoff import HandoffPolicy
@@ -149,8 +150,10 @@ def test_a_training_hands_over_the_best_pipeline_on_the_held_out_texts(tmp_path,
     pipeline = result["scores"]["pipeline"]
     scores = pipeline["held_out_f"]
     assert list(scores) == ["ner", "rules + ner", "rules"]
-    best = max(scores.values(), key=lambda f: -1.0 if f is None else f)
-    assert pipeline["name"] == next(name for name, f in scores.items() if f == best)  # the first of equals
+    sure = [name for name, p in pipeline["confidence"].items() if p is not None and p >= HANDOVER_CONFIDENCE]
+    assert set(pipeline["confidence"]) == {"ner", "rules + ner"}  # each against the corrected rules
+    assert pipeline["name"] == (max(sure, key=lambda name: scores[name]) if sure else "rules")
+    assert pipeline["confidence"]["ner"] < HANDOVER_CONFIDENCE
     nlp = spacy.load(result["pipeline"])
     assert ("ner" in nlp.pipe_names) == (pipeline["name"] != "rules")
     assert ("bootstrap_rules" in nlp.pipe_names) == (pipeline["name"] != "ner")

@@ -162,7 +162,7 @@ def print_lf_stats(dataset: str, report: dict, console: Console, wide: bool = Fa
         print_whole(history, console)
         last = runs[-1]
         if last.get("pipeline_path"):
-            console.print(f"The last training's pipeline ({last['pipeline']}, the best on the held-out texts): "
+            console.print(f"The last training's pipeline ({last['pipeline']}: the corrected rules unless another beat them on the held-out texts with confidence): "
                           f"spacy.load({last['pipeline_path']!r})", highlight=False)
 
 

@@ -131,7 +131,10 @@ def _train_whole_corpus(
         scores["gold"] = evaluate_gold(spacy.load(result["pipeline"]), eval_path)
     typer.echo(json.dumps(scores, indent=2))
     chosen = "" if "held_out_f" not in pipeline else (
-        ", the best on the held-out texts of " + ", ".join(f"{name} (F {_f(f)})" for name, f in pipeline["held_out_f"].items()))
+        ", chosen on the held-out texts from " + ", ".join(
+            f"{name} (F {_f(f)}" + ("" if name not in pipeline["confidence"] else
+                                    f", beats the rules in {_f(pipeline['confidence'][name], '.0%')} of resamples") + ")"
+            for name, f in pipeline["held_out_f"].items()))
     console.print(f"Saved the pipeline to {result['pipeline']} (spacy.load opens it: {pipeline['name']}{chosen}) after "
                   f"{result['scores']['train_cpu_seconds']:.0f} CPU s of training; the model alone is {result['model']}, "
                   f"config.cfg and the .spacy files are in {output}", highlight=False)
@@ -140,8 +143,8 @@ def _train_whole_corpus(
     warn_if_it_learned_nothing(result["model"], tasks, result["scores"].get("held_out_decisions") or {}, with_rules=True)
 
 
-def _f(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _f(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 @contextlib.contextmanager
