@@ -157,17 +157,24 @@ class CandidateTable:
         is rejected inside "breast cancer" and accepted on its own, so decisions carry to the
         other occurrences of a string in the same setting only (``weak_labels``, ``ranking``).
         """
-        result = np.zeros(self.n_rows, dtype=bool)
-        order = np.lexsort((-self.end.astype(np.int64), self.start, self.input_hash))
-        text, reach, owner = None, -1, -1
-        for row in order.tolist():
-            if self.input_hash[row] != text:
-                text, reach, owner = self.input_hash[row], -1, -1
-            if self.start[row] < reach:
-                result[row] = result[owner] = True
-            if self.end[row] > reach:
-                reach, owner = int(self.end[row]), row
-        return result
+        return overlaps(self.input_hash, self.start, self.end)
+
+
+def overlaps(text: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Per span (``text``, ``start``, ``end``: one array each, spans distinct), whether it overlaps
+    another span of the same text, nested or crossing: one sweep in order of start (longest
+    first), keeping the span that reaches furthest, so a text of n spans costs n log n."""
+    result = np.zeros(len(start), dtype=bool)
+    order = np.lexsort((-np.asarray(end, dtype=np.int64), start, text))
+    current, reach, owner = None, -1, -1
+    for row in order.tolist():
+        if text[row] != current:
+            current, reach, owner = text[row], -1, -1
+        if start[row] < reach:
+            result[row] = result[owner] = True
+        if end[row] > reach:
+            reach, owner = int(end[row]), row
+    return result
 
 
 class _Builder:

@@ -36,6 +36,7 @@ from spacy.util import filter_spans
 from .candidates import Candidate, candidates_from_matches
 from .config import PHRASE_ATTR, PipelineRules
 from .corpus import Record
+from .labelmatrix import overlaps
 from .matching import RuleMatcher
 from .rules import load_rules
 
@@ -92,12 +93,14 @@ class CorrectedRules:
         """Each candidate with the rules' probability (1: an entity of this label; 0.5: a negative
         rule contradicts it, not an entity; 0: another label of its span wins) and whether it
         overlaps another span, the setting decisions are carried in."""
+        import numpy as np
+
         by_span: dict[tuple[int, int], list[Candidate]] = defaultdict(list)
         for c in candidates:
             by_span[(c.start, c.end)].append(c)
-        spans = sorted(by_span)
-        for (start, end), rivals in by_span.items():
-            overlapping = any(s < end and start < e and (s, e) != (start, end) for s, e in spans)
+        spans = np.array(list(by_span), dtype=np.int64).reshape(-1, 2)
+        overlapping_spans = overlaps(np.zeros(len(spans), dtype=np.int64), spans[:, 0], spans[:, 1]).tolist()
+        for rivals, overlapping in zip(by_span.values(), overlapping_spans):
             standing = [c for c in rivals if not c.votes_against]
             winner = min(standing, key=self._strength) if standing else None
             for c in rivals:

@@ -128,3 +128,18 @@ def test_a_boundary_questions_reach_counts_the_rivals_a_yes_would_settle(nested)
         asked.append(choice.row)
         ranker.close(choice.index)
     assert set(asked[-2:]) == {mid, row_of(nested, 0, "dystrophy")}  # the settled ones come last
+
+
+def test_spans_overlap_when_nested_or_crossing_in_the_same_text_only():
+    from bootstrap.labelmatrix import overlaps
+
+    spans = [  # (text, start, end)
+        (1, 0, 13), (1, 7, 13),  # "breast cancer" and its head: nested
+        (1, 20, 25), (1, 25, 30),  # adjacent: no overlap
+        (1, 40, 50), (1, 45, 55),  # crossing
+        (1, 60, 70), (1, 60, 65),  # the same start
+        (2, 7, 13),  # the same offsets as a span of text 1, in another text
+    ]
+    text, start, end = (np.array(column) for column in zip(*spans))
+    assert overlaps(text, start, end).tolist() == [True, True, False, False, True, True, True, True, False]
+    assert overlaps(*(np.array([], dtype=np.int64) for _ in range(3))).tolist() == []
