@@ -208,8 +208,16 @@ def handoff_status(
                   "model_only": (run["scores"].get("strata") or {}).get("model_only"),
                   # the pipeline to use (``weak_labels.train_model``): the corrected rules, or the model with or without them
                   "pipeline": (run["scores"].get("pipeline") or {}).get("name"),
-                  "pipeline_path": (run["scores"].get("pipeline") or {}).get("path")} for run in runs],
+                  "pipeline_path": (run["scores"].get("pipeline") or {}).get("path"),
+                  # how sure the held-out texts made the choice, where it is not the corrected rules
+                  "pipeline_confidence": _chosen_confidence(run["scores"].get("pipeline") or {})} for run in runs],
     }
+
+
+def _chosen_confidence(pipeline: dict[str, Any]) -> float | None:
+    """The share of resamples in which the pipeline handed over beat the corrected rules
+    (``comparison.choose``); None for the rules themselves or a run from before the choice."""
+    return (pipeline.get("confidence") or {}).get(pipeline.get("name"))
 
 
 def answered_spans(answers: Iterable[Any]) -> list[ModelSpan]:

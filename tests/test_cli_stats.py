@@ -135,3 +135,22 @@ def test_stats_gives_the_labels_estimated_quality_and_the_stopping_hint(db, repo
         assert f"from the last {expected['n']} exploration answers" in output
         assert f"precision {expected['precision'][0]:.2f} [{expected['precision'][1]:.2f}, {expected['precision'][2]:.2f}]" in output
     assert f"The next 100 decisions would change about {hint['expected_changes']:,.0f} of {hint['candidates']:,}" in output
+
+
+def test_the_history_names_each_pipeline_handed_over_and_how_sure(db, tmp_path):
+    import shutil
+
+    from bootstrap.store import Store
+
+    copy = tmp_path / "copy.db"
+    shutil.copy(db, copy)
+    runs = [("rules + ner", {"ner": 0.41, "rules + ner": 0.93}, True), ("rules", {"ner": 0.2, "rules + ner": 0.55}, False)]
+    with Store(copy, create=False) as store:
+        for name, confidence, adopted in runs:
+            store.add_model_run(DATASET, 40, tmp_path / "model", {
+                "model": {"f": 0.5}, "rules": {"f": 0.4},
+                "pipeline": {"name": name, "path": str(tmp_path / "pipeline"), "confidence": confidence}}, adopted=adopted)
+    output = " ".join(stats(str(copy), columns=150).split())
+    assert "rules + ner (93% sure)" in output  # a pipeline other than the rules says how sure the choice was
+    assert "(55% sure)" not in output and "(20% sure)" not in output  # the rules kept: no challenger's share
+    assert "The last training's pipeline, rules: spacy.load(" in output

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..comparison import HANDOVER_CONFIDENCE
 from ..config import DEFAULT_DB, LANG
 from ..store import DatasetStats, Store, UnknownDataset
 from ._util import DB_OPTION, app, fail, reports_input_errors, split_patterns_and_texts
@@ -158,12 +159,19 @@ def print_lf_stats(dataset: str, report: dict, console: Console, wide: bool = Fa
         for run in runs:
             history.add_row(f"{run['decisions']:,}", _share(run["model_f"]), _share(run["rules_f"]),
                             _share(run["model_accuracy"]), _share(run["rules_accuracy"]), _own_spans(run),
-                            _entered(run), run.get("pipeline") or "")
+                            _entered(run), _pipeline(run))
         print_whole(history, console)
         last = runs[-1]
         if last.get("pipeline_path"):
-            console.print(f"The last training's pipeline ({last['pipeline']}: the corrected rules unless another beat them on the held-out texts with confidence): "
-                          f"spacy.load({last['pipeline_path']!r})", highlight=False)
+            console.print(f"The last training's pipeline, {_pipeline(last)}: spacy.load({last['pipeline_path']!r}). The "
+                          "corrected rules are handed over unless the model, alone or after them, beats them on the "
+                          f"held-out texts in {HANDOVER_CONFIDENCE:.0%} of resamples (the share is shown).", highlight=False)
+
+
+def _pipeline(run: dict[str, Any]) -> str:
+    """The pipeline a training handed over, with how sure the held-out texts made the choice."""
+    sure = run.get("pipeline_confidence")
+    return (run.get("pipeline") or "") + ("" if sure is None else f" ({sure:.0%} sure)")
 
 
 def _own_spans(run: dict[str, Any]) -> str:
