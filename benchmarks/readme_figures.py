@@ -126,6 +126,10 @@ def cold_start_detail() -> str:
         ("the pipeline handed over (the corrected rules unless another beat them with confidence)", lambda r: (r.get("pipeline") or {}).get("name", "ner")),
         ("test P / R / F, the trained pipeline", lambda r: prf(r["scores"]["model"])),
         ("test P / R / F, its ner model alone", lambda r: prf(r["scores"]["ner"]) if "ner" in r["scores"] else "not measured"),
+        ("test P / R / F, the corrected rules before its ner",
+         lambda r: prf(r["scores"]["corrected rules + ner"]) if "corrected rules + ner" in r["scores"] else "not measured"),
+        ("test P / R / F, the corrected rules alone",
+         lambda r: prf(r["scores"]["corrected rules"]) if "corrected rules" in r["scores"] else "not measured"),
     ]
     lines = ["| | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
     for name, cell in rows:

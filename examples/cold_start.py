@@ -188,22 +188,31 @@ def show_entities(nlp: Language, texts: list[str]) -> list[dict[str, Any]]:
     return shown
 
 
+CHOICES = {"rules + ner": ("corrected rules + ner", "  the corrected rules before its ner"),  # key, row
+           "rules": ("corrected rules", "  the corrected rules alone")}
+
+
 def compare_with_rules(args: argparse.Namespace, data: SimulationData, reference: list[Doc], lfs: Path | None,
-                       trained: Language, decisions: int, model: Language) -> dict[str, dict[str, Any]]:
+                       trained: Language, decisions: int, model: Language,
+                       choices: dict[str, str]) -> dict[str, dict[str, Any]]:
     """P/R/F on the test split: the "rules alone" lines of ``bootstrap simulate``, the pipeline
-    the training handed over, and its model alone."""
+    the training handed over, its model alone and the other pipelines it chose from (``choices``:
+    name -> path), keyed by :data:`CHOICES` in what it returns."""
     baseline = rules_scores([args.example / "patterns.jsonl"], data.test, reference, lfs=lfs, lang="en",
                             phrase_attr="ORTH", seed=args.seed)
     voters = "rules and lfs.py" if lfs else "rules"
-    rows = {
-        "rules alone (positive matches no negative rule votes against)": baseline["rules"],
-        f"{voters}, no decisions (Snorkel's LabelModel p > 0.5)": baseline["labelmodel"],
-        f"{voters}, no decisions (the loop's aggregate, {baseline['aggregate']['method']}, p > 0.5)": baseline["aggregate"],
-        f"trained pipeline ({decisions} decisions)": evaluate_gold(trained, reference),
-        "  its ner model alone": evaluate_gold(model, reference),
+    rows = {  # key -> (row, scores)
+        "rules": ("rules alone (positive matches no negative rule votes against)", baseline["rules"]),
+        "labelmodel": (f"{voters}, no decisions (Snorkel's LabelModel p > 0.5)", baseline["labelmodel"]),
+        "aggregate": (f"{voters}, no decisions (the loop's aggregate, {baseline['aggregate']['method']}, p > 0.5)",
+                      baseline["aggregate"]),
+        "model": (f"trained pipeline ({decisions} decisions)", evaluate_gold(trained, reference)),
+        "ner": ("  its ner model alone", evaluate_gold(model, reference)),
+        **{CHOICES[name][0]: (CHOICES[name][1], evaluate_gold(spacy.load(path), reference))
+           for name, path in choices.items() if name in CHOICES},
     }
-    console.print(scores_table(rows, len(reference)))
-    return dict(zip(("rules", "labelmodel", "aggregate", "model", "ner"), rows.values()))
+    console.print(scores_table(dict(rows.values()), len(reference)))
+    return {key: scores for key, (_, scores) in rows.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"spacy.load({str(model_path)!r}): pipeline {trained.pipe_names}, the {pipeline['name']!r} one "
                       + (f"(F on the held-out texts: {held_out})" if held_out else "(nothing held out to choose by)"))
         shown = show_entities(trained, [doc.text for doc in reference[: args.show]])
-        scores = compare_with_rules(args, data, reference, lfs, trained, len(tasks), spacy.load(result["model"]))
+        scores = compare_with_rules(args, data, reference, lfs, trained, len(tasks), spacy.load(result["model"]),
+                                    pipeline.get("choices") or {})
     if args.report is not None:
         handoff = session["progress"]["handoff"]
         args.report.write_text(json.dumps({
