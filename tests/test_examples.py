@@ -110,7 +110,9 @@ def test_cold_start_runs_end_to_end_on_the_bundled_example(tmp_path):
     assert ("bootstrap_rules" in nlp.pipe_names) == (result["pipeline"]["name"] != "ner")
     assert set(result["pipeline"]["held_out_f"]) == {"ner", "rules + ner", "rules"}  # the rules' files were given
     assert result["shown"] and all(f"-> {[tuple(e) for e in shown['entities']]}" in out for shown in result["shown"])
-    for name in ("rules", "labelmodel", "aggregate", "model", "ner"):
+    handed_over = {"ner": "ner", "rules + ner": "corrected rules + ner", "rules": "corrected rules"}[result["pipeline"]["name"]]
+    assert result["scores"][handed_over] == result["scores"]["model"]  # every choice scored, the one handed over among them
+    for name in ("rules", "labelmodel", "aggregate", "model", "ner", "corrected rules + ner", "corrected rules"):
         scores = result["scores"][name]
         assert all(0.0 <= scores[key] <= 1.0 for key in ("precision", "recall", "f")), (name, scores)
     assert result["scores"]["rules"]["f"] > 0  # the rules alone find some gold spans of the test split
