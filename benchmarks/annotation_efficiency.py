@@ -14,8 +14,8 @@ LabelModel, ``p > 0.5``), ``aggregate`` (the fit the loop uses before any decisi
 the first seed only, ``gold`` (a model trained on every pool text fully annotated: the
 ceiling). At every checkpoint both orders train the same way: on the whole pool, weakly
 labelled by the rules and corrected by every decision so far (``bootstrap.weak_labels``), and
-the curve is the pipeline the training hands over (the corrected rules, unless the model or
-the corrected rules before its ``ner`` beat them on the held-out texts with confidence:
+the curve is the pipeline the training hands over (the corrected rules, unless the model after
+them, then the model alone, beat the choice so far on the held-out texts with confidence:
 ``bootstrap.comparison.choose``), with the model alone beside it (``ner``) and every choice's F
 (what a perfect choice would have had).
 

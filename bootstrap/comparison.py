@@ -28,14 +28,17 @@ WNUT-17 (5-10% of questions accepted) it picked the model alone at 12 of 18 chec
 400 decisions, 3 seeds, both orders), where the model was below the rules on the test gold at
 every one. :func:`confidence` says
 how often one system beats another over resamples of the held-out texts (a paired bootstrap:
-both are scored on the same draw), so a pipeline replaces the rules only where it beats them
-with ``HANDOVER_CONFIDENCE`` (``weak_labels.train_model``).
+both are scored on the same draw). :func:`choose` climbs a ladder of pipelines, from the least
+change to the rules to the most, and takes each step only where it beats the current choice
+with ``HANDOVER_CONFIDENCE``: taking the best estimate among those sure to beat the rules would
+bring back the thin sample's luck (on the bundled products example the model alone, estimated
+0.81 against 0.78 for the rules before it, scored 0.73 against 0.81 on the test gold).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from .tasks import task_input_hash
 
@@ -158,18 +161,22 @@ def confidence(incumbent: Iterable[SpanKey], challenger: Iterable[SpanKey], answ
     return round(wins / resamples, 3)
 
 
-def choose(predicted: Mapping[str, Iterable[SpanKey]], held_out_f: Mapping[str, float | None],
-           answers: Mapping[SpanKey, bool], incumbent: str) -> tuple[str, dict[str, float | None]]:
-    """The pipeline to hand over of those whose held-out spans are ``predicted`` (name -> spans):
-    ``incumbent`` unless another beats it with :data:`HANDOVER_CONFIDENCE`, then the best of those
-    by ``held_out_f``. Returns the name and each challenger's :func:`confidence` against the
-    incumbent. The burden of proof is on the challenger because the held-out texts are few: a
-    user who wrote the rules keeps them until the decisions show something better."""
-    sure = {name: confidence(predicted[incumbent], spans, answers)
-            for name, spans in predicted.items() if name != incumbent}
-    winners = [name for name, p in sure.items() if p is not None and p >= HANDOVER_CONFIDENCE]
-    chosen = max(winners, key=lambda name: f_rank(held_out_f.get(name)), default=incumbent)
-    return chosen, sure
+def choose(predicted: Mapping[str, Iterable[SpanKey]], answers: Mapping[SpanKey, bool],
+           ladder: Sequence[str]) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The pipeline to hand over of those whose held-out spans are ``predicted`` (name -> spans).
+    ``ladder`` orders them from the least change to the most, the first being the incumbent;
+    each next one replaces the current choice only where it beats it with
+    :data:`HANDOVER_CONFIDENCE` (:func:`confidence`). Returns the name and, per challenger, the
+    choice it was tried ``against`` and its ``confidence``. The burden of proof is on each
+    change because the held-out texts are few: a user who wrote the rules keeps them until the
+    decisions show something better."""
+    chosen, trials = ladder[0], {}
+    for name in ladder[1:]:
+        sure = confidence(predicted[chosen], predicted[name], answers)
+        trials[name] = {"against": chosen, "confidence": sure}
+        if sure is not None and sure >= HANDOVER_CONFIDENCE:
+            chosen = name
+    return chosen, trials
 
 
 def f_rank(f: float | None) -> float:

@@ -215,9 +215,9 @@ def handoff_status(
 
 
 def _chosen_confidence(pipeline: dict[str, Any]) -> float | None:
-    """The share of resamples in which the pipeline handed over beat the corrected rules
-    (``comparison.choose``); None for the rules themselves or a run from before the choice."""
-    return (pipeline.get("confidence") or {}).get(pipeline.get("name"))
+    """The share of resamples in which the pipeline handed over beat the choice before it
+    (``comparison.choose``); None for the corrected rules themselves or a run from before the choice."""
+    return ((pipeline.get("trials") or {}).get(pipeline.get("name")) or {}).get("confidence")
 
 
 def answered_spans(answers: Iterable[Any]) -> list[ModelSpan]:

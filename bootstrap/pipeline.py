@@ -41,6 +41,9 @@ from .matching import RuleMatcher
 from .rules import load_rules
 
 FACTORY = "bootstrap_rules"
+# the pipelines a training may hand over, from the least change to the rules to the most
+# (``comparison.choose`` climbs it): the corrected rules, the model's ner after them, the model alone
+LADDER = ("rules", "rules + ner", "ner")
 PATTERNS_FILE = "patterns.jsonl"
 CORRECTIONS_FILE = "corrections.json"
 Carried = Mapping[tuple[str, str, bool], str]  # weak_labels._carried: (string, label, overlapping) -> answer

@@ -453,7 +453,7 @@ def pipeline_scores(model: str | Path, pipeline: Mapping[str, Any], reference: S
     known = {pipeline["name"]: scores, "ner": ner}
     choices_f = {name: (known.get(name) or scored(path))["f"] for name, path in (pipeline.get("choices") or {}).items()}
     return {**scores, "pipeline": pipeline["name"], "pipeline_held_out_f": pipeline.get("held_out_f"),
-            "pipeline_confidence": pipeline.get("confidence"), "choices_f": choices_f, "ner": ner}
+            "pipeline_trials": pipeline.get("trials"), "choices_f": choices_f, "ner": ner}
 
 
 def checkpoint_scores(

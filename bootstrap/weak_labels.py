@@ -48,10 +48,10 @@ the handoff scores model and rules on them.
 **The pipeline handed over.** :func:`train_model` trains the model, then scores it, the rules
 corrected by the decisions before its ``ner``, and those rules alone (:mod:`bootstrap.pipeline`,
 which labels a new text with this module's precedence: :func:`corrected_entities`) on the
-held-out texts. The corrected rules are handed over unless another pipeline beats them there
-with confidence (:func:`bootstrap.comparison.choose`): where a blank model cannot learn the
-entity type (WNUT-17), the decisions still improve the rules, and a few held-out entities are
-too few to prove the model better.
+held-out texts. The corrected rules are handed over unless the model after them, and then the
+model alone, beat the choice so far there with confidence (:func:`bootstrap.comparison.choose`):
+where a blank model cannot learn the entity type (WNUT-17), the decisions still improve the
+rules, and a few held-out entities are too few to prove the model better.
 
 **Bounded time.** At most ``max_texts`` texts and ``max_words`` words are used: every decided
 training text, and a fixed sample (by input hash, so it grows stably with the corpus) of the
@@ -76,7 +76,7 @@ from spacy.tokens import Doc, Span
 from .aggregate import MIN_COMPARED, Aggregate, entity_probability_if_chosen, fit_probabilities, labelled
 from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED, PipelineRules
 from .labelmatrix import CandidateTable, surface_key
-from .pipeline import pipeline_choices, rule_specificity
+from .pipeline import LADDER, pipeline_choices, rule_specificity
 from .tasks import task_input_hash
 from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, token_span
 
@@ -566,10 +566,10 @@ def train_model(
 
     ``model`` is the NER model (the loop's proposer). ``pipeline`` is one of the pipelines that
     can be made of it and the ``rules`` corrected by the decisions
-    (:func:`~bootstrap.pipeline.pipeline_choices`): the corrected rules, unless another beats
-    them on the held-out texts with confidence (``comparison.choose``); without ``rules``, the
-    model. ``scores["pipeline"]`` names it and keeps every choice's path, held-out F and
-    confidence against the rules.
+    (:func:`~bootstrap.pipeline.pipeline_choices`): the corrected rules, unless the model after
+    them, and then the model alone, beat the choice so far on the held-out texts with confidence
+    (``comparison.choose``); without ``rules``, the model. ``scores["pipeline"]`` names it and
+    keeps every choice's path and held-out F, and each step's trial.
     """
     import spacy
 
@@ -589,8 +589,8 @@ def train_model(
     choices = {"ner": Path(best)}
     if rules is not None:
         choices.update(pipeline_choices(best, Path(output_dir), rules, training_set.carried, training_set.specificity))
-    incumbent = "rules" if "rules" in choices else "ner"
-    pipeline: dict[str, Any] = {"name": incumbent, "path": str(choices[incumbent]),
+    ladder = [name for name in LADDER if name in choices]
+    pipeline: dict[str, Any] = {"name": ladder[0], "path": str(choices[ladder[0]]),
                                 "choices": {name: str(path) for name, path in choices.items()}}
     if training_set.held_out:
         answers = held_out_answers(training_set.held_out)
@@ -603,8 +603,8 @@ def train_model(
                 scores["held_out_decisions"] = evaluate_decisions(nlp, training_set.held_out)
         scores["comparison"] = compared["ner"]
         held_out_f = {name: result["model"]["f"] for name, result in compared.items()}
-        chosen, sure = choose(predicted, held_out_f, answers, incumbent)
-        pipeline.update(name=chosen, path=str(choices[chosen]), held_out_f=held_out_f, confidence=sure)
+        chosen, trials = choose(predicted, answers, ladder)
+        pipeline.update(name=chosen, path=str(choices[chosen]), held_out_f=held_out_f, trials=trials)
     handed_over = Path(output_dir) / "pipeline"  # one place to load, whichever it is
     shutil.rmtree(handed_over, ignore_errors=True)
     shutil.copytree(pipeline["path"], handed_over, dirs_exist_ok=True)

@@ -240,9 +240,10 @@ def main(argv: list[str] | None = None) -> int:
                              rules=PipelineRules((str(args.example / "patterns.jsonl"),)))
         model_path, pipeline = Path(result["pipeline"]), result["scores"]["pipeline"]
         trained = spacy.load(model_path)
-        sure = pipeline.get("confidence") or {}
+        trials = pipeline.get("trials") or {}
         held_out = ", ".join((f"{name} {f:.2f}" if f is not None else f"{name} -")
-                             + (f" (beats the rules in {sure[name]:.0%} of resamples)" if sure.get(name) is not None else "")
+                             + (f" (beats {trials[name]['against']} in {trials[name]['confidence']:.0%} of resamples)"
+                                if (trials.get(name) or {}).get("confidence") is not None else "")
                              for name, f in (pipeline.get("held_out_f") or {}).items())
         console.print(f"spacy.load({str(model_path)!r}): pipeline {trained.pipe_names}, the {pipeline['name']!r} one "
                       + (f"(F on the held-out texts: {held_out})" if held_out else "(nothing held out to choose by)"))

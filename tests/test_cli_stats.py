@@ -144,12 +144,15 @@ def test_the_history_names_each_pipeline_handed_over_and_how_sure(db, tmp_path):
 
     copy = tmp_path / "copy.db"
     shutil.copy(db, copy)
-    runs = [("rules + ner", {"ner": 0.41, "rules + ner": 0.93}, True), ("rules", {"ner": 0.2, "rules + ner": 0.55}, False)]
+    runs = [("rules + ner", {"rules + ner": ("rules", 0.93), "ner": ("rules + ner", 0.41)}, True),
+            ("rules", {"rules + ner": ("rules", 0.55), "ner": ("rules", 0.2)}, False)]
     with Store(copy, create=False) as store:
-        for name, confidence, adopted in runs:
+        for name, trials, adopted in runs:
             store.add_model_run(DATASET, 40, tmp_path / "model", {
                 "model": {"f": 0.5}, "rules": {"f": 0.4},
-                "pipeline": {"name": name, "path": str(tmp_path / "pipeline"), "confidence": confidence}}, adopted=adopted)
+                "pipeline": {"name": name, "path": str(tmp_path / "pipeline"), "trials": {
+                    challenger: {"against": against, "confidence": sure} for challenger, (against, sure) in trials.items()}}},
+                adopted=adopted)
     output = " ".join(stats(str(copy), columns=150).split())
     assert "rules + ner (93% sure)" in output  # a pipeline other than the rules says how sure the choice was
     assert "(55% sure)" not in output and "(20% sure)" not in output  # the rules kept: no challenger's share

@@ -61,7 +61,7 @@ def test_train_with_rules_says_so_too_when_its_model_finds_nothing(tmp_path, mon
         return {"model": finds_nothing, "pipeline": finds_nothing,
                 "scores": {"train_cpu_seconds": 1.0,
                            "pipeline": {"name": "rules", "path": str(finds_nothing), "held_out_f": {"ner": 0.31, "rules": 0.35},
-                                        "confidence": {"ner": 0.4}},
+                                        "trials": {"ner": {"against": "rules", "confidence": 0.4}}},
                            "held_out_decisions": {"accepted": 4, "accept_accuracy": 0.0}}}
 
     monkeypatch.setattr(weak_labels, "train_model", train_model)
@@ -73,5 +73,5 @@ def test_train_with_rules_says_so_too_when_its_model_finds_nothing(tmp_path, mon
     assert "warning The model finds none of the 4 held-out accepted spans: it has learned nothing useful yet" in output
     assert "accepted spans per label: DISEASE" in output and "bootstrap check" in output
     assert "train with --rules" not in output  # it did
-    assert "(spacy.load opens it: rules, chosen on the held-out texts from ner (F 0.31, beats the rules in 40% of " \
+    assert "(spacy.load opens it: rules, chosen on the held-out texts from ner (F 0.31, beats rules in 40% of " \
         "resamples), rules (F 0.35))" in output

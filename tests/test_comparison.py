@@ -98,10 +98,25 @@ def test_a_pipeline_replaces_the_rules_only_when_the_held_out_texts_make_it_sure
         incumbent, challenger, answers = texts_where_the_challenger_adds(texts // 2, texts // 2)
         estimate = compare(incumbent, challenger, answers)
         assert estimate["model"]["f"] > estimate["rules"]["f"]
-        predicted = {"rules": incumbent, "ner": challenger}
-        chosen, sure = choose(predicted, {"rules": estimate["rules"]["f"], "ner": estimate["model"]["f"]}, answers, "rules")
+        chosen, trials = choose({"rules": incumbent, "ner": challenger}, answers, ["rules", "ner"])
         assert chosen == handed_over
-        assert (sure["ner"] >= HANDOVER_CONFIDENCE) == (handed_over == "ner")
+        assert trials["ner"]["against"] == "rules"
+        assert (trials["ner"]["confidence"] >= HANDOVER_CONFIDENCE) == (handed_over == "ner")
+
+
+def test_each_step_up_the_ladder_must_beat_the_choice_before_it():
+    """The model alone has the best estimate and is sure to beat the rules, but not the rules with
+    the model after them, which beat the rules first: those are handed over."""
+    rules, after, answers = texts_where_the_challenger_adds(30, 30)
+    right, wrong = (0, 30, 35, "DISEASE"), (30, 30, 35, "DISEASE")  # one more entity found, one more mistake
+    alone, answers = after | {right, wrong}, {**answers, right: True, wrong: False}
+    estimate = compare(after, alone, answers)
+    assert estimate["model"]["f"] > estimate["rules"]["f"]
+    assert confidence(rules, alone, answers) >= HANDOVER_CONFIDENCE
+    chosen, trials = choose({"rules": rules, "rules + ner": after, "ner": alone}, answers, ["rules", "rules + ner", "ner"])
+    assert chosen == "rules + ner"
+    assert trials["rules + ner"] == {"against": "rules", "confidence": confidence(rules, after, answers)}
+    assert trials["ner"]["against"] == "rules + ner" and trials["ner"]["confidence"] < HANDOVER_CONFIDENCE
 
 
 def test_confidence_is_paired_and_symmetric():
@@ -115,5 +130,5 @@ def test_confidence_is_paired_and_symmetric():
 
 def test_with_nothing_decided_the_incumbent_stays():
     incumbent, challenger, _ = texts_where_the_challenger_adds(30, 0)
-    assert choose({"rules": incumbent, "ner": challenger}, {"rules": None, "ner": None}, {}, "rules") == \
-        ("rules", {"ner": None})
+    assert choose({"rules": incumbent, "ner": challenger}, {}, ["rules", "ner"]) == \
+        ("rules", {"ner": {"against": "rules", "confidence": None}})

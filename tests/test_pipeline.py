@@ -150,10 +150,12 @@ def test_a_training_hands_over_the_best_pipeline_on_the_held_out_texts(tmp_path,
     pipeline = result["scores"]["pipeline"]
     scores = pipeline["held_out_f"]
     assert list(scores) == ["ner", "rules + ner", "rules"]
-    sure = [name for name, p in pipeline["confidence"].items() if p is not None and p >= HANDOVER_CONFIDENCE]
-    assert set(pipeline["confidence"]) == {"ner", "rules + ner"}  # each against the corrected rules
-    assert pipeline["name"] == (max(sure, key=lambda name: scores[name]) if sure else "rules")
-    assert pipeline["confidence"]["ner"] < HANDOVER_CONFIDENCE
+    trials = pipeline["trials"]
+    assert trials["rules + ner"]["against"] == "rules"  # the ladder: the rules, the model after them, the model alone
+    assert trials["ner"]["against"] == ("rules + ner" if trials["rules + ner"]["confidence"] >= HANDOVER_CONFIDENCE else "rules")
+    climbed = [name for name, trial in trials.items() if trial["confidence"] >= HANDOVER_CONFIDENCE]
+    assert pipeline["name"] == (climbed[-1] if climbed else "rules")
+    assert trials["ner"]["confidence"] < HANDOVER_CONFIDENCE
     nlp = spacy.load(result["pipeline"])
     assert ("ner" in nlp.pipe_names) == (pipeline["name"] != "rules")
     assert ("bootstrap_rules" in nlp.pipe_names) == (pipeline["name"] != "ner")

@@ -164,8 +164,9 @@ def print_lf_stats(dataset: str, report: dict, console: Console, wide: bool = Fa
         last = runs[-1]
         if last.get("pipeline_path"):
             console.print(f"The last training's pipeline, {_pipeline(last)}: spacy.load({last['pipeline_path']!r}). The "
-                          "corrected rules are handed over unless the model, alone or after them, beats them on the "
-                          f"held-out texts in {HANDOVER_CONFIDENCE:.0%} of resamples (the share is shown).", highlight=False)
+                          "corrected rules are handed over unless the model after them, then alone, beats the choice so "
+                          f"far on the held-out texts in {HANDOVER_CONFIDENCE:.0%} of resamples (the share is shown).",
+                          highlight=False)
 
 
 def _pipeline(run: dict[str, Any]) -> str:

@@ -132,9 +132,7 @@ def _train_whole_corpus(
     typer.echo(json.dumps(scores, indent=2))
     chosen = "" if "held_out_f" not in pipeline else (
         ", chosen on the held-out texts from " + ", ".join(
-            f"{name} (F {_f(f)}" + ("" if name not in pipeline["confidence"] else
-                                    f", beats the rules in {_f(pipeline['confidence'][name], '.0%')} of resamples") + ")"
-            for name, f in pipeline["held_out_f"].items()))
+            f"{name} (F {_f(f)}" + _trial(pipeline["trials"].get(name)) + ")" for name, f in pipeline["held_out_f"].items()))
     console.print(f"Saved the pipeline to {result['pipeline']} (spacy.load opens it: {pipeline['name']}{chosen}) after "
                   f"{result['scores']['train_cpu_seconds']:.0f} CPU s of training; the model alone is {result['model']}, "
                   f"config.cfg and the .spacy files are in {output}", highlight=False)
@@ -145,6 +143,11 @@ def _train_whole_corpus(
 
 def _f(value: float | None, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
+
+
+def _trial(trial: dict[str, Any] | None) -> str:
+    """How a pipeline fared against the choice before it (``comparison.choose``)."""
+    return "" if trial is None else f", beats {trial['against']} in {_f(trial['confidence'], '.0%')} of resamples"
 
 
 @contextlib.contextmanager
