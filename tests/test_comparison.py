@@ -92,9 +92,9 @@ def texts_where_the_challenger_adds(right: int, wrong: int):
 
 
 def test_a_pipeline_replaces_the_rules_only_when_the_held_out_texts_make_it_sure():
-    """The same advantage on 2 texts and on 60: the estimate favours the challenger both times,
-    but only 60 texts make it sure enough to hand it over."""
-    for texts, handed_over in ((2, "rules"), (60, "ner")):
+    """The same advantage on 2 texts and on 120: the estimate favours the challenger both times,
+    but only 120 texts make it sure enough to hand it over."""
+    for texts, handed_over in ((2, "rules"), (120, "ner")):
         incumbent, challenger, answers = texts_where_the_challenger_adds(texts // 2, texts // 2)
         estimate = compare(incumbent, challenger, answers)
         assert estimate["model"]["f"] > estimate["rules"]["f"]
@@ -107,8 +107,8 @@ def test_a_pipeline_replaces_the_rules_only_when_the_held_out_texts_make_it_sure
 def test_each_step_up_the_ladder_must_beat_the_choice_before_it():
     """The model alone has the best estimate and is sure to beat the rules, but not the rules with
     the model after them, which beat the rules first: those are handed over."""
-    rules, after, answers = texts_where_the_challenger_adds(30, 30)
-    right, wrong = (0, 30, 35, "DISEASE"), (30, 30, 35, "DISEASE")  # one more entity found, one more mistake
+    rules, after, answers = texts_where_the_challenger_adds(35, 25)
+    right, wrong = (0, 30, 35, "DISEASE"), (35, 30, 35, "DISEASE")  # one more entity found, one more mistake
     alone, answers = after | {right, wrong}, {**answers, right: True, wrong: False}
     estimate = compare(after, alone, answers)
     assert estimate["model"]["f"] > estimate["rules"]["f"]
