@@ -54,6 +54,10 @@ def annotation_efficiency() -> str:
                 handed = [", ".join(f"{kind} {n}" for kind, n in p["pipelines"].items()) for p in curve]
                 lines.append(f"| {name}: its model alone (pipelines handed over, seeds) | "
                              + " | ".join(f"{p['ner_f']['mean']:.3f} ({kinds})" for p, kinds in zip(curve, handed)) + " |")
+        for name, curve in summary["orders"].items():
+            for choice, row in (("rules", "the corrected rules alone"), ("rules + ner", "the corrected rules before its model")):
+                if all(choice in (p.get("choices_f") or {}) for p in curve):
+                    lines.append(f"| {name}: {row} | " + " | ".join(f"{p['choices_f'][choice]['mean']:.3f}" for p in curve) + " |")
         lines.append("")
         lines.append(
             f"Rules alone F {flat['rules']['mean']:.3f}; Snorkel's LabelModel (p > 0.5) {flat['labelmodel']['mean']:.3f}; "
@@ -67,6 +71,9 @@ def annotation_efficiency() -> str:
                          f"{_fmt(reach['rules + 0.10'], budget)}, 80% of the ceiling {_fmt(reach['80% of ceiling'], budget)}; "
                          f"accepted share of its questions {shares}; questions on spans no rule proposed "
                          f"{summary['beyond_rules'][name]['mean']:.1%}.")
+        rerun = summary["settings"].get("rerun") or {}
+        if rerun:
+            lines.append("- run at commit: " + ", ".join(f"{name} {commit}" for name, commit in rerun.items()) + ".")
         verdicts = summary.get("handoff_verdicts")
         if verdicts and verdicts["compared"]:
             lines.append(f"- the handoff's comparison on held-out texts agreed with the test gold at {verdicts['agreed']} of "
@@ -78,8 +85,9 @@ def annotation_efficiency() -> str:
 
 def cold_start() -> str:
     """The bundled examples: the final pipeline against the rules on held-out gold."""
-    lines = ["| example | decisions | rules alone F | aggregate F | trained pipeline F (P / R) | pipeline |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| example | decisions | rules alone F | aggregate F | trained pipeline F (P / R) | pipeline | "
+             "corrected rules F | its model F |",
+             "|---|---|---|---|---|---|---|---|"]
     found = False
     for example in ("diseases", "products"):
         result = _load(f"cold_start_{example}.json")
@@ -90,8 +98,13 @@ def cold_start() -> str:
         model = scores["model"]
         lines.append(f"| `examples/{example}` | {result['decisions']} | {scores['rules']['f']:.3f} | "
                      f"{scores['aggregate']['f']:.3f} | {model['f']:.3f} ({model['precision']:.2f} / {model['recall']:.2f}) | "
-                     f"{(result.get('pipeline') or {}).get('name', 'ner')} |")
+                     f"{(result.get('pipeline') or {}).get('name', 'ner')} | {_f_of(scores.get('corrected rules'))} | "
+                     f"{_f_of(scores.get('ner'))} |")
     return "\n".join(lines) if found else "(no results yet: run examples/cold_start.py with --report)"
+
+
+def _f_of(scores: dict[str, float] | None) -> str:
+    return "not measured" if scores is None else f"{scores['f']:.3f}"
 
 
 def cold_start_detail() -> str:
