@@ -27,13 +27,13 @@ at 0.45 against the rules' 0.38 that scored 0.37 against their 0.45 on the test 
 WNUT-17 (5-10% of questions accepted) it picked the model alone at 12 of 18 checkpoints (100 to
 400 decisions, 3 seeds, both orders), where the model was below the rules on the test gold at
 every one. :func:`confidence` says how often one system beats another over resamples of the
-held-out texts (a paired bootstrap: both are scored on the same draw). :func:`choose` climbs a ladder of pipelines, from the least
-change to the rules to the most, and takes each step only where it beats the current choice
-with ``HANDOVER_CONFIDENCE``: taking the best estimate among those sure to beat the rules would
-bring back the thin sample's luck (on the bundled products example the model alone, estimated
-0.81 against 0.78 for the rules before it, scored 0.73 against 0.81 on the test gold). 95% a
-step, because there are two steps: a pipeline no better than the rules then takes either with
-a chance of at most 10%. At 90% a step, the WNUT-17 runs took a false step (to the model after
+held-out texts (a paired bootstrap: both are scored on the same draw). :func:`choose` climbs a
+ladder of pipelines, from the least change to the rules to the most, and takes each step only
+where it beats the current choice with ``HANDOVER_CONFIDENCE``: taking the best estimate among
+those sure to beat the rules would bring back the thin sample's luck (on the bundled products
+example the model alone, estimated 0.81 against 0.78 for the rules before it, scored 0.73
+against 0.81 on the test gold). 95% a step, because there are two steps: a pipeline no better
+than the rules then takes either with a chance of at most 10%. At 90% a step, the WNUT-17 runs took a false step (to the model after
 the rules, 0.01-0.02 below the rules alone on the test gold) at 2 of 18 checkpoints, with 94.5%
 and 90.5%.
 """
