@@ -248,7 +248,8 @@ def _fmt(value: int | None) -> str:
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
-    """Mean F per checkpoint with the min-max band of the seeds; the flat lines dotted."""
+    """Mean F per checkpoint with the min-max band of the seeds, the model alone dashed where the
+    pipeline handed over was another; the flat lines dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -261,6 +262,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         xs = [p["decisions"] for p in curve]
         axes.plot(xs, [p["f"]["mean"] for p in curve], marker="o", color=colors[name], label=f"{name} (mean)")
         axes.fill_between(xs, [p["f"]["min"] for p in curve], [p["f"]["max"] for p in curve], color=colors[name], alpha=0.2)
+        if any(p.get("ner_f", p["f"]) != p["f"] for p in curve):
+            axes.plot(xs, [p["ner_f"]["mean"] for p in curve], marker=".", linestyle="--", color=colors[name],
+                      label=f"{name}: its model alone")
     for name, values in summary["flat"].items():
         axes.axhline(values["mean"], color=colors[name], linestyle="--" if name == "gold" else ":",
                      label=f"{'ceiling' if name == 'gold' else name} F {values['mean']:.2f}")
