@@ -210,11 +210,11 @@ def handoff_status(
                   "pipeline": (run["scores"].get("pipeline") or {}).get("name"),
                   "pipeline_path": (run["scores"].get("pipeline") or {}).get("path"),
                   # how sure the held-out texts made the choice, where it is not the corrected rules
-                  "pipeline_confidence": _chosen_confidence(run["scores"].get("pipeline") or {})} for run in runs],
+                  "pipeline_confidence": chosen_confidence(run["scores"].get("pipeline") or {})} for run in runs],
     }
 
 
-def _chosen_confidence(pipeline: dict[str, Any]) -> float | None:
+def chosen_confidence(pipeline: dict[str, Any]) -> float | None:
     """The share of resamples in which the pipeline handed over beat the choice before it
     (``comparison.choose``); None for the corrected rules themselves or a run from before the choice."""
     return ((pipeline.get("trials") or {}).get(pipeline.get("name")) or {}).get("confidence")

@@ -36,8 +36,9 @@ import jinja2
 import numpy as np
 
 from .aggregate import format_interval, labelled
+from .comparison import HANDOVER_CONFIDENCE
 from .config import LANG, PHRASE_ATTR, SEED
-from .handoff import decision_f
+from .handoff import chosen_confidence, decision_f
 from .labelmatrix import BOUNDARY_SUFFIX
 from .rules import load_rules
 from .config import SessionConfig
@@ -154,7 +155,8 @@ def render_report(data: dict[str, Any]) -> str:
     environment.filters["number"] = _number
     environment.filters["interval"] = format_interval
     environment.filters["when"] = lambda seconds: datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M")
-    return environment.get_template("report.html").render(answers=ANSWERS, colors=ANSWER_COLORS, **data)
+    return environment.get_template("report.html").render(answers=ANSWERS, colors=ANSWER_COLORS,
+                                                          handover_confidence=HANDOVER_CONFIDENCE, **data)
 
 
 # -- sample texts ----------------------------------------------------------------------------------
@@ -263,6 +265,9 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
         "model_f": model.get("f", decision_f(model)), "rules_f": rules.get("f", decision_f(rules)),
         "held_out": (model.get("accepted") or 0) + (model.get("rejected") or 0) or None,
         "scheme": scores.get("scheme"), "error": scores.get("error"), "path": run["path"],
+        # the pipeline to use (``weak_labels.train_model``) and how sure the held-out texts made that choice
+        "pipeline": (scores.get("pipeline") or {}).get("name"),
+        "pipeline_confidence": chosen_confidence(scores.get("pipeline") or {}),
     }
 
 

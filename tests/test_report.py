@@ -103,6 +103,8 @@ def dataset(tmp_path_factory, answer_from_gold):
     store.add_model_run(DATASET, len(tasks), trained["model"], {
         "model": trained["scores"]["held_out_decisions"], "rules": {"accuracy": 0.5}, "spans": None,
         "scheme": trained["scores"]["scheme"],
+        "pipeline": {"name": "rules + ner", "path": str(trained["model"]), "trials": {
+            "rules + ner": {"against": "rules", "confidence": 0.97}, "ner": {"against": "rules + ner", "confidence": 0.4}}},
     }, adopted=False)
     session.close()
     return db, patterns, texts
@@ -174,6 +176,7 @@ def test_report_shows_the_recorded_model_beside_the_rules(dataset, report):
         run = store.model_runs(DATASET)[-1]
     row = page.rows[("data-decisions", str(run["decisions"]))]
     assert row["model_accuracy"] == f"{run['scores']['model']['accuracy']:.2f}" and row["rules_accuracy"] == "0.50"
+    assert row["pipeline"] == "rules + ner (97% sure)"  # the pipeline to use, and how sure its last step was
     assert data["model"] == run["path"]
     assert data["samples"] and all(sample["model"] is not None for sample in data["samples"])
     assert html.count('class="who model"') == len(data["samples"]) == html.count('class="who rules"')
