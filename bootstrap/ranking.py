@@ -18,6 +18,8 @@ Score of an open question (row, label)::
   of a question — the annotator is not shown the same word again and again (a known complaint
   about ``ner.teach``), but they stay reachable, last — unless a model in the loop sees that
   occurrence otherwise, where it is worth asking again, for that occurrence alone (reach 1).
+  Which occurrence of a new string is asked is drawn at random: they all score the string's
+  mean, so the answer carried is a fair sample of them, not the most atypical one.
   A string whose answers disagree ("cancer" accepted in one text, rejected in another) is
   carried nowhere, so another answer on it settles only its own question: reach 1. (Counting
   the whole string there had the loop ask 400 questions about 80 strings on NCBI-disease,
@@ -147,7 +149,24 @@ class Ranker:
         entropy = (-row_reduce(np.add, plogp) / np.log(k))[self.table.question_row]
         base = (WEIGHTS["uncertainty"] * uncertainty + WEIGHTS["entropy"] * entropy
                 + WEIGHTS["conflict"] * self._conflict)
-        return base * self.reach(belief)
+        return self._typical(base * self.reach(belief))
+
+    def _typical(self, scores: np.ndarray) -> np.ndarray:
+        """Each open question of a string nobody answered yet scores the mean of the string's
+        open questions: every occurrence ties, and ``next`` draws one of them at random.
+
+        The first answer on a string is carried to all its occurrences, so the occurrence asked
+        should be a fair sample of them. The best-scored one is not: it is the most uncertain or
+        the one with the most rival boundaries, i.e. the least typical. Asked there, "colorectal
+        cancer" (an entity at 86% of its 21 occurrences on NCBI-disease) was rejected inside
+        "hereditary nonpolyposis colorectal cancer" in all three seeds, and that answer removed it
+        everywhere; with a fair draw the carried answers' corrected rules scored F 0.458 against
+        0.407 at 200 decisions (3 seeds)."""
+        open_scores = np.where(self.open, scores, 0.0)
+        open_count = np.bincount(self._group, weights=self.open, minlength=self._n_groups)
+        mean = np.bincount(self._group, weights=open_scores, minlength=self._n_groups) / np.maximum(open_count, 1)
+        fresh = ~self.aggregate.group_answered()[self._group]
+        return np.where(fresh & self.open, mean[self._group], scores)
 
     def reach(self, belief: np.ndarray | None = None) -> np.ndarray:
         """Per question, the open questions its answer settles (module docstring).
@@ -206,7 +225,9 @@ class Ranker:
         starved = self._starved_class(available)
         if starved is not None:
             available &= self.table.question_class == starved
-        index = int(np.argmax(np.where(available, scores, -np.inf)))
+        ranked = np.where(available, scores, -np.inf)
+        best = np.flatnonzero(ranked == ranked.max())  # the occurrences of one string tie (``_typical``)
+        index = int(best[0] if len(best) == 1 else self.rng.choice(best))
         return self._choice(index, scores, exploration=False)
 
     def _side(self, available: np.ndarray) -> np.ndarray | bool:

@@ -40,6 +40,25 @@ def test_reach_counts_the_open_questions_of_a_string(tiny):
     assert strings(tiny, [ranker.next().index]) == ["gout"]  # the most frequent string first
 
 
+def test_the_occurrence_asked_of_a_new_string_is_a_fair_draw(tmp_path):
+    """The first answer on a string is carried to all its occurrences, so the one asked must be
+    a fair sample: not always the most uncertain one (here the capitalised "Gout" a negative
+    rule contradicts), which is the least typical."""
+    patterns = tmp_path / "p.jsonl"
+    patterns.write_text("\n".join(json.dumps(line) for line in (
+        {"label": "DISEASE", "id": "words", "pattern": [{"LOWER": {"IN": ["gout", "cancer"]}}]},
+        {"label": "DISEASE", "id": "not-title", "negative": True, "pattern": [{"TEXT": "Gout"}]})) + "\n")
+    texts = ["Gout, said case 0."] + [f"Case {i}: gout." for i in range(1, 6)] + [f"Case {i}: cancer." for i in range(3)]
+    table = build_table([patterns], [Record(t, input_hash(t), f"t:{i}") for i, t in enumerate(texts)])
+    gout = [i for i in range(table.n_questions) if table.text[int(table.question_row[i])].lower() == "gout"]
+    contradicted = next(i for i in gout if table.text[int(table.question_row[i])] == "Gout")
+    scores = Ranker(Aggregate(table), exploration=0.0).scores()
+    assert len({float(scores[i]) for i in gout}) == 1  # every occurrence of the new string ties
+    asked = [Ranker(Aggregate(table), exploration=0.0, seed=seed).next().index for seed in range(30)]
+    assert set(asked) <= set(gout) and len(set(asked)) >= 4, asked  # the string first, a different occurrence by seed
+    assert asked.count(contradicted) < 15
+
+
 def test_a_decided_strings_other_occurrences_leave_the_queue(tiny):
     aggregate = Aggregate(tiny)
     ranker = Ranker(aggregate, exploration=0.0)
