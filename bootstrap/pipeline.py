@@ -143,6 +143,7 @@ def pipeline_choices(model: str | Path, output_dir: Path, rules: PipelineRules, 
     import spacy
 
     blank = output_dir / "blank"
+    output_dir.mkdir(parents=True, exist_ok=True)
     spacy.blank(spacy.load(model).lang).to_disk(blank)
     try:
         return {"rules + ner": with_rules(model, output_dir / "rules-ner", rules.pattern_files, carried, specificity,
@@ -161,6 +162,16 @@ def rule_specificity(table: Any) -> dict[str, int]:
 
     coverage = (table.L != ABSTAIN).sum(axis=0) if table.n_rows else np.zeros(len(table.columns), dtype=int)
     return {column.name: int(n) for column, n in zip(table.columns, coverage) if column.kind == "rule"}
+
+
+def corrected_rules(lang: str, rules: PipelineRules, carried: Carried, specificity: Mapping[str, int]) -> Language:
+    """A blank pipeline of ``lang`` with the corrected rules alone, in memory: what a training
+    hands over when no model beats them (``pipeline_choices``' "rules", without a model to train)."""
+    import spacy
+
+    nlp = spacy.blank(lang)
+    nlp.add_pipe(FACTORY, config={"phrase_attr": rules.phrase_attr}).set_rules(rules.pattern_files, carried, specificity)
+    return nlp
 
 
 def with_rules(model: str | Path, output: str | Path, pattern_files: Sequence[str | Path], carried: Carried,

@@ -160,7 +160,12 @@ def test_a_training_hands_over_the_best_pipeline_on_the_held_out_texts(tmp_path,
     assert ("ner" in nlp.pipe_names) == (pipeline["name"] != "rules")
     assert ("bootstrap_rules" in nlp.pipe_names) == (pipeline["name"] != "ner")
     assert pipeline["name"] != "ner"  # an untrained model is no match for the rules on the held-out texts
-    # the corrected rules it was made of are the training set's: the strings its decisions settled
-    saved = json.loads((tmp_path / "model" / "rules" / FACTORY / "corrections.json").read_text(encoding="utf8"))
-    assert {(string, label, overlapping): answer for string, label, overlapping, answer in saved["carried"]} == \
-        training_set.carried
+    # the corrected rules compared on the held-out texts never saw their answers; the ones handed
+    # over, chosen, carry every decision
+    def carried(path):
+        saved = json.loads((Path(path) / FACTORY / "corrections.json").read_text(encoding="utf8"))
+        return {(string, label, overlapping): answer for string, label, overlapping, answer in saved["carried"]}
+
+    assert carried(pipeline["compared"]["rules"]) == training_set.carried
+    assert carried(result["pipeline"]) == carried(pipeline["choices"]["rules"]) == training_set.carried_all
+    assert set(training_set.carried_all) > set(training_set.carried)  # the held-out decisions settle strings too
