@@ -45,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
+NO_MODEL = RESULTS / "corrected_rules"  # the runs that train no model (--no-model)
 DATASETS = {
     "ncbi": {"folder": SHARED / "ncbi-disease", "patterns": ROOT / "examples/diseases/patterns.jsonl",
              "lfs": ROOT / "examples/diseases/lfs.py", "name": "NCBI-disease"},
@@ -61,21 +62,21 @@ def seed_path(data: str, seed: int, results: Path = RESULTS) -> Path:
 
 
 def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | None = None, handoff: str = "auto",
-        model_share: float | None = None) -> int:
+        model_share: float | None = None, train: bool = True) -> int:
     """One seed; with ``only``, just those strategies, merged into the seed's existing file (the
     others kept as they were, and the file says which strategies were re-run at which commit)."""
     from bootstrap.simulate import simulate
 
     spec = DATASETS[data]
-    train, test = spec["folder"] / "train.jsonl", spec["folder"] / "test.jsonl"
-    for path in (train, test):
+    pool, test = spec["folder"] / "train.jsonl", spec["folder"] / "test.jsonl"
+    for path in (pool, test):
         if not path.is_file():
             print(f"error: {path} not found (the shared {spec['name']} data)", file=sys.stderr)
             return 1
-    strategies = only or ["active", "random", "rules"] + (["gold"] if seed == 0 else [])
-    result = simulate([spec["patterns"]], train, train, test=test, budget=CHECKPOINTS[-1], checkpoints=CHECKPOINTS,
+    strategies = only or ["active", "random", "rules"] + (["gold"] if seed == 0 and train else [])
+    result = simulate([spec["patterns"]], pool, pool, test=test, budget=CHECKPOINTS[-1], checkpoints=CHECKPOINTS,
                       seed=seed, strategies=strategies, lfs=spec["lfs"], max_epochs=max_epochs, handoff=handoff,
-                      **({} if model_share is None else {"model_share": model_share}))
+                      train=train, **({} if model_share is None else {"model_share": model_share}))
     path = seed_path(data, seed, results)
     result["settings"]["commit"] = _commit()
     if only:
@@ -219,7 +220,7 @@ def report(summary: dict[str, Any]) -> list[str]:
         cells = [f"{p['decisions']}: {p['f']['mean']:.3f} [{p['f']['min']:.3f}-{p['f']['max']:.3f}]" for p in curve]
         lines.append(f"{name:7} F (mean [min-max]) " + "  ".join(cells)
                      + ("" if summary.get("scored", {}).get(name) != "model alone" else "  (the model alone: run before the pipeline choice)"))
-        if any(p["pipelines"] != {"ner": len(summary["seeds"])} for p in curve):
+        if summary["settings"].get("train", True) and any(p["pipelines"] != {"ner": len(summary["seeds"])} for p in curve):
             handed = [", ".join(f"{k} {v}" for k, v in p["pipelines"].items()) for p in curve]
             lines.append(f"{'':7} its model alone: " + "  ".join(f"{p['decisions']}: {p['ner_f']['mean']:.3f}" for p in curve)
                          + "; pipelines handed over (seeds): " + " | ".join(handed))
@@ -270,7 +271,8 @@ def plot(summary: dict[str, Any], path: Path) -> None:
                      label=f"{'ceiling' if name == 'gold' else name} F {values['mean']:.2f}")
     axes.set_xlabel("decisions")
     axes.set_ylabel("entity F1 on the gold test split")
-    axes.set_title(f"{summary['data']}: {len(summary['seeds'])} seeds, band = min-max", fontsize=9)
+    scored = "" if summary["settings"].get("train", True) else ", the rules corrected by the decisions (no model)"
+    axes.set_title(f"{summary['data']}: {len(summary['seeds'])} seeds, band = min-max{scored}", fontsize=9)
     axes.set_ylim(0, 1)
     axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     axes.grid(alpha=0.3)
@@ -285,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", choices=sorted(DATASETS), default="ncbi")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-epochs", type=int, default=5)
-    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--results", type=Path, default=None, help=f"default: {RESULTS.relative_to(ROOT)}")
     parser.add_argument("--only", action="append", choices=(*ORDERS, "rules", "gold"),
                         help="run just this strategy (repeat), merged into the seed's existing file "
                              "('rules' brings the labelmodel and aggregate lines too)")
@@ -294,10 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-share", type=float, default=None,
                         help="the active session's share of ranked questions on the model's own proposals "
                              "(default: the session's)")
+    parser.add_argument("--no-model", action="store_true",
+                        help=f"train no model: score the rules corrected by the decisions at each checkpoint "
+                             f"(a minute a seed; results in {NO_MODEL.relative_to(ROOT)} unless --results)")
     args = parser.parse_args(argv)
+    results = args.results if args.results is not None else (NO_MODEL if args.no_model else RESULTS)
     if args.command == "run":
-        return run(args.data, args.seed, args.max_epochs, args.results, args.only, args.handoff, args.model_share)
-    for line in report(summarize(args.data, args.results)):
+        return run(args.data, args.seed, args.max_epochs, results, args.only, args.handoff, args.model_share,
+                   train=not args.no_model)
+    for line in report(summarize(args.data, results)):
         print(line)
     return 0
 

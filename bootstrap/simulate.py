@@ -217,8 +217,14 @@ def simulate(
     aggregate_options: Mapping[str, Any] | None = None,
     handoff: HandoffMode = "auto",
     model_share: float = SessionConfig.model_share,
+    train: bool = True,
 ) -> dict[str, Any]:
     """Run every strategy and return the curves (see the module docstring; ``write_curves`` saves them).
+
+    ``train=False`` trains no model: no model enters the loop, and each checkpoint scores the
+    pipeline a training hands over while no model beats the rules — the rules corrected by
+    every decision so far (``corrected_scores``) — in seconds where a training takes minutes.
+    It measures what the order of questions does to the rules' correction alone.
 
     ``handoff`` is the ``active`` session's handoff mode: ``"now"`` puts every model it trains in
     the loop, whatever model and rules score on the held-out decisions (to measure what that
@@ -255,7 +261,9 @@ def simulate(
         before_decisions: dict[str, Any] = {}  # the model at 0 decisions is the same for every strategy
         settings = {"budget": budget, "checkpoint": checkpoint, "checkpoints": points, "seed": seed, "noise": noise,
                     "max_epochs": max_epochs, "patience": patience, "lang": lang, "handoff": handoff,
-                    "model_share": model_share, "training": "whole pool, weak labels corrected by the decisions", "weak_labels": vars(weak_labels)}
+                    "model_share": model_share, "train": train,
+                    "training": ("whole pool, weak labels corrected by the decisions" if train
+                                 else "none: the rules corrected by the decisions"), "weak_labels": vars(weak_labels)}
         for name in strategies:
             if name in DECISION_STRATEGIES:
                 answerer = answer_with or GoldAnnotator(data.gold, noise, seed)
@@ -263,7 +271,7 @@ def simulate(
                     name, pattern_files, data, reference, points, answerer, workdir, nlp=nlp, seed=seed, lfs=lfs,
                     lang=lang, phrase_attr=phrase_attr, max_epochs=max_epochs, patience=patience, reporter=reporter,
                     weak_labels=weak_labels, cache=before_decisions, aggregate_options=aggregate_options,
-                    handoff=handoff, model_share=model_share)
+                    handoff=handoff if train else "never", model_share=model_share, train=train)
                 if isinstance(answerer, GoldAnnotator):
                     curves[name]["annotator"] = {"asked": answerer.asked, "flipped": answerer.flipped}
                 final = curves[name]["points"][-1]
@@ -319,8 +327,10 @@ def run_decisions(
     aggregate_options: Mapping[str, Any] | None = None,
     handoff: HandoffMode = "auto",
     model_share: float = SessionConfig.model_share,
+    train: bool = True,
 ) -> dict[str, Any]:
-    """One decision strategy in its own database: ask, answer, and train and score at each checkpoint.
+    """One decision strategy in its own database: ask, answer, and train and score at each checkpoint
+    (``train=False``: score the corrected rules, ``simulate``).
 
     ``cache`` keeps the scores at 0 decisions across strategies: the same training set, the
     same seed, the same model.
@@ -366,6 +376,10 @@ def run_decisions(
                 continue
             if decided == 0 and cache is not None and "scores" in cache:
                 points.append({"checkpoint": target, **cache["scores"]})
+                continue
+            if not train:
+                points.append({"checkpoint": target, **corrected_scores(session, nlp, reference, counts, seed=seed,
+                                                                         weak_labels=weak_labels)})
                 continue
             reporter.note(name, f"training at {decided:,} decisions")
             if session.config.handoff.mode == "never":
@@ -454,6 +468,22 @@ def pipeline_scores(model: str | Path, pipeline: Mapping[str, Any], reference: S
     choices_f = {name: (known.get(name) or scored(path))["f"] for name, path in (pipeline.get("choices") or {}).items()}
     return {**scores, "pipeline": pipeline["name"], "pipeline_held_out_f": pipeline.get("held_out_f"),
             "pipeline_trials": pipeline.get("trials"), "choices_f": choices_f, "ner": ner}
+
+
+def corrected_scores(session: Session, nlp: Language, reference: Sequence[Doc], counts: Counter, *, seed: int,
+                     weak_labels: WeakLabelConfig) -> dict[str, Any]:
+    """P/R/F on the test split of the rules corrected by the session's decisions so far, as a
+    training hands them over (every decision carried: ``weak_labels.train_model``)."""
+    from .pipeline import corrected_rules
+
+    tasks = list(session.store.export_tasks(session.dataset))
+    training_set = build_training_set(nlp, session.rules_table, tasks, session.store.texts(session.dataset),
+                                      weak_labels, seed=seed, aggregate_options=session.config.aggregate)
+    pipeline = corrected_rules(nlp.lang, session.handoff.rules, training_set.carried_all, training_set.specificity)
+    return {"decisions": len(tasks), "accepts": counts["accept"], "rejects": counts["reject"],
+            "ignores": counts["ignore"], "texts": len({task["_input_hash"] for task in tasks}),
+            "training_set": training_set.stats, "trained": False, "pipeline": "rules",
+            **prf(evaluate_gold(pipeline, reference))}
 
 
 def checkpoint_scores(
