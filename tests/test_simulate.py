@@ -160,6 +160,29 @@ def test_a_run_with_only_ignores_is_not_reported_as_learning(slice_files):
     assert "annotator" not in result["strategies"]["random"]
 
 
+def test_without_a_model_each_checkpoint_scores_the_rules_corrected_by_the_decisions(slice_files, monkeypatch):
+    """``train=False``: nothing is trained, no model enters the loop; at 0 decisions the curve is
+    the rules' own line, and gold answers (rejects carried to every occurrence) lift it."""
+    from bootstrap import train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("train=False trained a model")
+
+    monkeypatch.setattr(train, "train_ner", no_training)
+    pool, test = slice_files
+    result = simulate([PATTERNS], pool, pool, test=test, budget=80, checkpoint=40, seed=0,
+                      strategies=["active", "random", "rules"], train=False)
+    rules = result["strategies"]["rules"]["f"]
+    for name in ("active", "random"):
+        points = result["strategies"][name]["points"]
+        assert [p["decisions"] for p in points] == [0, 40, 80]
+        assert all(p["pipeline"] == "rules" and not p["trained"] for p in points)
+        assert points[0]["f"] == pytest.approx(rules, abs=1e-4)
+        assert points[-1]["precision"] > points[0]["precision"]  # the rejected strings are gone everywhere
+        assert points[-1]["training_set"]["carried_strings"] > 0
+    assert result["settings"]["train"] is False
+
+
 def test_reach_counts_decisions_for_curves_and_zero_for_flat_lines():
     curves = {
         "active": {"kind": "decisions", "points": [{"decisions": 100, "f": 0.5}, {"decisions": 200, "f": 0.75}]},
