@@ -618,9 +618,9 @@ def train_model(
         chosen, trials = choose(predicted, answers, ladder)
         pipeline.update(name=chosen, path=str(choices[chosen]), held_out_f=held_out_f, trials=trials)
         if rules is not None and training_set.carried_all != training_set.carried:
-            # chosen on the held-out texts, the rules then carry their decisions too: "colorectal
-            # cancer" rejected in a held-out text is as wrong everywhere else (the NER model, whose
-            # training must not see them, is not retrained)
+            # chosen on the held-out texts, the rules then carry their decisions too: a string
+            # rejected in a held-out text is as wrong everywhere else (the NER model is not
+            # retrained: a training takes minutes, and its held-out F would then be no estimate)
             final = pipeline_choices(best, Path(output_dir) / "all-decisions", rules, training_set.carried_all,
                                      training_set.specificity)
             pipeline.update(path=str(final.get(chosen, choices[chosen])),
