@@ -86,33 +86,27 @@ def annotation_efficiency() -> str:
 def corrected_rules_efficiency() -> str:
     """The runs that train no model (``annotation_efficiency.py --no-model``): the rules corrected
     by the decisions, per order and checkpoint, and active's lead over random."""
-    lines = []
+    rows, notes = [], []
     for data in ("ncbi", "wnut"):
         summary = _load(f"corrected_rules/annotation_efficiency_{data}.json")
         if summary is None:
             continue
-        checkpoints, orders = summary["checkpoints"], summary["orders"]
-        if not lines:
-            lines += ["| data | order | " + " | ".join(f"{c} decisions" for c in checkpoints) + " |",
-                      "|---|---|" + "---|" * len(checkpoints)]
-        for name, curve in orders.items():
-            lines.append(f"| {summary['data']} | {name} | "
-                         + " | ".join(f"{p['f']['mean']:.3f} [{p['f']['min']:.3f}–{p['f']['max']:.3f}]" for p in curve) + " |")
+        checkpoints, orders, name = summary["checkpoints"], summary["orders"], summary["data"]
+        if not rows:
+            rows += ["| data | order | " + " | ".join(f"{c} decisions" for c in checkpoints) + " |",
+                     "|---|---|" + "---|" * len(checkpoints)]
+        for order, curve in orders.items():
+            rows.append(f"| {name} | {order} | "
+                        + " | ".join(f"{p['f']['mean']:.3f} [{p['f']['min']:.3f}–{p['f']['max']:.3f}]" for p in curve) + " |")
         lead = [a["f"]["mean"] - r["f"]["mean"] for a, r in zip(orders["active"], orders["random"])]
-        lines.append(f"| {summary['data']} | active − random | " + " | ".join(f"{d:+.3f}" for d in lead) + " |")
-    if not lines:
-        return "(no results yet: run benchmarks/annotation_efficiency.py --no-model)"
-    notes = []
-    for data in ("ncbi", "wnut"):
-        summary = _load(f"corrected_rules/annotation_efficiency_{data}.json")
-        if summary is None:
-            continue
-        budget = summary["checkpoints"][-1]
-        reach = "; ".join(f"{name} {_fmt(r['rules + 0.10'], budget)}" for name, r in summary["reach"].items())
-        notes.append(f"- {summary['data']} (seeds {', '.join(map(str, summary['seeds']))}, rules alone F "
+        rows.append(f"| {name} | active − random | " + " | ".join(f"{d:+.3f}" for d in lead) + " |")
+        reach = "; ".join(f"{order} {_fmt(r['rules + 0.10'], checkpoints[-1])}" for order, r in summary["reach"].items())
+        notes.append(f"- {name} (seeds {', '.join(map(str, summary['seeds']))}, rules alone F "
                      f"{summary['flat']['rules']['mean']:.3f}, commit {summary['settings'].get('commit', '?')}): "
                      f"decisions to reach the rules' F + 0.10: {reach}.")
-    return "\n".join(lines + [""] + notes)
+    if not rows:
+        return "(no results yet: run benchmarks/annotation_efficiency.py --no-model)"
+    return "\n".join(rows + [""] + notes)
 
 
 def cold_start() -> str:
