@@ -83,7 +83,7 @@ class SessionConfig:
     """Every knob of the loop in one place (the CLI's options map onto it)."""
 
     exploration: float = 0.1
-    model_share: float = 0.1  # of the ranked questions, once a model is in the loop: its own proposals
+    model_share: float = 0.1  # of the ranked questions, once a model is in the loop: its proposals and disputes
     label_floor: float = 0.5
     seed: int = SEED
     refit_every: int = 100

@@ -12,7 +12,7 @@ from bootstrap.aggregate import Aggregate
 from bootstrap.corpus import Record
 from bootstrap.hashing import input_hash
 from bootstrap.labelmatrix import ModelSpan, with_model
-from bootstrap.ranking import SETTLED, Ranker, beyond_rules
+from bootstrap.ranking import SETTLED, Ranker, beyond_rules, disputed
 from bootstrap.table import build_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,6 +91,33 @@ def test_a_settled_occurrence_the_model_sees_otherwise_is_asked_again(tiny):
     assert by_row[other] == 1.0  # the model disagrees with the decision there: worth asking
     rest = [r for r in (int(tiny.question_row[i]) for i in gout[2:])]
     assert all(by_row[r] == SETTLED for r in rest)
+
+
+def test_a_disputed_occurrence_is_one_of_the_models_questions(tiny):
+    """An occurrence of a decided string that the model sees otherwise is asked within the
+    model's share: never before the rules' questions with no share (and still reachable,
+    last), first when the share is everything."""
+    gout = [i for i in range(tiny.n_questions) if strings(tiny, [i]) == ["gout"]]
+    row, other = (int(tiny.question_row[i]) for i in gout[:2])
+    spans = [ModelSpan(int(tiny.input_hash[other]), int(tiny.start[other]), int(tiny.end[other]),
+                       int(tiny.token_start[other]), int(tiny.token_end[other]), "gout", "DISEASE", 0.9)]
+    combined = with_model(tiny, spans, set(tiny.input_hash.tolist()))
+
+    def order(model_share: float) -> list[int]:
+        aggregate = Aggregate(combined)
+        ranker = Ranker(aggregate, exploration=0.0, model_share=model_share)
+        first = next(i for i in range(combined.n_questions) if int(combined.question_row[i]) == row)
+        aggregate.observe(row, combined.class_of("DISEASE"), "reject")
+        ranker.close(first)
+        assert disputed(aggregate, ranker._group).sum() == 1
+        rows = []
+        while (choice := ranker.next()) is not None:
+            rows.append(choice.row)
+            ranker.close(choice.index)
+        return rows
+
+    assert order(0.0)[-1] == other and len(order(0.0)) == tiny.n_questions - 1
+    assert order(1.0)[0] == other
 
 
 def test_the_exploration_share_holds_over_1000_questions(shared_data):

@@ -27,7 +27,7 @@ def annotate_cli(
     lang: Annotated[str, typer.Option(help="Language of spacy.blank() used to tokenize.")] = LANG,
     phrase_attr: Annotated[str, typer.Option(callback=validate_phrase_attr, help="Token attribute phrase patterns match on.")] = PHRASE_ATTR,
     exploration: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of questions drawn at random (unbiased estimates).")] = SessionConfig.exploration,
-    model_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of ranked questions given to spans only the model proposed, once one is in the loop.")] = SessionConfig.model_share,
+    model_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of ranked questions given to the model once one is in the loop: spans only it proposed, and decided strings it sees otherwise somewhere.")] = SessionConfig.model_share,
     refit_every: Annotated[int, typer.Option(min=0, help="Refit the LabelModel every N decisions (0: never).")] = SessionConfig.refit_every,
     seed: Annotated[int, typer.Option(help="Seed of the exploration draws, the LabelModel and training.")] = SessionConfig.seed,
     handoff: Annotated[str, typer.Option(help="When a model trained from the decisions takes over: auto (when it beats the rules on held-out decisions), now, never.")] = HandoffPolicy.mode,
