@@ -151,13 +151,29 @@ class CandidateTable:
         return {self.columns[j].name: int(line[j]) for j in np.flatnonzero(line != ABSTAIN)}
 
     def overlapping(self) -> np.ndarray:
-        """Per row, whether its span overlaps another row's in the same text (nested or crossing).
+        """Per row, whether its span overlaps a span the rules proposed in the same text (nested
+        or crossing): the row's *setting*.
 
         A decision on such a row may be about its boundaries rather than its string: "cancer"
         is rejected inside "breast cancer" and accepted on its own, so decisions carry to the
         other occurrences of a string in the same setting only (``weak_labels``, ``ranking``).
+
+        Only the rules' spans (rows some rule or function voted on) make a setting: a model in
+        the loop must not move a rule candidate from one setting to the other. The training set
+        carries decisions by the rules' settings; when the ranking took a model's proposal
+        "breast cancer" as making its "cancer" a boundary question, that occurrence was not
+        settled by the answer on "cancer" standing alone, it was asked again, and a reject there
+        made the string's answers disagree, so the answer was carried nowhere. A row only the
+        model proposed has the setting the rules' spans give it (``overlaps_with``).
         """
-        return overlaps(self.input_hash, self.start, self.end)
+        if not any(column.kind == "model" for column in self.columns):
+            return overlaps(self.input_hash, self.start, self.end)
+        ruled = (self.L[:, [j for j, column in enumerate(self.columns) if column.kind != "model"]] != ABSTAIN).any(axis=1)
+        result = np.zeros(self.n_rows, dtype=bool)
+        result[ruled] = overlaps(self.input_hash[ruled], self.start[ruled], self.end[ruled])
+        result[~ruled] = overlaps_with(self.input_hash[~ruled], self.start[~ruled], self.end[~ruled],
+                                       (self.input_hash[ruled], self.start[ruled], self.end[ruled]))
+        return result
 
 
 def overlaps(text: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -174,6 +190,28 @@ def overlaps(text: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray
             result[row] = result[owner] = True
         if end[row] > reach:
             reach, owner = int(end[row]), row
+    return result
+
+
+def overlaps_with(text: np.ndarray, start: np.ndarray, end: np.ndarray,
+                  others: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Per span (``text``, ``start``, ``end``), whether it overlaps one of ``others`` (the same
+    three arrays) in its text, nested or crossing; the same span is not an overlap. Per text,
+    the others are sorted by start; a span overlaps those that start before it ends and end
+    after it starts."""
+    result = np.zeros(len(start), dtype=bool)
+    other_text, other_start, other_end = (np.asarray(a) for a in others)
+    order = np.lexsort((other_start, other_text))
+    other_text, other_start, other_end = other_text[order], other_start[order], other_end[order]
+    first = np.searchsorted(other_text, text, side="left")
+    last = np.searchsorted(other_text, text, side="right")
+    for i in range(len(start)):
+        lo, hi = first[i], last[i]
+        if lo == hi:
+            continue
+        before_end = lo + int(np.searchsorted(other_start[lo:hi], end[i], side="left"))
+        starts, ends = other_start[lo:before_end], other_end[lo:before_end]
+        result[i] = bool(((ends > start[i]) & ~((starts == start[i]) & (ends == end[i]))).any())
     return result
 
 

@@ -75,7 +75,7 @@ from spacy.tokens import Doc, Span
 
 from .aggregate import MIN_COMPARED, Aggregate, entity_probability_if_chosen, fit_probabilities, labelled
 from .config import LANG, MAX_EPOCHS, PHRASE_ATTR, SEED, PipelineRules
-from .labelmatrix import CandidateTable, surface_key
+from .labelmatrix import CandidateTable, overlaps_with, surface_key
 from .pipeline import LADDER, pipeline_choices, rule_specificity
 from .tasks import task_input_hash
 from .train import INCORRECT_SPANS_KEY, _is_function_word, _runs, split_decisions, token_span
@@ -286,17 +286,29 @@ def _carried(
 ) -> dict[tuple[str, str, bool], str]:
     """``(surface_key of the string, label, overlapping) -> "accept" | "reject"`` where every answer on
     it agrees. Occurrences that overlap another candidate are a setting of their own: a reject
-    of "cancer" inside "breast cancer" is about the boundary, not about "cancer"."""
+    of "cancer" inside "breast cancer" is about the boundary, not about "cancer". A span no rule
+    proposed (a model's) is in the setting the rules' candidates give it, as in the ranking
+    (``CandidateTable.overlapping``)."""
     row_of = {(int(h), int(s), int(e)): row for row, (h, s, e) in enumerate(zip(table.input_hash, table.start, table.end))}
-    answers: dict[tuple[str, str, bool], set[str]] = defaultdict(set)
+    answered: list[tuple[str, str, str, int, int, int]] = []  # surface, label, answer, text, start, end
     for task in tasks:
         if task["answer"] == "ignore":
             continue
         for span in task.get("spans", []):
             surface = surface_key(task["text"][span["start"]:span["end"]])
-            row = row_of.get((task_input_hash(task), span["start"], span["end"]))
             if surface:
-                answers[(surface, span["label"], bool(row is not None and overlapping[row]))].add(task["answer"])
+                answered.append((surface, span["label"], task["answer"], task_input_hash(task), span["start"], span["end"]))
+    rows = [row_of.get((text, start, end)) for *_, text, start, end in answered]
+    # a span no rule proposed (a model's) has the setting the rules' spans give it, as in the ranking
+    elsewhere = [i for i, row in enumerate(rows) if row is None]
+    beside_rules = overlaps_with(*(np.array([answered[i][k] for i in elsewhere], dtype=np.int64) for k in (3, 4, 5)),
+                                 (table.input_hash, table.start, table.end))
+    setting = [bool(overlapping[row]) if row is not None else False for row in rows]
+    for i, overlaps_rules in zip(elsewhere, beside_rules.tolist()):
+        setting[i] = overlaps_rules
+    answers: dict[tuple[str, str, bool], set[str]] = defaultdict(set)
+    for (surface, label, answer, *_), overlaps_rules in zip(answered, setting):
+        answers[(surface, label, overlaps_rules)].add(answer)
     return {key: next(iter(given)) for key, given in answers.items() if len(given) == 1}
 
 

@@ -12,6 +12,7 @@ from bootstrap.aggregate import Aggregate
 from bootstrap.boundaries import Rivals, rival_pairs
 from bootstrap.corpus import Record
 from bootstrap.hashing import input_hash
+from bootstrap.labelmatrix import ModelSpan, with_model
 from bootstrap.ranking import SETTLED, Ranker
 from bootstrap.table import build_table
 
@@ -143,3 +144,28 @@ def test_spans_overlap_when_nested_or_crossing_in_the_same_text_only():
     text, start, end = (np.array(column) for column in zip(*spans))
     assert overlaps(text, start, end).tolist() == [True, True, False, False, True, True, True, True, False]
     assert overlaps(*(np.array([], dtype=np.int64) for _ in range(3))).tolist() == []
+
+
+def test_a_span_overlaps_others_when_nested_or_crossing_but_not_when_it_is_the_same_span():
+    from bootstrap.labelmatrix import overlaps_with
+
+    others = tuple(np.array(column) for column in zip((1, 7, 13), (1, 20, 30), (2, 0, 5)))
+    spans = [(1, 0, 13), (1, 7, 13), (1, 8, 10), (1, 13, 20), (1, 25, 35), (1, 30, 40), (2, 4, 9), (3, 0, 5)]
+    text, start, end = (np.array(column) for column in zip(*spans))
+    # around, the same span, nested, adjacent on both sides, crossing, adjacent, crossing, no others in its text
+    assert overlaps_with(text, start, end, others).tolist() == [True, False, True, False, True, False, True, False]
+
+
+def test_a_models_spans_do_not_move_a_rule_candidate_to_another_setting(tmp_path):
+    """The setting of a candidate (standing alone, or overlapping another) is the rules' own:
+    the training set carries decisions by it. A model's "breast cancer" around a lone rule
+    match "cancer" leaves that "cancer" standing alone; the model's span is a boundary span."""
+    patterns = tmp_path / "p.jsonl"
+    patterns.write_text(json.dumps({"label": "DISEASE", "id": "cancer", "pattern": [{"LOWER": "cancer"}]}) + "\n")
+    texts = ["She had breast cancer.", "He had cancer."]
+    table = build_table([patterns], [Record(t, input_hash(t), f"t:{i}") for i, t in enumerate(texts)])
+    assert table.overlapping().tolist() == [False, False]
+    model = [ModelSpan(input_hash(texts[0]), 8, 21, 2, 4, "breast cancer", "DISEASE", 0.9)]
+    combined = with_model(table, model, {input_hash(t) for t in texts})
+    assert combined.n_rows == 3
+    assert combined.overlapping().tolist() == [False, False, True]

@@ -308,3 +308,21 @@ def test_with_one_label_the_labels_are_the_probabilities_above_the_threshold(exa
     for threshold in (0.3, 0.5, 0.7):
         expected = proba[table.question_row, table.question_class] > threshold
         assert np.array_equal(labelled(table, proba, threshold), expected)
+
+
+def test_a_models_span_answered_inside_a_rule_candidate_is_about_the_boundary(nlp, tmp_path):
+    """A span only a model proposed is in the setting the rules' candidates give it: "cancer"
+    rejected inside the rules' "breast cancer" does not contradict "Cancer" accepted on its own,
+    which is carried to every text where it stands alone (it used to count as standing alone,
+    the answers disagreed, and neither was carried)."""
+    patterns = write_jsonl(tmp_path / "p.jsonl", [
+        {"label": "DISEASE", "id": "breast-cancer", "pattern": [{"LOWER": "breast"}, {"LOWER": "cancer"}]},
+    ])
+    texts = ["She had breast cancer.", "Cancer is rare.", "His cancer grew."]
+    table = build_table([patterns], records(texts))
+    inside = texts[0].index("cancer")
+    tasks = [task(texts[0], inside, inside + 6, "DISEASE", "reject"), task(texts[1], 0, 6, "DISEASE", "accept")]
+    training = everything(nlp, table, tasks, texts)
+    by_text = {doc.text: doc for doc in training.train + training.dev}
+    assert ents(by_text[texts[2]]) == {("cancer", "DISEASE")}
+    assert ents(by_text[texts[0]]) == {("breast cancer", "DISEASE")}
