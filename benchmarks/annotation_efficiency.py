@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--handoff", choices=("auto", "now"), default="auto",
                         help="the active session's handoff: 'now' puts every model it trains in the loop")
     parser.add_argument("--model-share", type=float, default=None,
-                        help="the active session's share of ranked questions on the model's own proposals "
+                        help="the active session's share of ranked questions given to the model's questions "
                              "(default: the session's)")
     parser.add_argument("--no-model", action="store_true",
                         help=f"train no model: score the rules corrected by the decisions at each checkpoint "
