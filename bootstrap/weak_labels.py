@@ -290,24 +290,24 @@ def _carried(
     proposed (a model's) is in the setting the rules' candidates give it, as in the ranking
     (``CandidateTable.overlapping``)."""
     row_of = {(int(h), int(s), int(e)): row for row, (h, s, e) in enumerate(zip(table.input_hash, table.start, table.end))}
-    answered: list[tuple[str, str, str, int, int, int]] = []  # surface, label, answer, text, start, end
+    answered: list[tuple[str, str, str]] = []  # surface, label, answer
+    spans: list[tuple[int, int, int]] = []  # text, start, end
     for task in tasks:
         if task["answer"] == "ignore":
             continue
         for span in task.get("spans", []):
             surface = surface_key(task["text"][span["start"]:span["end"]])
             if surface:
-                answered.append((surface, span["label"], task["answer"], task_input_hash(task), span["start"], span["end"]))
-    rows = [row_of.get((text, start, end)) for *_, text, start, end in answered]
-    # a span no rule proposed (a model's) has the setting the rules' spans give it, as in the ranking
-    elsewhere = [i for i, row in enumerate(rows) if row is None]
-    beside_rules = overlaps_with(*(np.array([answered[i][k] for i in elsewhere], dtype=np.int64) for k in (3, 4, 5)),
-                                 (table.input_hash, table.start, table.end))
-    setting = [bool(overlapping[row]) if row is not None else False for row in rows]
-    for i, overlaps_rules in zip(elsewhere, beside_rules.tolist()):
-        setting[i] = overlaps_rules
+                answered.append((surface, span["label"], task["answer"]))
+                spans.append((task_input_hash(task), span["start"], span["end"]))
+    rows = [row_of.get(span) for span in spans]
+    setting = np.array([row is not None and bool(overlapping[row]) for row in rows], dtype=bool)
+    elsewhere = np.array([row is None for row in rows], dtype=bool)
+    if elsewhere.any():  # spans no rule proposed (a model's): the setting the rules' spans give them
+        text, start, end = np.array(spans, dtype=np.int64)[elsewhere].T
+        setting[elsewhere] = overlaps_with(text, start, end, (table.input_hash, table.start, table.end))
     answers: dict[tuple[str, str, bool], set[str]] = defaultdict(set)
-    for (surface, label, answer, *_), overlaps_rules in zip(answered, setting):
+    for (surface, label, answer), overlaps_rules in zip(answered, setting.tolist()):
         answers[(surface, label, overlaps_rules)].add(answer)
     return {key: next(iter(given)) for key, given in answers.items() if len(given) == 1}
 
