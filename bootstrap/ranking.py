@@ -158,8 +158,9 @@ class Ranker:
         model = self.table.model_probability
         return p if model is None else np.where(np.isnan(model), p, (p + model) / 2)
 
-    def scores(self) -> np.ndarray:
-        """The score of every question (answered ones included), as in the module docstring."""
+    def scores(self, disputes: np.ndarray | None = None) -> np.ndarray:
+        """The score of every question (answered ones included), as in the module docstring.
+        ``disputes``: :func:`disputed` of the current state, if the caller has it already."""
         proba = self.aggregate.probabilities()
         belief = self.belief()
         uncertainty = 1 - np.abs(2 * belief - 1)
@@ -170,7 +171,7 @@ class Ranker:
         entropy = (-row_reduce(np.add, plogp) / np.log(k))[self.table.question_row]
         base = (WEIGHTS["uncertainty"] * uncertainty + WEIGHTS["entropy"] * entropy
                 + WEIGHTS["conflict"] * self._conflict)
-        return self._typical(base * self.reach(belief))
+        return self._typical(base * self.reach(belief, disputes))
 
     def _typical(self, scores: np.ndarray) -> np.ndarray:
         """Each open question of a string nobody answered yet scores the mean of the string's
@@ -189,7 +190,7 @@ class Ranker:
         fresh = ~self.aggregate.group_answered()[self._group]
         return np.where(fresh & self.open, mean[self._group], scores)
 
-    def reach(self, belief: np.ndarray | None = None) -> np.ndarray:
+    def reach(self, belief: np.ndarray | None = None, disputes: np.ndarray | None = None) -> np.ndarray:
         """Per question, the open questions its answer settles (module docstring).
 
         A question of a string nobody answered yet reaches every open question of its group,
@@ -205,7 +206,9 @@ class Ranker:
         """
         answered = self.aggregate.group_answered()[self._group]
         rows = self.table.question_row
-        settled = (self.aggregate.group_verdicts()[self._group] >= 0) & ~disputed(self.aggregate, self._group)
+        if disputes is None:
+            disputes = disputed(self.aggregate, self._group)
+        settled = (self.aggregate.group_verdicts()[self._group] >= 0) & ~disputes
         settled |= self.aggregate.boundary_settled()[rows]
         whole_group = np.bincount(self._group, weights=self.open, minlength=self._n_groups)[self._group]
         reach = np.where(settled, SETTLED, np.where(answered, 1.0, np.maximum(whole_group, 1.0)))
@@ -234,11 +237,12 @@ class Ranker:
             available[np.fromiter(exclude, dtype=np.int64)] = False
         if not available.any():
             return None
-        scores = self.scores()
+        disputes = disputed(self.aggregate, self._group)
+        scores = self.scores(disputes)
         if self.exploration and self.rng.random() < self.exploration:
             index = int(self.rng.choice(np.flatnonzero(available)))
             return self._choice(index, scores, exploration=True)
-        available &= self._side(available)
+        available &= self._side(available, disputes)
         starved = self._starved_class(available)
         if starved is not None:
             available &= self.table.question_class == starved
@@ -247,12 +251,12 @@ class Ranker:
         index = int(best[0] if len(best) == 1 else self.rng.choice(best))
         return self._choice(index, scores, exploration=False)
 
-    def _side(self, available: np.ndarray) -> np.ndarray | bool:
+    def _side(self, available: np.ndarray, disputes: np.ndarray) -> np.ndarray | bool:
         """The questions this ranked pick may come from: the model's (its own proposals and the
         decided strings' occurrences it disputes) with probability ``model_share``, else the
         rules' (either side alone when the other has none open). No model, no draw: the order
         of a session without one does not depend on it."""
-        models = self.beyond_rules | disputed(self.aggregate, self._group)
+        models = self.beyond_rules | disputes
         if not (available & models).any():
             return True
         if not (available & ~models).any():
