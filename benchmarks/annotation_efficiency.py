@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -109,8 +110,21 @@ def _commit() -> str:
 
 
 def spread(values: list[float]) -> dict[str, float]:
+    """Mean, range and the standard error of the mean (``se``: the seeds' standard deviation over
+    the square root of their number; 0 with one seed). The runs of one order spread widely: on
+    NCBI-disease the rules corrected by 200 decisions range over 0.04 F between seeds, so a
+    difference between two orders says something only where it is well above the error."""
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return {"mean": round(statistics.fmean(values), 4), "min": round(min(values), 4), "max": round(max(values), 4),
-            "n": len(values)}
+            "se": round(se, 4), "n": len(values)}
+
+
+def lead(curves: dict[str, list[dict[str, Any]]]) -> list[dict[str, float]]:
+    """Active's lead over random per checkpoint, with its standard error (the two orders' errors
+    combined: their runs are independent draws)."""
+    return [{"decisions": a["decisions"], "mean": round(a["f"]["mean"] - r["f"]["mean"], 4),
+             "se": round(math.hypot(a["f"].get("se", 0.0), r["f"].get("se", 0.0)), 4)}
+            for a, r in zip(curves["active"], curves["random"])]
 
 
 def needed(mean_curve: list[dict[str, Any]], level: float) -> int | None:
@@ -120,11 +134,12 @@ def needed(mean_curve: list[dict[str, Any]], level: float) -> int | None:
 
 def summarize(data: str, results: Path) -> dict[str, Any]:
     """Every seed's file of ``data`` into one summary (and a PNG)."""
-    runs = sorted(results.glob(f"annotation_efficiency/{data}-seed*.json"))
+    runs = sorted(results.glob(f"annotation_efficiency/{data}-seed*.json"), key=lambda path: int(path.stem.rpartition("seed")[2]))
     if not runs:
         raise SystemExit(f"no runs for {data} in {results / 'annotation_efficiency'}: run some seeds first")
     seeds = [json.loads(path.read_text(encoding="utf8")) for path in runs]
     summary: dict[str, Any] = {"data": DATASETS[data]["name"], "seeds": [s["settings"]["seed"] for s in seeds],
+                               "commits": list(dict.fromkeys(s["settings"].get("commit", "?") for s in seeds)),
                                "checkpoints": list(CHECKPOINTS), "settings": seeds[0]["settings"], "orders": {}}
     flat = {}
     for name in FLAT:
@@ -150,6 +165,7 @@ def summarize(data: str, results: Path) -> dict[str, Any]:
         # runs from before trainings handed over a pipeline scored the model alone
         summary.setdefault("scored", {})[name] = (
             "pipeline" if all("pipeline" in p for s in seeds for p in s["strategies"][name]["points"]) else "model alone")
+    summary["lead"] = lead(summary["orders"])
     rules = flat["rules"]["mean"]
     ceiling = flat.get("gold", {}).get("mean")
     summary["reach"] = {name: {"rules": needed(curve, rules + 1e-9), "rules + 0.10": needed(curve, rules + 0.10),
@@ -233,6 +249,8 @@ def report(summary: dict[str, Any]) -> list[str]:
         lines.append(f"{'':7} accepted share of questions at each checkpoint: {', '.join(shares)}; "
                      f"questions on spans no rule proposed: {summary['beyond_rules'][name]['mean']:.1%}"
                      + (f" ({accepted['mean']:.0%} of them accepted)" if accepted else ""))
+    lines.append("active's lead over random (± standard error): "
+                 + "  ".join(f"{p['decisions']}: {p['mean']:+.3f} ± {p['se']:.3f}" for p in summary["lead"]))
     verdicts = summary.get("handoff_verdicts")
     if verdicts and verdicts["compared"]:
         lines.append(f"handoff: the held-out comparison agreed with the test gold at {verdicts['agreed']} of "

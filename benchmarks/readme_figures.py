@@ -26,6 +26,13 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf8")) if path.is_file() else None
 
 
+def _seeds(seeds: list[int]) -> str:
+    """``0, 1, 2`` or, for a longer unbroken run, ``0–11``."""
+    if len(seeds) > 3 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 def _fmt(value: int | None, budget: int) -> str:
     return f"> {budget}" if value is None else f"{value}"
 
@@ -41,7 +48,7 @@ def annotation_efficiency() -> str:
         budget = checkpoints[-1]
         flat = summary["flat"]
         header = "| | " + " | ".join(f"{c} decisions" for c in checkpoints) + " |"
-        lines = [f"**{summary['data']}**, seeds {', '.join(map(str, summary['seeds']))} "
+        lines = [f"**{summary['data']}**, seeds {_seeds(summary['seeds'])} "
                  f"(F on the test split, mean [min–max] of the seeds):", "", header,
                  "|---|" + "---|" * len(checkpoints)]
         for name, curve in summary["orders"].items():
@@ -49,6 +56,7 @@ def annotation_efficiency() -> str:
             alone = summary.get("scored", {}).get(name) == "model alone"
             lines.append(f"| {name}{' (its model alone: run before the pipeline choice)' if alone else ''} | "
                          + " | ".join(cells) + " |")
+        lines.append(_lead_row("active − random (± standard error)", summary))
         for name, curve in summary["orders"].items():
             if all("ner_f" in p for p in curve) and any(p["ner_f"] != p["f"] for p in curve):
                 handed = [", ".join(f"{kind} {n}" for kind, n in p["pipelines"].items()) for p in curve]
@@ -83,6 +91,13 @@ def annotation_efficiency() -> str:
     return "\n\n".join(blocks) or "(no results yet: run benchmarks/annotation_efficiency.py)"
 
 
+def _lead_row(head: str, summary: dict[str, Any]) -> str:
+    """A table row: active's lead over random per checkpoint, ± its standard error when the
+    summary has one (``annotation_efficiency.lead``)."""
+    cells = [f"{p['mean']:+.3f}" + (f" ± {p['se']:.3f}" if p.get("se") else "") for p in summary.get("lead") or []]
+    return f"| {head} | " + " | ".join(cells) + " |"
+
+
 def corrected_rules_efficiency() -> str:
     """The runs that train no model (``annotation_efficiency.py --no-model``): the rules corrected
     by the decisions, per order and checkpoint, and active's lead over random."""
@@ -98,11 +113,11 @@ def corrected_rules_efficiency() -> str:
         for order, curve in orders.items():
             rows.append(f"| {name} | {order} | "
                         + " | ".join(f"{p['f']['mean']:.3f} [{p['f']['min']:.3f}–{p['f']['max']:.3f}]" for p in curve) + " |")
-        lead = [a["f"]["mean"] - r["f"]["mean"] for a, r in zip(orders["active"], orders["random"])]
-        rows.append(f"| {name} | active − random | " + " | ".join(f"{d:+.3f}" for d in lead) + " |")
+        rows.append(_lead_row(f"{name} | active − random (± standard error)", summary))
         reach = "; ".join(f"{order} {_fmt(r['rules + 0.10'], checkpoints[-1])}" for order, r in summary["reach"].items())
-        notes.append(f"- {name} (seeds {', '.join(map(str, summary['seeds']))}, rules alone F "
-                     f"{summary['flat']['rules']['mean']:.3f}, commit {summary['settings'].get('commit', '?')}): "
+        commits = summary.get("commits") or [summary["settings"].get("commit", "?")]
+        notes.append(f"- {name} (seeds {_seeds(summary['seeds'])}, rules alone F "
+                     f"{summary['flat']['rules']['mean']:.3f}, commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}): "
                      f"decisions to reach the rules' F + 0.10: {reach}.")
     if not rows:
         return "(no results yet: run benchmarks/annotation_efficiency.py --no-model)"
