@@ -150,6 +150,12 @@ class CandidateTable:
         line = self.L[row]
         return {self.columns[j].name: int(line[j]) for j in np.flatnonzero(line != ABSTAIN)}
 
+    def ruled_rows(self) -> np.ndarray:
+        """Per row, whether some rule or function voted on it (a model's vote aside): the rules'
+        candidates, as against the spans only a model in the loop proposed."""
+        rules = [j for j, column in enumerate(self.columns) if column.kind != "model"]
+        return (self.L[:, rules] != ABSTAIN).any(axis=1)
+
     def overlapping(self) -> np.ndarray:
         """Per row, whether its span overlaps a span the rules proposed in the same text (nested
         or crossing): the row's *setting*.
@@ -168,7 +174,7 @@ class CandidateTable:
         """
         if not any(column.kind == "model" for column in self.columns):
             return overlaps(self.input_hash, self.start, self.end)
-        ruled = (self.L[:, [j for j, column in enumerate(self.columns) if column.kind != "model"]] != ABSTAIN).any(axis=1)
+        ruled = self.ruled_rows()
         result = np.zeros(self.n_rows, dtype=bool)
         result[ruled] = overlaps(self.input_hash[ruled], self.start[ruled], self.end[ruled])
         result[~ruled] = overlaps_with(self.input_hash[~ruled], self.start[~ruled], self.end[~ruled],
@@ -433,9 +439,12 @@ def with_model(table: CandidateTable, spans: Iterable[ModelSpan], scored_texts: 
     * The model **proposes**: a span it scores at ``threshold`` or more becomes a row and a
       question if no rule found it; that is how entities no rule covers reach the annotator.
     * It **votes** on every row of the texts it scored: the label it gives ``threshold`` or more,
-      else "not an entity". The LabelModel weighs that vote against the rules like any other.
-    * Its probability per question is kept (``model_probability``): the ranking uses it for
-      uncertainty, beside the aggregate's.
+      else "not an entity". The page shows that vote beside the rules'; the aggregate counts it
+      only on the rows no rule or function voted on (``aggregate.counted_votes``: a model
+      trained on the rules' labels repeats them on their own candidates).
+    * Its probability per question is kept (``model_probability``): the ranking uses it on the
+      model's own questions and to find the decided strings it sees otherwise
+      (``ranking.disputed``).
 
     ``keep`` are spans that must stay questions whatever this model says (answered questions
     a previous model proposed), so no decision loses its row.

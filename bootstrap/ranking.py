@@ -34,7 +34,8 @@ Score of an open question (row, label)::
   "breast cancer"); a span an accepted rival rules out is settled.
 
 * ``uncertainty = 1 − |2p − 1|`` where ``p`` is the probability that the answer is yes: 1 at 0.5
-  (once a trained model is in the loop, ``p`` is the mean of the aggregate's and the model's);
+  (on a trained model's own proposals, ``p`` is the mean of the aggregate's and the model's; on
+  the rules' candidates the model neither votes nor believes, ``aggregate.counted_votes``);
 * ``entropy`` of the row's whole class distribution, over its maximum: high where several labels
   (and "not an entity") compete;
 * ``conflict``: the share of the row's votes that disagree with its most common vote (rules with
@@ -137,7 +138,7 @@ class Ranker:
         self.rng = np.random.default_rng(seed)
         self.open = np.ones(self.table.n_questions, dtype=bool)
         self.asked_per_class = np.zeros(self.table.cardinality, dtype=np.int64)
-        self._conflict = row_conflict(self.table.L, self.table.cardinality)[self.table.question_row]
+        self._conflict = row_conflict(aggregate.votes, self.table.cardinality)[self.table.question_row]
         # each question's cell in the flattened rows × classes probabilities
         self._question_cell = self.table.question_cells()
         self._question_at = self.table.question_at_cell()
@@ -152,11 +153,14 @@ class Ranker:
         return index
 
     def belief(self) -> np.ndarray:
-        """Per question, the probability that the answer is yes: the aggregate's, averaged with
-        the model's once a trained model is in the loop (its belief counts as much as the rules')."""
+        """Per question, the probability that the answer is yes: the aggregate's; on the model's
+        own questions (``beyond_rules``) averaged with the model's. On the rules' candidates the
+        model mostly repeats the rules it learned from (``aggregate.counted_votes``)."""
         p = np.take(self.aggregate.probabilities(), self._question_cell)
         model = self.table.model_probability
-        return p if model is None else np.where(np.isnan(model), p, (p + model) / 2)
+        if model is None:
+            return p
+        return np.where(self.beyond_rules & ~np.isnan(model), (p + model) / 2, p)
 
     def scores(self, disputes: np.ndarray | None = None) -> np.ndarray:
         """The score of every question (answered ones included), as in the module docstring.

@@ -207,3 +207,31 @@ def test_the_exploration_share_holds_when_a_new_table_replaces_the_ranker(shared
         assert len(blocks) > 5  # not the same 20 draws over and over
     finally:
         session.close()
+
+
+def test_a_model_counts_on_its_own_spans_not_on_the_rules_candidates(tiny):
+    """A model trained on the rules' labels repeats them on their candidates: its vote and belief
+    there would count the rules twice. So the aggregate and the ranking see the rules' candidates
+    as without it, while its own proposals carry its vote and its probability."""
+    model_texts = ["Case 20: flu.", "Case 21: flu."]
+    records = [Record(t, input_hash(t), f"m:{i}") for i, t in enumerate(model_texts)]
+    gout = next(i for i in range(tiny.n_questions) if strings(tiny, [i]) == ["gout"])
+    row = int(tiny.question_row[gout])
+    spans = [ModelSpan(int(tiny.input_hash[row]), int(tiny.start[row]), int(tiny.end[row]),
+                       int(tiny.token_start[row]), int(tiny.token_end[row]), "gout", "DISEASE", 0.99)]
+    spans += [ModelSpan(r.input_hash, 9, 12, 2, 3, "flu", "DISEASE", 0.9) for r in records]
+    combined = with_model(tiny, spans, {r.input_hash for r in records} | set(tiny.input_hash.tolist()))
+    disease = combined.class_of("DISEASE")
+    assert combined.L[row, -1] == disease  # the model's view is kept (the page shows it) ...
+    without, with_it = Aggregate(tiny), Aggregate(combined)
+    np.testing.assert_allclose(with_it.probabilities()[: tiny.n_rows], without.probabilities())  # ... but not counted
+    own = np.flatnonzero(beyond_rules(combined))
+    assert len(own) == 2
+    own_rows = combined.question_row[own]
+    assert (with_it.probabilities()[own_rows, disease] > 0.5).all()  # its vote is all there is on its own spans
+    ranker, rules_only = Ranker(with_it, exploration=0.0), Ranker(without, exploration=0.0)
+    np.testing.assert_allclose(ranker.belief()[: tiny.n_questions], rules_only.belief())
+    np.testing.assert_allclose(ranker.belief()[own], (with_it.probabilities()[own_rows, disease] + 0.9) / 2)
+    # and a decision on a rule candidate judges the rules alone
+    with_it.observe(row, disease, "reject")
+    assert with_it.wrong[-1] == 0 and with_it.wrong[:-1].sum() > 0
