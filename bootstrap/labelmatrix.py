@@ -434,7 +434,7 @@ class ModelSpan:
 
 def with_model(table: CandidateTable, spans: Iterable[ModelSpan], scored_texts: Iterable[int],
                threshold: float = 0.5, keep: Iterable[ModelSpan] = ()) -> CandidateTable:
-    """The rules' table with a trained model in it, as one more labeling function.
+    """The rules' table with a trained model in it: a proposer, and a voter on its own spans.
 
     * The model **proposes**: a span it scores at ``threshold`` or more becomes a row and a
       question if no rule found it; that is how entities no rule covers reach the annotator.
