@@ -16,7 +16,7 @@ import numpy as np
 
 from .aggregate import Aggregate
 from .hashing import TaskIndex
-from .labelmatrix import NOT_ENTITY, CandidateTable
+from .labelmatrix import ABSTAIN, NOT_ENTITY, CandidateTable
 from .tasks import ANSWERS
 
 
@@ -50,8 +50,11 @@ def question_task(
 
 
 def votes(table: CandidateTable, aggregate: Aggregate, row: int) -> list[dict[str, Any]]:
-    """Who voted what on a row, with each voter's current precision: shown and stored with answers."""
+    """Who voted what on a row, with each voter's current precision: shown and stored with answers.
+    ``counted`` is False for a vote the aggregate does not weigh (a model's on a rule's candidate:
+    ``aggregate.counted_votes``)."""
     precision = aggregate.posterior_accuracy()
+    counted = aggregate.votes[row]
     shown = []
     for name, cls in table.votes(row).items():
         j = table.lf_names.index(name)
@@ -64,7 +67,8 @@ def votes(table: CandidateTable, aggregate: Aggregate, row: int) -> list[dict[st
             vote = "other boundaries"
         else:
             vote = "not an entity"
-        shown.append({"lf": name, "kind": column.kind, "vote": vote, "precision": round(float(precision[j]), 4)})
+        shown.append({"lf": name, "kind": column.kind, "vote": vote, "precision": round(float(precision[j]), 4),
+                      "counted": bool(counted[j] != ABSTAIN)})
     return shown
 
 

@@ -11,9 +11,10 @@ import pytest
 from bootstrap.aggregate import Aggregate
 from bootstrap.corpus import Record
 from bootstrap.hashing import input_hash
-from bootstrap.labelmatrix import ModelSpan, with_model
+from bootstrap.labelmatrix import MODEL_COLUMN, ModelSpan, with_model
 from bootstrap.ranking import SETTLED, Ranker, beyond_rules, disputed
 from bootstrap.table import build_table
+from bootstrap.views import votes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -232,6 +233,11 @@ def test_a_model_counts_on_its_own_spans_not_on_the_rules_candidates(tiny):
     ranker, rules_only = Ranker(with_it, exploration=0.0), Ranker(without, exploration=0.0)
     np.testing.assert_allclose(ranker.belief()[: tiny.n_questions], rules_only.belief())
     np.testing.assert_allclose(ranker.belief()[own], (with_it.probabilities()[own_rows, disease] + 0.9) / 2)
+    # the page shows the model's vote on a rule's candidate, marked as not counted
+    shown = {vote["lf"]: vote for vote in votes(combined, with_it, row)}
+    assert shown[MODEL_COLUMN]["vote"] == "DISEASE" and not shown[MODEL_COLUMN]["counted"]
+    assert all(vote["counted"] for name, vote in shown.items() if name != MODEL_COLUMN)
+    assert votes(combined, with_it, int(own_rows[0]))[0]["counted"]
     # and a decision on a rule candidate judges the rules alone
     with_it.observe(row, disease, "reject")
     assert with_it.wrong[-1] == 0 and with_it.wrong[:-1].sum() > 0

@@ -165,7 +165,8 @@ function renderVotes(votes, current) {
     right.title = "How often this one's votes are right, estimated from the rules' agreement and your decisions so far";
     return el("tr", inFavour ? "for" : "against", who,
       el("td", "says", el("span", inFavour ? "chip for" : "chip against", voteInWords(vote, current)),
-        el("span", "visually-hidden", inFavour ? " (for)" : " (against)")),
+        el("span", "visually-hidden", inFavour ? " (for)" : " (against)"),
+        vote.counted === false ? el("span", "muted", " not counted: it learned from these rules") : null),
       right);
   });
   if (rows.length === 0) rows.push(el("tr", null, el("td", "muted", "no votes")));
