@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 NO_MODEL = RESULTS / "corrected_rules"  # the runs that train no model (--no-model)
+FIRST_MODEL = RESULTS / "first_model"  # the runs whose only model is active's first (--first-model)
 DATASETS = {
     "ncbi": {"folder": SHARED / "ncbi-disease", "patterns": ROOT / "examples/diseases/patterns.jsonl",
              "lfs": ROOT / "examples/diseases/lfs.py", "name": "NCBI-disease"},
@@ -63,7 +64,7 @@ def seed_path(data: str, seed: int, results: Path = RESULTS) -> Path:
 
 
 def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | None = None, handoff: str = "auto",
-        model_share: float | None = None, train: bool = True) -> int:
+        model_share: float | None = None, train: bool = True, first_model: bool = False) -> int:
     """One seed; with ``only``, just those strategies, merged into the seed's existing file (the
     others kept as they were, and the file says which strategies were re-run at which commit)."""
     from bootstrap.simulate import simulate
@@ -77,7 +78,7 @@ def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | 
     strategies = only or ["active", "random", "rules"] + (["gold"] if seed == 0 and train else [])
     result = simulate([spec["patterns"]], pool, pool, test=test, budget=CHECKPOINTS[-1], checkpoints=CHECKPOINTS,
                       seed=seed, strategies=strategies, lfs=spec["lfs"], max_epochs=max_epochs, handoff=handoff,
-                      train=train, **({} if model_share is None else {"model_share": model_share}))
+                      train=train, first_model=first_model, **({} if model_share is None else {"model_share": model_share}))
     path = seed_path(data, seed, results)
     result["settings"]["commit"] = _commit()
     if only:
@@ -317,11 +318,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-model", action="store_true",
                         help=f"train no model: score the rules corrected by the decisions at each checkpoint "
                              f"(a minute a seed; results in {NO_MODEL.relative_to(ROOT)} unless --results)")
+    parser.add_argument("--first-model", action="store_true",
+                        help=f"as --no-model, but active order's session trains its first model at the start and "
+                             f"keeps it in the loop (a training a seed; results in {FIRST_MODEL.relative_to(ROOT)} "
+                             f"unless --results)")
     args = parser.parse_args(argv)
-    results = args.results if args.results is not None else (NO_MODEL if args.no_model else RESULTS)
+    if args.no_model and args.first_model:
+        parser.error("--no-model and --first-model exclude each other")
+    default = NO_MODEL if args.no_model else FIRST_MODEL if args.first_model else RESULTS
+    results = args.results if args.results is not None else default
     if args.command == "run":
         return run(args.data, args.seed, args.max_epochs, results, args.only, args.handoff, args.model_share,
-                   train=not args.no_model)
+                   train=not (args.no_model or args.first_model), first_model=args.first_model)
     for line in report(summarize(args.data, results)):
         print(line)
     return 0

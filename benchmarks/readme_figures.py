@@ -98,12 +98,13 @@ def _lead_row(head: str, summary: dict[str, Any]) -> str:
     return f"| {head} | " + " | ".join(cells) + " |"
 
 
-def corrected_rules_efficiency() -> str:
-    """The runs that train no model (``annotation_efficiency.py --no-model``): the rules corrected
-    by the decisions, per order and checkpoint, and active's lead over random."""
+def corrected_rules_efficiency(folder: str = "corrected_rules", flag: str = "--no-model") -> str:
+    """The runs that train no model (``annotation_efficiency.py --no-model``), or only active's
+    first one (``--first-model``, in ``first_model/``): the rules corrected by the decisions, per
+    order and checkpoint, and active's lead over random."""
     rows, notes = [], []
     for data in ("ncbi", "wnut"):
-        summary = _load(f"corrected_rules/annotation_efficiency_{data}.json")
+        summary = _load(f"{folder}/annotation_efficiency_{data}.json")
         if summary is None:
             continue
         checkpoints, orders, name = summary["checkpoints"], summary["orders"], summary["data"]
@@ -120,7 +121,7 @@ def corrected_rules_efficiency() -> str:
                      f"{summary['flat']['rules']['mean']:.3f}, commit{'s' if len(commits) > 1 else ''} {', '.join(commits)}): "
                      f"decisions to reach the rules' F + 0.10: {reach}.")
     if not rows:
-        return "(no results yet: run benchmarks/annotation_efficiency.py --no-model)"
+        return f"(no results yet: run benchmarks/annotation_efficiency.py {flag})"
     return "\n".join(rows + [""] + notes)
 
 
@@ -309,6 +310,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "session-latency": session_latency,
     "annotation-efficiency": annotation_efficiency,
     "corrected-rules-efficiency": corrected_rules_efficiency,
+    "first-model-efficiency": lambda: corrected_rules_efficiency("first_model", "--first-model"),
     "cold-start": cold_start,
     "cold-start-detail": cold_start_detail,
     "handoff-training": handoff_training,

@@ -218,13 +218,18 @@ def simulate(
     handoff: HandoffMode = "auto",
     model_share: float = SessionConfig.model_share,
     train: bool = True,
+    first_model: bool = False,
 ) -> dict[str, Any]:
     """Run every strategy and return the curves (see the module docstring; ``write_curves`` saves them).
 
     ``train=False`` trains no model: no model enters the loop, and each checkpoint scores the
     pipeline a training hands over while no model beats the rules — the rules corrected by
     every decision so far (``corrected_scores``) — in seconds where a training takes minutes.
-    It measures what the order of questions does to the rules' correction alone.
+    It measures what the order of questions does to the rules' correction alone. With
+    ``first_model`` the ``active`` session still trains its first model at the start, from the
+    rules' weak labels, as the product does, and that model stays in the loop (its proposals, its
+    share of the questions, the decided strings it disputes) with no training after it: what a
+    model in the loop does to the order of questions, for one training a seed.
 
     ``handoff`` is the ``active`` session's handoff mode: ``"now"`` puts every model it trains in
     the loop, whatever model and rules score on the held-out decisions (to measure what that
@@ -261,9 +266,11 @@ def simulate(
         before_decisions: dict[str, Any] = {}  # the model at 0 decisions is the same for every strategy
         settings = {"budget": budget, "checkpoint": checkpoint, "checkpoints": points, "seed": seed, "noise": noise,
                     "max_epochs": max_epochs, "patience": patience, "lang": lang, "handoff": handoff,
-                    "model_share": model_share, "train": train,
+                    "model_share": model_share, "train": train, "first_model": first_model and not train,
                     "training": ("whole pool, weak labels corrected by the decisions" if train
-                                 else "none: the rules corrected by the decisions"), "weak_labels": vars(weak_labels)}
+                                 else "the first model only, at the start: the rules corrected by the decisions"
+                                 if first_model else "none: the rules corrected by the decisions"),
+                    "weak_labels": vars(weak_labels)}
         for name in strategies:
             if name in DECISION_STRATEGIES:
                 answerer = answer_with or GoldAnnotator(data.gold, noise, seed)
@@ -271,7 +278,8 @@ def simulate(
                     name, pattern_files, data, reference, points, answerer, workdir, nlp=nlp, seed=seed, lfs=lfs,
                     lang=lang, phrase_attr=phrase_attr, max_epochs=max_epochs, patience=patience, reporter=reporter,
                     weak_labels=weak_labels, cache=before_decisions, aggregate_options=aggregate_options,
-                    handoff=handoff if train else "never", model_share=model_share, train=train)
+                    handoff=handoff if train or first_model else "never", model_share=model_share, train=train,
+                    first_model=first_model)
                 if isinstance(answerer, GoldAnnotator):
                     curves[name]["annotator"] = {"asked": answerer.asked, "flipped": answerer.flipped}
                 final = curves[name]["points"][-1]
@@ -328,9 +336,11 @@ def run_decisions(
     handoff: HandoffMode = "auto",
     model_share: float = SessionConfig.model_share,
     train: bool = True,
+    first_model: bool = False,
 ) -> dict[str, Any]:
     """One decision strategy in its own database: ask, answer, and train and score at each checkpoint
-    (``train=False``: score the corrected rules, ``simulate``).
+    (``train=False``: score the corrected rules, after the session's first model with
+    ``first_model``; ``simulate``).
 
     ``cache`` keeps the scores at 0 decisions across strategies: the same training set, the
     same seed, the same model.
@@ -371,6 +381,9 @@ def run_decisions(
                 strings.add(task["text"][span["start"]:span["end"]].lower())
                 reporter.advance(name)
             decided = sum(counts.values())
+            if first_model and not train and not points:  # the session's start: its only training
+                session.start_handoff()
+                session.wait_for_handoff()
             if points and points[-1]["decisions"] == decided:  # the pool ran dry: the same model again
                 points.append({**points[-1], "checkpoint": target})
                 continue
@@ -378,8 +391,8 @@ def run_decisions(
                 points.append({"checkpoint": target, **cache["scores"]})
                 continue
             if not train:
-                points.append({"checkpoint": target, **corrected_scores(session, nlp, reference, counts, seed=seed,
-                                                                         weak_labels=weak_labels)})
+                points.append({"checkpoint": target, "model_in_loop": session.scorer == "model",
+                               **corrected_scores(session, nlp, reference, counts, seed=seed, weak_labels=weak_labels)})
                 continue
             reporter.note(name, f"training at {decided:,} decisions")
             if session.config.handoff.mode == "never":

@@ -183,6 +183,21 @@ def test_without_a_model_each_checkpoint_scores_the_rules_corrected_by_the_decis
     assert result["settings"]["train"] is False
 
 
+def test_with_the_first_model_only_active_order_keeps_it_in_the_loop(slice_files):
+    """``first_model``: active's session trains once, at its start, and that model stays in the
+    loop (its proposals asked within their share); the checkpoints score the corrected rules and
+    train nothing more. Random order has no model at all."""
+    pool, test = slice_files
+    result = simulate([PATTERNS], pool, pool, test=test, budget=60, checkpoint=30, seed=0, max_epochs=1,
+                      strategies=["active", "random"], train=False, first_model=True)
+    active, random_order = (result["strategies"][name] for name in ("active", "random"))
+    assert [p["model_in_loop"] for p in active["points"]] == [True, True, True]
+    assert not any(p["model_in_loop"] for p in random_order["points"])
+    assert all(p["pipeline"] == "rules" and not p["trained"] for p in active["points"])
+    assert active["asked"]["beyond_rules"] > 0 and random_order["asked"]["beyond_rules"] == 0
+    assert result["settings"]["first_model"] is True
+
+
 def test_reach_counts_decisions_for_curves_and_zero_for_flat_lines():
     curves = {
         "active": {"kind": "decisions", "points": [{"decisions": 100, "f": 0.5}, {"decisions": 200, "f": 0.75}]},
