@@ -113,7 +113,7 @@ def _commit() -> str:
 def spread(values: list[float]) -> dict[str, float]:
     """Mean, range and the standard error of the mean (``se``: the seeds' standard deviation over
     the square root of their number; 0 with one seed). The runs of one order spread widely: on
-    NCBI-disease the rules corrected by 200 decisions range over 0.04 F between seeds, so a
+    NCBI-disease the rules corrected by 200 decisions range over 0.06 F between seeds, so a
     difference between two orders says something only where it is well above the error."""
     se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return {"mean": round(statistics.fmean(values), 4), "min": round(min(values), 4), "max": round(max(values), 4),
