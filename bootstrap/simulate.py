@@ -252,6 +252,7 @@ def simulate(
     if not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must be a share between 0 and 1, got {noise}")
     points = sorted(set(checkpoints)) if checkpoints else checkpoints_of(budget, checkpoint)
+    first_model = first_model and not train  # (with a training at every checkpoint, every model is in the loop)
     weak_labels = weak_labels or WeakLabelConfig()
     aggregate_options = dict(SessionConfig().aggregate if aggregate_options is None else aggregate_options)
     reporter = reporter or Reporter()
@@ -266,7 +267,7 @@ def simulate(
         before_decisions: dict[str, Any] = {}  # the model at 0 decisions is the same for every strategy
         settings = {"budget": budget, "checkpoint": checkpoint, "checkpoints": points, "seed": seed, "noise": noise,
                     "max_epochs": max_epochs, "patience": patience, "lang": lang, "handoff": handoff,
-                    "model_share": model_share, "train": train, "first_model": first_model and not train,
+                    "model_share": model_share, "train": train, "first_model": first_model,
                     "training": ("whole pool, weak labels corrected by the decisions" if train
                                  else "the first model only, at the start: the rules corrected by the decisions"
                                  if first_model else "none: the rules corrected by the decisions"),
@@ -381,7 +382,7 @@ def run_decisions(
                 strings.add(task["text"][span["start"]:span["end"]].lower())
                 reporter.advance(name)
             decided = sum(counts.values())
-            if first_model and not train and not points:  # the session's start: its only training
+            if first_model and not points:  # the session's start: its only training
                 session.start_handoff()
                 session.wait_for_handoff()
             if points and points[-1]["decisions"] == decided:  # the pool ran dry: the same model again
