@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,7 +54,6 @@ DATASETS = {
 }
 CHECKPOINTS = (0, 100, 200, 400)
 ORDERS = ("active", "random")
-FLAT = ("rules", "labelmodel", "aggregate", "gold")
 
 
 def seed_path(data: str, seed: int, results: Path = RESULTS) -> Path:
@@ -110,194 +107,18 @@ def _commit() -> str:
     return git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "bootstrap") else "")
 
 
-def spread(values: list[float]) -> dict[str, float]:
-    """Mean, range and the standard error of the mean (``se``: the seeds' standard deviation over
-    the square root of their number; 0 with one seed). The runs of one order spread widely: on
-    NCBI-disease the rules corrected by 200 decisions range over 0.06 F between seeds, so a
-    difference between two orders says something only where it is well above the error."""
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return {"mean": round(statistics.fmean(values), 4), "min": round(min(values), 4), "max": round(max(values), 4),
-            "se": round(se, 4), "n": len(values)}
-
-
-def lead(curves: dict[str, list[dict[str, Any]]]) -> list[dict[str, float]]:
-    """Active's lead over random per checkpoint, with its standard error (the two orders' errors
-    combined: their runs are independent draws)."""
-    return [{"decisions": a["decisions"], "mean": round(a["f"]["mean"] - r["f"]["mean"], 4),
-             "se": round(math.hypot(a["f"].get("se", 0.0), r["f"].get("se", 0.0)), 4)}
-            for a, r in zip(curves["active"], curves["random"])]
-
-
-def needed(mean_curve: list[dict[str, Any]], level: float) -> int | None:
-    """The first checkpoint whose mean F reaches ``level`` (None: not within the budget)."""
-    return next((point["decisions"] for point in mean_curve if point["f"]["mean"] >= level), None)
-
-
 def summarize(data: str, results: Path) -> dict[str, Any]:
-    """Every seed's file of ``data`` into one summary (and a PNG)."""
+    """Every seed's file of ``data`` into one summary (``bootstrap.seeds.summarize``) and a PNG."""
+    from bootstrap import seeds
+
     runs = sorted(results.glob(f"annotation_efficiency/{data}-seed*.json"), key=lambda path: int(path.stem.rpartition("seed")[2]))
     if not runs:
         raise SystemExit(f"no runs for {data} in {results / 'annotation_efficiency'}: run some seeds first")
-    seeds = [json.loads(path.read_text(encoding="utf8")) for path in runs]
-    summary: dict[str, Any] = {"data": DATASETS[data]["name"], "seeds": [s["settings"]["seed"] for s in seeds],
-                               "commits": list(dict.fromkeys(s["settings"].get("commit", "?") for s in seeds)),
-                               "checkpoints": list(CHECKPOINTS), "settings": seeds[0]["settings"], "orders": {}}
-    flat = {}
-    for name in FLAT:
-        values = [s["strategies"][name]["f"] for s in seeds if name in s["strategies"]]
-        if values:
-            flat[name] = spread(values)
-    summary["flat"] = flat
-    for name in ORDERS:
-        curve = []
-        for i, checkpoint in enumerate(CHECKPOINTS):
-            points = [s["strategies"][name]["points"][i] for s in seeds]
-            asked = [p for p in points if p["decisions"]]
-            handed = [p.get("pipeline", "ner") for p in points]
-            curve.append({
-                "decisions": checkpoint, "f": spread([p["f"] for p in points]),
-                "ner_f": spread([p.get("ner", p)["f"] for p in points]),
-                "pipelines": {name: handed.count(name) for name in dict.fromkeys(handed)},
-                "choices_f": choices_f(points),
-                "precision": spread([p["precision"] for p in points]), "recall": spread([p["recall"] for p in points]),
-                "accept_share": spread([p["accepts"] / p["decisions"] for p in asked]) if asked else None,
-            })
-        summary["orders"][name] = curve
-        # runs from before trainings handed over a pipeline scored the model alone
-        summary.setdefault("scored", {})[name] = (
-            "pipeline" if all("pipeline" in p for s in seeds for p in s["strategies"][name]["points"]) else "model alone")
-    summary["lead"] = lead(summary["orders"])
-    rules = flat["rules"]["mean"]
-    ceiling = flat.get("gold", {}).get("mean")
-    summary["reach"] = {name: {"rules": needed(curve, rules + 1e-9), "rules + 0.10": needed(curve, rules + 0.10),
-                               "80% of ceiling": needed(curve, 0.8 * ceiling) if ceiling else None}
-                        for name, curve in summary["orders"].items()}
-    summary["beyond_rules"] = {
-        name: spread([v for v in (_beyond_rules_share(s, name) for s in seeds) if v is not None] or [0.0])
-        for name in ORDERS}
-    accepted = {name: [v for v in (_beyond_rules_accepted(s, name) for s in seeds) if v is not None] for name in ORDERS}
-    summary["beyond_rules_accepted"] = {name: spread(values) for name, values in accepted.items() if values}
-    summary["handoff_verdicts"] = handoff_verdicts(seeds)
+    summary = seeds.summarize([json.loads(path.read_text(encoding="utf8")) for path in runs], DATASETS[data]["name"])
     path = results / f"annotation_efficiency_{data}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf8")
-    plot(summary, results / f"annotation_efficiency_{data}.png")
+    seeds.plot(summary, results / f"annotation_efficiency_{data}.png")
     return summary
-
-
-def choices_f(points: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each pipeline a training chose from, scored on the test gold (mean over the seeds that
-    recorded it): what a perfect choice would have handed over."""
-    names = dict.fromkeys(name for p in points for name in p.get("choices_f") or {})
-    return {name: spread([p["choices_f"][name] for p in points if name in (p.get("choices_f") or {})]) for name in names}
-
-
-def handoff_verdicts(seeds: list[dict[str, Any]]) -> dict[str, int]:
-    """How often the handoff's comparison on held-out texts said what the test gold says: at each
-    active checkpoint with both scores, is the model better than the rules? (``model_better``:
-    how often the gold says it is; ``adopted``: how often the handoff let the model in.)"""
-    counts = {"compared": 0, "agreed": 0, "model_better": 0, "adopted": 0}
-    for seed in seeds:
-        rules = seed["strategies"]["rules"]["f"]
-        for point in seed["strategies"]["active"]["points"]:
-            held_out = point.get("held_out") or {}
-            if not point["decisions"] or held_out.get("model_f") is None or held_out.get("rules_f") is None:
-                continue
-            says, truth = held_out["model_f"] > held_out["rules_f"], point.get("ner", point)["f"] > rules  # the model alone
-            counts["compared"] += 1
-            counts["agreed"] += says == truth
-            counts["model_better"] += truth
-            counts["adopted"] += bool(point.get("adopted"))
-    return counts
-
-
-def _beyond_rules_share(seed_result: dict[str, Any], name: str) -> float | None:
-    """The share of the strategy's questions about spans no rule proposed (the model's)."""
-    curve = seed_result["strategies"][name]
-    asked = curve.get("asked") or {}
-    total = asked.get("questions")
-    return None if not total else asked.get("beyond_rules", 0) / total
-
-
-def _beyond_rules_accepted(seed_result: dict[str, Any], name: str) -> float | None:
-    """The share of those questions the annotator accepted (runs from before it was recorded: None)."""
-    asked = seed_result["strategies"][name].get("asked") or {}
-    if "beyond_rules_accepted" not in asked or not asked.get("beyond_rules"):
-        return None
-    return asked["beyond_rules_accepted"] / asked["beyond_rules"]
-
-
-def report(summary: dict[str, Any]) -> list[str]:
-    """The lines ``summarize`` prints (and the README quotes)."""
-    lines = []
-    flat = summary["flat"]
-    lines.append(f"{summary['data']}, seeds {', '.join(map(str, summary['seeds']))}: rules F {flat['rules']['mean']:.3f}, "
-                 f"LabelModel {flat['labelmodel']['mean']:.3f}, aggregate (what the loop uses) "
-                 f"{flat['aggregate']['mean']:.3f}" + (f", ceiling {flat['gold']['mean']:.3f}" if "gold" in flat else ""))
-    for name, curve in summary["orders"].items():
-        cells = [f"{p['decisions']}: {p['f']['mean']:.3f} [{p['f']['min']:.3f}-{p['f']['max']:.3f}]" for p in curve]
-        lines.append(f"{name:7} F (mean [min-max]) " + "  ".join(cells)
-                     + ("" if summary.get("scored", {}).get(name) != "model alone" else "  (the model alone: run before the pipeline choice)"))
-        if summary["settings"].get("train", True) and any(p["pipelines"] != {"ner": len(summary["seeds"])} for p in curve):
-            handed = [", ".join(f"{k} {v}" for k, v in p["pipelines"].items()) for p in curve]
-            lines.append(f"{'':7} its model alone: " + "  ".join(f"{p['decisions']}: {p['ner_f']['mean']:.3f}" for p in curve)
-                         + "; pipelines handed over (seeds): " + " | ".join(handed))
-        if any(p.get("choices_f") for p in curve):
-            lines.append(f"{'':7} each choice on the test gold: " + " | ".join(
-                f"{p['decisions']}: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in p["choices_f"].items())
-                for p in curve if p.get("choices_f")))
-        shares = [f"{p['accept_share']['mean']:.0%}" for p in curve if p["accept_share"]]
-        accepted = summary.get("beyond_rules_accepted", {}).get(name)
-        lines.append(f"{'':7} accepted share of questions at each checkpoint: {', '.join(shares)}; "
-                     f"questions on spans no rule proposed: {summary['beyond_rules'][name]['mean']:.1%}"
-                     + (f" ({accepted['mean']:.0%} of them accepted)" if accepted else ""))
-    lines.append("active's lead over random (± standard error): "
-                 + "  ".join(f"{p['decisions']}: {p['mean']:+.3f} ± {p['se']:.3f}" for p in summary["lead"]))
-    verdicts = summary.get("handoff_verdicts")
-    if verdicts and verdicts["compared"]:
-        lines.append(f"handoff: the held-out comparison agreed with the test gold at {verdicts['agreed']} of "
-                     f"{verdicts['compared']} checkpoints (the model better on gold at {verdicts['model_better']}, "
-                     f"let in at {verdicts['adopted']})")
-    for name, reach in summary["reach"].items():
-        lines.append(f"{name:7} decisions to reach the rules' F: {_fmt(reach['rules'])}, the rules' F + 0.10: "
-                     f"{_fmt(reach['rules + 0.10'])}, 80% of the ceiling: {_fmt(reach['80% of ceiling'])}")
-    return lines
-
-
-def _fmt(value: int | None) -> str:
-    return f"> {CHECKPOINTS[-1]}" if value is None else str(value)
-
-
-def plot(summary: dict[str, Any], path: Path) -> None:
-    """Mean F per checkpoint with the min-max band of the seeds, the model alone dashed where the
-    pipeline handed over was another; the flat lines dotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colors = {"active": "tab:blue", "random": "tab:orange", "rules": "tab:gray", "labelmodel": "tab:green",
-              "aggregate": "tab:olive", "gold": "black"}
-    figure, axes = plt.subplots(figsize=(8, 4.2), dpi=120)
-    for name, curve in summary["orders"].items():
-        xs = [p["decisions"] for p in curve]
-        axes.plot(xs, [p["f"]["mean"] for p in curve], marker="o", color=colors[name], label=f"{name} (mean)")
-        axes.fill_between(xs, [p["f"]["min"] for p in curve], [p["f"]["max"] for p in curve], color=colors[name], alpha=0.2)
-        if any(p.get("ner_f", p["f"]) != p["f"] for p in curve):
-            axes.plot(xs, [p["ner_f"]["mean"] for p in curve], marker=".", linestyle="--", color=colors[name],
-                      label=f"{name}: its model alone")
-    for name, values in summary["flat"].items():
-        axes.axhline(values["mean"], color=colors[name], linestyle="--" if name == "gold" else ":",
-                     label=f"{'ceiling' if name == 'gold' else name} F {values['mean']:.2f}")
-    axes.set_xlabel("decisions")
-    axes.set_ylabel("entity F1 on the gold test split")
-    scored = "" if summary["settings"].get("train", True) else ", the rules corrected by the decisions (no model)"
-    axes.set_title(f"{summary['data']}: {len(summary['seeds'])} seeds, band = min-max{scored}", fontsize=9)
-    axes.set_ylim(0, 1)
-    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run(args.data, args.seed, args.max_epochs, results, args.only, args.handoff, args.model_share,
                    train=not (args.no_model or args.first_model), first_model=args.first_model)
+    from bootstrap.seeds import report
+
     for line in report(summarize(args.data, results)):
         print(line)
     return 0

@@ -93,7 +93,7 @@ def annotation_efficiency() -> str:
 
 def _lead_row(head: str, summary: dict[str, Any]) -> str:
     """A table row: active's lead over random per checkpoint, ± its standard error when the
-    summary has one (``annotation_efficiency.lead``)."""
+    summary has one (``bootstrap.seeds.lead``)."""
     cells = [f"{p['mean']:+.3f}" + (f" ± {p['se']:.3f}" if p.get("se") else "") for p in summary.get("lead") or []]
     return f"| {head} | " + " | ".join(cells) + " |"
 
