@@ -697,7 +697,7 @@ def plot_curves(result: dict[str, Any], path: str | Path) -> None:
             ys = [0.0] + [p["f"] for p in curve["points"]]
             axes.plot(xs, ys, color=color, linestyle=style, marker="o", label=name)
             for p in curve["points"]:
-                if not p["trained"]:
+                if settings.get("train", True) and not p["trained"]:  # (no training at all is no failure)
                     axes.plot(p["decisions"], p["f"], marker="x", color="red", markersize=9)
     ceiling = result.get("ceiling_f")
     if ceiling:

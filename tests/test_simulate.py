@@ -314,3 +314,34 @@ def test_the_ceiling_trains_only_on_the_scored_labels(slice_files, tmp_path, mon
                                       "--output", str(tmp_path / "out")])
     assert isinstance(result.exception, Given), result.output
     assert given == [(["DISEASE"], ["DISEASE"]), (["DISEASE", "GENE"], ["DISEASE", "GENE"])]
+
+
+def test_cli_runs_several_seeds_and_summarizes_them(slice_files, tmp_path):
+    """``--seed`` repeated: each seed's curves in its own folder, and one summary whose means,
+    ranges and lead are those of the seeds' own curves (``--training none``: no model, fast)."""
+    pool, test = slice_files
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["simulate", str(PATTERNS), str(pool), "--gold", str(pool), "--test", str(test),
+                                      "--strategies", "active,random,rules", "--budget", "20", "--checkpoint", "10",
+                                      "--seed", "0", "--seed", "3", "--training", "none", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    runs = [json.loads((out / f"seed-{seed}" / "curves.json").read_text()) for seed in (0, 3)]
+    assert [run["settings"]["seed"] for run in runs] == [0, 3] and not any(run["settings"]["train"] for run in runs)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == [0, 3] and summary["checkpoints"] == [0, 10, 20]
+    for order in ("active", "random"):
+        for i, point in enumerate(summary["orders"][order]):
+            fs = [run["strategies"][order]["points"][i]["f"] for run in runs]
+            assert point["f"]["mean"] == pytest.approx(sum(fs) / 2, abs=1e-4)
+            assert (point["f"]["min"], point["f"]["max"]) == (pytest.approx(min(fs), abs=1e-4), pytest.approx(max(fs), abs=1e-4))
+    lead = summary["lead"][-1]
+    assert lead["mean"] == pytest.approx(summary["orders"]["active"][-1]["f"]["mean"]
+                                         - summary["orders"]["random"][-1]["f"]["mean"], abs=1e-4)
+    assert "active's lead over random" in result.output and "seeds 0, 3" in result.output
+    assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_refuses_an_unknown_training(slice_files, tmp_path):
+    pool, test = slice_files
+    result = CliRunner().invoke(app, ["simulate", str(PATTERNS), str(pool), "--gold", str(pool), "--training", "some"])
+    assert result.exit_code == 2 and "'some'" in result.output

@@ -15,6 +15,7 @@ from ._util import app, console, fail, progress_bar, reports_input_errors, split
 # ``bootstrap.simulate.STRATEGIES``, written out so that ``--help`` need not import the
 # simulation (spaCy, Snorkel, torch); tests/test_cli_startup.py checks that the two agree.
 STRATEGIES = ("active", "random", "rules", "gold")
+TRAINING = ("checkpoints", "first", "none")  # --training: simulate's train=True, first_model=True, neither
 
 
 class ProgressReporter:
@@ -43,7 +44,7 @@ def simulate_cli(
     test: Annotated[Optional[Path], typer.Option("--test", help="Held-out gold texts to score on; default: a stable 20% of GOLD by input hash, taken out of the pool.")] = None,
     budget: Annotated[int, typer.Option(help="Decisions per strategy.")] = 500,
     checkpoint: Annotated[int, typer.Option(help="Train and score a model every this many decisions.")] = 100,
-    seed: Annotated[int, typer.Option(help="Seed of the ranking, the annotator's noise and every training run.")] = SEED,
+    seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Seed of the ranking, the annotator's noise and every training run. Repeat it to run several seeds, one after the other, and get their mean, range and standard error: one run cannot tell two orders apart. \\[default: 0]")] = None,
     strategies: Annotated[str, typer.Option(help=f"Comma-separated, of {', '.join(STRATEGIES)}.")] = ",".join(STRATEGIES),
     noise: Annotated[float, typer.Option(help="Share of answers the simulated annotator gets wrong (accept and reject swapped).")] = 0.0,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for curves.json and curves.png.")] = Path("simulation"),
@@ -51,6 +52,7 @@ def simulate_cli(
     max_epochs: Annotated[int, typer.Option(help="Passes over the training data at most, per checkpoint model and for the ceiling.")] = MAX_EPOCHS,
     lang: Annotated[str, typer.Option(help="Language of spacy.blank().")] = LANG,
     label: Annotated[Optional[list[str]], typer.Option("--label", help="A gold label to score and train the ceiling on (repeat for several). \\[default: the labels the rules and functions vote for]")] = None,
+    training: Annotated[str, typer.Option(help="What is trained: 'checkpoints' (the product's loop: a model at the start and at every checkpoint, scored as the training hands it over), 'first' (only active order's first model, at the start, kept in the loop; the checkpoints score the rules corrected by the decisions: one training a seed) or 'none' (no model: the corrected rules, a minute a seed). The last two measure the order of questions over many seeds.")] = "checkpoints",
 ) -> None:
     """Answer the loop's questions from gold and compare learning curves: active, random order, rules, ceiling."""
     from ..simulate import simulate, write_curves
@@ -67,17 +69,45 @@ def simulate_cli(
         raise typer.BadParameter("--budget and --checkpoint must be at least 1")
     if not 0.0 <= noise <= 1.0:
         raise typer.BadParameter(f"{noise} is not a share between 0 and 1", param_hint="'--noise'")
-    with progress_bar() as progress:
-        try:
-            result = simulate(patterns, texts, gold, test=test, budget=budget, checkpoint=checkpoint, seed=seed,
-                              strategies=chosen, noise=noise, lfs=lfs, lang=lang, max_epochs=max_epochs,
-                              reporter=ProgressReporter(progress), labels=label)
-        except ValueError as error:
-            fail(str(error))
-    json_path, png_path = write_curves(result, output)
-    Console().print(reach_table(result))  # the result, on stdout; progress and messages go to stderr
-    console.print(f"Scored on gold {', '.join(result['labels'])} only (--label); curves in {json_path} and {png_path}",
-                  highlight=False)
+    if training not in TRAINING:
+        raise typer.BadParameter(f"{training!r} (choose from {', '.join(TRAINING)})", param_hint="'--training'")
+    seeds = list(dict.fromkeys(seeds or [SEED]))
+    results = []
+    for seed in seeds:
+        with progress_bar() as progress:
+            if len(seeds) > 1:
+                console.print(f"seed {seed} ({len(results) + 1} of {len(seeds)})", highlight=False)
+            try:
+                result = simulate(patterns, texts, gold, test=test, budget=budget, checkpoint=checkpoint, seed=seed,
+                                  strategies=chosen, noise=noise, lfs=lfs, lang=lang, max_epochs=max_epochs,
+                                  reporter=ProgressReporter(progress), labels=label, train=training == "checkpoints",
+                                  first_model=training == "first")
+            except ValueError as error:
+                fail(str(error))
+        results.append(result)
+        json_path, png_path = write_curves(result, output / f"seed-{seed}" if len(seeds) > 1 else output)
+        Console().print(reach_table(result))  # the result, on stdout; progress and messages go to stderr
+    if len(seeds) > 1:
+        json_path, png_path = write_summary(results, output, name=texts.name)
+    console.print(f"Scored on gold {', '.join(result['labels'])} only (--label); "
+                  f"{'summary' if len(seeds) > 1 else 'curves'} in {json_path} and {png_path}", highlight=False)
+
+
+def write_summary(results: list[dict[str, Any]], output: Path, name: str) -> tuple[Path, Path]:
+    """The seeds' summary (``bootstrap.seeds``): ``output/summary.json`` and ``summary.png``, its
+    lines printed on stdout."""
+    import json
+
+    from .. import seeds
+
+    summary = seeds.summarize(results, name)
+    output.mkdir(parents=True, exist_ok=True)
+    json_path, png_path = output / "summary.json", output / "summary.png"
+    json_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf8")
+    seeds.plot(summary, png_path)
+    for line in seeds.report(summary):
+        typer.echo(line)
+    return json_path, png_path
 
 
 def reach_table(result: dict[str, Any]) -> Table:
@@ -96,7 +126,8 @@ def reach_table(result: dict[str, Any]) -> Table:
         table.add_column(f"{level:.0%} of ceiling", justify="right")
     for name, curve in result["strategies"].items():
         last = curve["points"][-1]
-        cells = [name, f"{last['f']:.3f}" + ("" if last.get("trained", True) else " (untrained)")]
+        untrained = settings.get("train", True) and not last.get("trained", True)  # (by design with --training first or none)
+        cells = [name, f"{last['f']:.3f}" + (" (untrained)" if untrained else "")]
         for level in levels:
             needed = result["reach"].get(name, {}).get(f"{level:.0%}")
             cells.append("" if name == "gold" else f"> {settings['budget']}" if needed is None else f"{needed:,}")
