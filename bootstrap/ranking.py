@@ -45,7 +45,10 @@ Score of an open question (row, label)::
 Three shares keep the sample honest:
 
 * ``exploration`` (default 10%): the question is drawn uniformly from all open ones and marked,
-  so precision and model quality can be estimated without uncertainty sampling's bias;
+  so precision and model quality can be estimated without uncertainty sampling's bias. It does
+  not cost the order: on NCBI-disease without a model (12 seeds, the corrected rules at 200
+  decisions) no exploration scored 0.011 ± 0.007 lower, 20% 0.006 and 30% 0.014 lower; drawing
+  exploration from unsettled questions only changed nothing (−0.001 ± 0.005);
 * ``model_share`` (default 10%): once a trained model is in the loop, *the model's questions*
   get that share of the ranked questions, no more and no less: spans it proposes that no rule
   or function proposed, and occurrences of decided strings it sees otherwise. No more: the
