@@ -172,6 +172,10 @@ class Ranker:
     def scores(self, disputes: np.ndarray | None = None) -> np.ndarray:
         """The score of every question (answered ones included), as in the module docstring.
         ``disputes``: :func:`disputed` of the current state, if the caller has it already."""
+        return self._scored(disputes)[0]
+
+    def _scored(self, disputes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every question's score, belief and reach, each computed once."""
         proba = self.aggregate.probabilities()
         belief = self.belief()
         uncertainty = 1 - np.abs(2 * belief - 1)
@@ -182,7 +186,8 @@ class Ranker:
         entropy = (-row_reduce(np.add, plogp) / np.log(k))[self.table.question_row]
         base = (WEIGHTS["uncertainty"] * uncertainty + WEIGHTS["entropy"] * entropy
                 + WEIGHTS["conflict"] * self._conflict)
-        return self._typical(base * self.reach(belief, disputes))
+        reach = self.reach(belief, disputes)
+        return self._typical(base * reach), belief, reach
 
     def _typical(self, scores: np.ndarray) -> np.ndarray:
         """Each open question of a string nobody answered yet scores the mean of the string's
@@ -234,12 +239,13 @@ class Ranker:
         best-ranked open questions, one per string (an answer settles its string), flips with
         probability ``min(p, 1 − p)``, carried to every question it reaches. Exploration and the
         shares are left out: this is what the ranking itself could still achieve."""
-        scores = np.where(self.open, self.scores(), -np.inf)
+        scores, belief, reach = self._scored()
+        scores = np.where(self.open, scores, -np.inf)
         order = np.argsort(-scores, kind="stable")[: int(self.open.sum())]
         _, first = np.unique(self._group[order], return_index=True)
         best = order[np.sort(first)[:ahead]]
-        p = self.belief()[best]
-        return float((np.minimum(p, 1 - p) * self.reach()[best]).sum())
+        p = belief[best]
+        return float((np.minimum(p, 1 - p) * reach[best]).sum())
 
     def next(self, exclude: Collection[int] = ()) -> QuestionChoice | None:
         """The next question, or None when every question is answered (or excluded: leased to others)."""
