@@ -337,7 +337,7 @@ def test_cli_runs_several_seeds_and_summarizes_them(slice_files, tmp_path):
     lead = summary["lead"][-1]
     assert lead["mean"] == pytest.approx(summary["orders"]["active"][-1]["f"]["mean"]
                                          - summary["orders"]["random"][-1]["f"]["mean"], abs=1e-4)
-    assert "active's lead over random" in result.output and "seeds 0, 3" in result.output
+    assert "active's lead over random" in result.output and "pool, seeds 0, 3" in result.output
     assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -47,7 +47,7 @@ def simulate_cli(
     seeds: Annotated[Optional[list[int]], typer.Option("--seed", help="Seed of the ranking, the annotator's noise and every training run. Repeat it to run several seeds, one after the other, and get their mean, range and standard error: one run cannot tell two orders apart. \\[default: 0]")] = None,
     strategies: Annotated[str, typer.Option(help=f"Comma-separated, of {', '.join(STRATEGIES)}.")] = ",".join(STRATEGIES),
     noise: Annotated[float, typer.Option(help="Share of answers the simulated annotator gets wrong (accept and reject swapped).")] = 0.0,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for curves.json and curves.png.")] = Path("simulation"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for curves.json and curves.png; with several seeds, each seed's in DIR/seed-N and their summary.json and summary.png.")] = Path("simulation"),
     lfs: Annotated[Optional[Path], typer.Option("--lfs", help="Python file of labeling functions, as for `bootstrap annotate`.")] = None,
     max_epochs: Annotated[int, typer.Option(help="Passes over the training data at most, per checkpoint model and for the ceiling.")] = MAX_EPOCHS,
     lang: Annotated[str, typer.Option(help="Language of spacy.blank().")] = LANG,
@@ -88,7 +88,7 @@ def simulate_cli(
         json_path, png_path = write_curves(result, output / f"seed-{seed}" if len(seeds) > 1 else output)
         Console().print(reach_table(result))  # the result, on stdout; progress and messages go to stderr
     if len(seeds) > 1:
-        json_path, png_path = write_summary(results, output, name=texts.name)
+        json_path, png_path = write_summary(results, output, name=texts.stem)
     console.print(f"Scored on gold {', '.join(result['labels'])} only (--label); "
                   f"{'summary' if len(seeds) > 1 else 'curves'} in {json_path} and {png_path}", highlight=False)
 
