@@ -139,8 +139,10 @@ def report(summary: dict[str, Any]) -> list[str]:
     flat = summary["flat"]
     names = {"rules": "rules F", "labelmodel": "LabelModel", "aggregate": "aggregate (what the loop uses)",
              "gold": "ceiling"}
-    lines.append(f"{summary['data']}, seeds {', '.join(map(str, summary['seeds']))}: "
-                 + ", ".join(f"{names[line]} {values['mean']:.3f}" for line, values in flat.items()))
+    head = f"{summary['data']}, seeds {', '.join(map(str, summary['seeds']))}"
+    if flat:
+        head += ": " + ", ".join(f"{names[line]} {values['mean']:.3f}" for line, values in flat.items())
+    lines.append(head)
     for name, curve in summary["orders"].items():
         cells = [f"{p['decisions']}: {p['f']['mean']:.3f} [{p['f']['min']:.3f}-{p['f']['max']:.3f}]" for p in curve]
         lines.append(f"{name:7} F (mean [min-max]) " + "  ".join(cells)
