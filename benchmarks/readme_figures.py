@@ -242,12 +242,14 @@ def session_latency() -> str:
             (("`Session.answer` + `next_question`", ""), ("`POST /api/answer` (the page's round trip)", "_http"))]
     if not any(result for _, result in rows):
         return "(no results yet: run benchmarks/session_latency.py)"
-    lines = ["| step | texts | questions | wall p50 | wall p95 | CPU p50 | CPU p95 | load average |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| step | texts | questions | wall p50 | wall p95 | CPU p50 | CPU p95 | LabelModel fits meanwhile | load average |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, result in rows:
         if result:
             wall, cpu = result["wall_ms"], result["cpu_ms"]
             lines.append(f"| {name} | {result['texts']:,} | {result['questions']:,} | {wall['p50']:.1f} ms | {wall['p95']:.1f} ms | "
-                         f"{cpu['p50']:.1f} ms | {cpu['p95']:.1f} ms | {result['load_average'][0]} |")
+                         f"{cpu['p50']:.1f} ms | {cpu['p95']:.1f} ms | {result.get('label_model_fits', '–')} | "
+                         f"{result['load_average'][0]} |")
     return "\n".join(lines)
 
 

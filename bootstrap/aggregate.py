@@ -59,7 +59,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 from scipy.stats import beta as beta_distribution
@@ -141,6 +141,34 @@ def _label_model_class():
 def counted_label_model(**kwargs):
     """A LabelModel that fits on distinct rows with counts (see ``_label_model_class``)."""
     return _label_model_class()(**kwargs)
+
+
+def fit_label_model(distinct: np.ndarray, counts: np.ndarray, cardinality: int, class_balance: list[float] | None,
+                    epochs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Snorkel's LabelModel fit on a label matrix's distinct rows with their counts: each
+    column's estimated accuracy, and each distinct row's class probabilities. Arrays in, arrays
+    out, so a worker process can run it (:mod:`bootstrap.refit`)."""
+    import torch
+
+    # The LabelModel's matrices are tiny (LFs × classes): extra torch threads only add
+    # synchronisation. Measured here on 9k × 40, 7 classes: 2.4 s with one thread,
+    # 15-18 s with two on a busy 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = counted_label_model(cardinality=cardinality, verbose=False)
+        model.fit_counted(distinct, counts, class_balance=class_balance, n_epochs=epochs, seed=seed, progress_bar=False)
+        return model.get_weights(), model.predict_proba(distinct)
+    finally:
+        torch.set_num_threads(threads)
+
+
+Runner = Callable[..., Any]  # runs ``function(*args)`` and returns its result: here, or in a worker process
+
+
+def run_here(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``, in this thread."""
+    return function(*args)
 
 
 @dataclass(frozen=True)
@@ -285,15 +313,17 @@ class Aggregate:
         """Fit the LabelModel (or set up the weighted vote) and reset the priors to its estimates."""
         self.apply_fit(self.compute_fit(class_balance))
 
-    def compute_fit(self, class_balance: np.ndarray | None = None) -> Fit:
+    def compute_fit(self, class_balance: np.ndarray | None = None, run: Runner = run_here) -> Fit:
         """The slow half of :meth:`fit`: reads only the label matrix and the decisions made so
-        far (a copy is taken), so it may run in another thread."""
+        far (a copy is taken), so it may run in another thread. ``run(function, *args)`` runs the
+        LabelModel's fit (:func:`fit_label_model`): here by default; a session's background refit
+        passes a worker process's (:mod:`bootstrap.refit`)."""
         decisions = dict(self.decisions)
         fits = {"weighted vote": self._weighted_vote_fit()}
         if self.label_model_later is None and self.requested_method != "weighted vote" and self.table.n_rows and self.can_fit_label_model():
             accuracy = np.full(self.votes.shape[1], self.fallback_accuracy)
             active = (self.votes != ABSTAIN).any(axis=0)
-            accuracy[active], proba = self._fit_label_model(self.votes[:, active], class_balance)
+            accuracy[active], proba = self._fit_label_model(self.votes[:, active], class_balance, run)
             np.log(np.clip(proba, 1e-9, 1.0, out=proba), out=proba)  # (in place: rows × classes, 100 MB at 1M texts)
             fits["LabelModel"] = Fit("LabelModel", accuracy, proba, label_model_accuracy=accuracy)
         method, reason = self._choose(fits, decisions)
@@ -346,7 +376,8 @@ class Aggregate:
         self.decisions_since_fit = 0
         self._cache = None
 
-    def _fit_label_model(self, L: np.ndarray, class_balance: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_label_model(self, L: np.ndarray, class_balance: np.ndarray | None,
+                         run: Runner = run_here) -> tuple[np.ndarray, np.ndarray]:
         """Snorkel's LabelModel on the voting columns: per-LF accuracies and per-row probabilities.
 
         Rows with the same votes get the same probabilities, and a label matrix has few distinct
@@ -354,22 +385,10 @@ class Aggregate:
         rows with their counts; the result is the same, without the dense rows × LFs × classes
         matrix Snorkel would build for every row (6 GB at a million candidates).
         """
-        import torch
-
-        # The LabelModel's matrices are tiny (LFs × classes): extra torch threads only add
-        # synchronisation. Measured here on 9k × 40, 7 classes: 2.4 s with one thread,
-        # 15-18 s with two on a busy 2-core machine.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            distinct, inverse, counts = distinct_rows(L)
-            model = counted_label_model(cardinality=self.table.cardinality, verbose=False)
-            balance = None if class_balance is None else list(class_balance)
-            model.fit_counted(distinct, counts, class_balance=balance, n_epochs=self.epochs, seed=self.seed, progress_bar=False)
-            proba = model.predict_proba(distinct)[inverse]
-            return np.clip(model.get_weights(), *ACCURACY_RANGE), proba
-        finally:
-            torch.set_num_threads(threads)
+        distinct, inverse, counts = distinct_rows(L)
+        balance = None if class_balance is None else [float(share) for share in class_balance]
+        weights, proba = run(fit_label_model, distinct, counts, self.table.cardinality, balance, self.epochs, self.seed)
+        return np.clip(weights, *ACCURACY_RANGE), proba[inverse]
 
     def refit(self) -> None:
         """Fit again with the class balance the decisions show."""
