@@ -21,6 +21,7 @@ the thread as before.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -40,7 +41,8 @@ def run_in_worker(function: Callable[..., Any], *args: Any) -> Any:
     with _worker_lock:
         if _worker is None:
             try:
-                _worker = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                _worker = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                              initializer=_exit_with_parent)
             except (OSError, ValueError):  # no processes here (a sandbox, a missing /dev/shm)
                 return function(*args)
         worker = _worker
@@ -52,6 +54,14 @@ def run_in_worker(function: Callable[..., Any], *args: Any) -> Any:
                 _worker = None
         worker.shutdown(wait=False)
         return function(*args)
+
+
+def _exit_with_parent() -> None:
+    """In the worker: end it when the process that started it ends, even by ``kill -9`` (it
+    would wait for work forever, holding torch's memory)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (parent.join(), os._exit(0)), name="bootstrap-worker-parent", daemon=True).start()
 
 
 class BackgroundRefit:

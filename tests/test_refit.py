@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +59,26 @@ def test_a_session_refits_in_the_background_and_answering_goes_on(tmp_path, answ
         assert session.aggregate.decisions_since_fit < 30  # refit after 20 decisions, applied
     finally:
         session.close()
+
+
+def test_the_worker_ends_when_its_session_process_is_killed(tmp_path):
+    script = tmp_path / "session.py"
+    script.write_text("import os, time\nfrom bootstrap.refit import run_in_worker\n"
+                      "if __name__ == '__main__':\n    print(run_in_worker(os.getpid), flush=True)\n    time.sleep(120)\n")
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(process.stdout.readline())
+        assert worker != process.pid
+        os.kill(worker, 0)  # alive
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the worker outlived its session's process")
