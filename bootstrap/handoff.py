@@ -31,8 +31,6 @@ probability for every span of every stored text it finds plausible
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -42,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Iterator
 from .config import HandoffPolicy, PipelineRules, SessionConfig
 from .labelmatrix import CandidateTable, ModelSpan
 from .tasks import decision_accuracy
+from .workers import worker_pool
 
 if TYPE_CHECKING:
     from .store import Store
@@ -124,10 +123,7 @@ class Handoff:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            # spawn, not fork: the server's threads and sockets must not be copied into the trainer
-            # (its initializer ends the worker when this process is gone: no orphaned training)
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=exit_with_parent, initargs=(os.getpid(),))
+            self._pool = worker_pool()  # (it ends with this process: no orphaned training)
         return self._pool
 
     def _on_trained(self, future: Future, decisions: int) -> None:
@@ -319,23 +315,6 @@ def train_job(
 def _texts(store: Store, dataset: str, only: Collection[int] | None) -> Iterator[tuple[int, str]]:
     """The stored texts (``Store.texts``), only those whose input hash is in ``only`` if given."""
     return (item for item in store.texts(dataset) if only is None or item[0] in only)
-
-
-def exit_with_parent(parent: int, every: float = 2.0) -> None:
-    """End this worker process once the session's process ``parent`` is gone (killed, say): a
-    training nobody waits for must not hold the machine's cores for minutes. The worker pool's
-    initializer: ``parent`` comes from the session, since by the time a slow spawn gets here the
-    parent may already be dead and the worker adopted by another."""
-    import os
-    import threading
-    import time
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(every)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="bootstrap-parent-watch", daemon=True).start()
 
 
 def _write_spans(nlp, batch: list[tuple[int, str]], out) -> None:

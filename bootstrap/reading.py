@@ -49,7 +49,7 @@ import numpy as np
 from .config import SessionConfig
 from .corpus import Record, read_texts
 from .errors import InputError, Notice
-from .handoff import exit_with_parent
+from .workers import exit_with_parent
 from .labelmatrix import CandidateTable
 from .session import Session
 from .store import Store

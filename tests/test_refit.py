@@ -15,7 +15,7 @@ import numpy as np
 from bootstrap.aggregate import Aggregate
 from bootstrap.config import HandoffPolicy, SessionConfig
 from bootstrap.gold import load_gold
-from bootstrap.refit import run_in_worker
+from bootstrap.workers import run_in_worker
 from bootstrap.session import Session
 from bootstrap.table import build_table
 
@@ -63,7 +63,7 @@ def test_a_session_refits_in_the_background_and_answering_goes_on(tmp_path, answ
 
 def test_the_worker_ends_when_its_session_process_is_killed(tmp_path):
     script = tmp_path / "session.py"
-    script.write_text("import os, time\nfrom bootstrap.refit import run_in_worker\n"
+    script.write_text("import os, time\nfrom bootstrap.workers import run_in_worker\n"
                       "if __name__ == '__main__':\n    print(run_in_worker(os.getpid), flush=True)\n    time.sleep(120)\n")
     process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
