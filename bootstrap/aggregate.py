@@ -69,6 +69,7 @@ from .labelmatrix import ABSTAIN, NOT_ENTITY, CandidateTable, surface_key
 
 Answer = Literal["accept", "reject", "ignore"]
 ACCURACY_RANGE = (0.01, 0.99)
+UNANSWERED = -1  # a question cell nobody accepted or rejected (``Aggregate.cell_answers``)
 Method = Literal["auto", "LabelModel", "weighted vote"]
 METHODS = ("auto", "LabelModel", "weighted vote")
 MIN_COMPARED = 30  # accepted or rejected questions before the LabelModel may replace the plain vote
@@ -296,6 +297,7 @@ class Aggregate:
         ])
         self._decided: dict[int, np.ndarray] = {}  # row -> logit mask: -inf where a decision rules a class out
         self._answers_of_row: dict[int, dict[int, Answer]] = {}  # row -> class -> answer
+        self._answer_at_cell = np.full(table.n_rows * k, UNANSWERED, dtype=np.int8)  # per (row, class): 1 accepted, 0 rejected
         self.rivals = Rivals(table)  # candidates overlapping with other boundaries (:mod:`bootstrap.boundaries`)
         self._accepted_rivals = np.zeros(table.n_rows, dtype=np.int32)  # per row, its accepted rivals
         self._cache: np.ndarray | None = None
@@ -460,6 +462,7 @@ class Aggregate:
         if exploration:
             self.explore_right[voting[right]] += sign
             self.explore_wrong[voting[wrong]] += sign
+        self._answer_at_cell[row * self.table.cardinality + cls] = (answer == "accept") if sign > 0 else UNANSWERED
         group = self._surface_group_of(row, cls)
         if group is not None:
             (self._surface_accepts if answer == "accept" else self._surface_rejects)[group] += sign
@@ -557,6 +560,10 @@ class Aggregate:
     def question_groups(self) -> tuple[np.ndarray, int]:
         """Per question, the index of its (``surface_key`` of the string, class, overlapping) group; and how many groups."""
         return self._surface_group, len(self._surface_keys)
+
+    def cell_answers(self) -> np.ndarray:
+        """Per (row, class) cell, flattened: 1 accepted, 0 rejected, ``UNANSWERED`` (ignored too)."""
+        return self._answer_at_cell
 
     def group_answered(self) -> np.ndarray:
         """Per group: whether any of its questions was accepted or rejected."""

@@ -115,8 +115,10 @@ def stopping_hint(ranker: Ranker, ahead: int = NEXT) -> dict[str, Any]:
 
 
 def estimates(answers: Iterable[Answer], ranker: Ranker) -> dict[str, Any]:
-    """The page's and ``bootstrap stats``' estimates: the labels' quality and the stopping hint."""
-    return {"quality": label_quality(answers).to_dict(), "hint": stopping_hint(ranker)}
+    """The page's and ``bootstrap stats``' estimates: the labels' quality, the stopping hint, and
+    the model's questions (``Ranker.model_questions``: how often its own spans are accepted)."""
+    return {"quality": label_quality(answers).to_dict(), "hint": stopping_hint(ranker),
+            "model_questions": ranker.model_questions()}
 
 
 def describe(found: dict[str, Any]) -> list[str]:
@@ -132,7 +134,20 @@ def describe(found: dict[str, Any]) -> list[str]:
                "unlikely to help: train a model and look at what it misses, or write rules for it")
     lines.append(f"The next {hint['next']} decisions would change about {hint['expected_changes']:,.0f} of "
                  f"{hint['candidates']:,} candidate labels ({hint['share']:.1%}): {verdict}")
+    model = found.get("model_questions")
+    if model:
+        lines.append(model_questions_line(model))
     return lines
+
+
+def model_questions_line(model: dict[str, Any]) -> str:
+    """The model's questions in words (the page says it alike)."""
+    def accepted(side: str) -> str:
+        n = model[f"{side}_answered"]
+        return f"{model[f'{side}_accepted'] / n:.0%} of {n:,} accepted" if n else "none answered yet"
+
+    return (f"The model's own spans get {model['share']:.0%} of the ranked questions: "
+            f"theirs {accepted('model')}, the rules' {accepted('rules')}")
 
 
 def _fmt(interval: list[float] | tuple[float, float, float] | None) -> str:

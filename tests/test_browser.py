@@ -456,6 +456,20 @@ def test_the_page_shows_the_labels_estimated_quality_and_whether_to_go_on(page, 
     assert shown == f"{quality['recall'][0]:.2f} [{low:.2f}–{high:.2f}]"
     assert 0 <= low < high <= 1
     assert f"of {hint['candidates']} candidate labels" in page.text_content("#stopping-hint")
+    assert page.is_hidden("#model-questions")  # no model in the loop: nothing said of its questions
+
+    def with_a_model(route):  # as a session with a model in the loop answers
+        response = route.fetch()
+        body = response.json()
+        body["progress"]["estimates"]["model_questions"] = {
+            "share": 0.1, "model_accepted": 2, "model_answered": 13, "rules_accepted": 40, "rules_answered": 100}
+        route.fulfill(response=response, json=body)
+
+    page.route("**/api/answer", with_a_model)
+    press(page, "x")
+    page.wait_for_selector("#model-questions:not([hidden])")
+    assert page.text_content("#model-questions") == ("The model's own spans get 10% of the ranked questions: "
+                                                     "theirs 15% of 13 accepted, the rules' 40% of 100 accepted.")
     assert not page.errors
 
 

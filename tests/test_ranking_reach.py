@@ -10,6 +10,7 @@ import pytest
 
 from bootstrap.aggregate import Aggregate
 from bootstrap.corpus import Record
+from bootstrap.estimates import describe
 from bootstrap.hashing import input_hash
 from bootstrap.labelmatrix import MODEL_COLUMN, ModelSpan, with_model
 from bootstrap.ranking import SETTLED, Ranker, beyond_rules, disputed
@@ -179,6 +180,31 @@ def test_spans_only_the_model_proposed_get_their_share_of_ranked_questions(tiny)
         choice = rules_only.next()
         assert not beyond[choice.index]
         rules_only.close(choice.index)
+
+
+def test_the_page_says_how_often_the_models_spans_and_the_rules_questions_were_accepted(tiny):
+    model_texts = [f"Case {i}: flu." for i in range(40)]
+    records = [Record(t, input_hash(t), f"m:{i}") for i, t in enumerate(model_texts)]
+    spans = [ModelSpan(r.input_hash, 8, 11, 2, 3, "flu", "DISEASE", 0.5) for r in records]
+    combined = with_model(tiny, spans, {r.input_hash for r in records} | set(tiny.input_hash.tolist()))
+    beyond = beyond_rules(combined)
+    disease = combined.class_of("DISEASE")
+    model_rows = [int(combined.question_row[i]) for i in np.flatnonzero(beyond)]
+    rule_rows = [int(combined.question_row[i]) for i in np.flatnonzero(~beyond)]
+    aggregate = Aggregate(combined)
+    answers = [*zip(model_rows, ["reject"] * 29 + ["accept"]), *zip(rule_rows, ["accept"] * 6 + ["reject"] * 2 + ["ignore"])]
+    for row, answer in answers:
+        aggregate.observe(row, disease, answer)
+    aggregate.forget(model_rows[0], disease)  # an undone answer counts no more
+    ranker = Ranker(aggregate, exploration=0.0, model_share=0.2)
+    assert ranker.model_questions() == {"share": 0.2, "model_accepted": 1, "model_answered": 29,
+                                        "rules_accepted": 6, "rules_answered": 8}  # (an ignore is neither)
+    hint = {"next": 100, "expected_changes": 3.0, "candidates": 49, "share": 0.06, "worth_asking": True}
+    line = describe({"quality": {"n": 0}, "hint": hint, "model_questions": ranker.model_questions()})[-1]
+    assert line == ("The model's own spans get 20% of the ranked questions: theirs 3% of 29 accepted, "
+                    "the rules' 75% of 8 accepted")
+    assert Ranker(Aggregate(tiny)).model_questions() is None  # no model in the loop: nothing to say
+    assert len(describe({"quality": {"n": 0}, "hint": hint, "model_questions": None})) == 2
 
 
 def test_the_exploration_share_holds_when_a_new_table_replaces_the_ranker(shared_data, tmp_path):

@@ -243,6 +243,7 @@ function renderEstimates(estimates) {
   $("est-basis").textContent = quality.n
     ? `From the last ${quality.n} exploration answers (marked questions, drawn at random); 95% intervals.`
     : "Estimated from exploration answers (marked questions, drawn at random): none yet.";
+  renderModelQuestions(estimates.model_questions);
   const hint = estimates.hint;
   if (!hint) return;
   const changes = `The next ${hint.next} decisions would change about ${Math.round(hint.expected_changes)} of ${hint.candidates} candidate labels (${(hint.share * 100).toFixed(1)}%)`;
@@ -250,6 +251,20 @@ function renderEstimates(estimates) {
     ? `${changes}: worth asking.`
     : `${changes}: more decisions are unlikely to help. Train a model and look at what it misses, or write rules for it.`;
   $("stopping-hint").className = hint.worth_asking ? "muted" : "hint-stop";
+}
+
+/** The model's share of the questions and how often its own spans are accepted, beside the
+ * rules' questions (bootstrap/ranking.py). */
+function renderModelQuestions(model) {
+  const line = $("model-questions");
+  line.hidden = !model;
+  if (!model) return;
+  const accepted = (side) => {
+    const n = model[`${side}_answered`];
+    return n ? `${pct(model[`${side}_accepted`] / n)} of ${n} accepted` : "none answered yet";
+  };
+  line.textContent = `The model's own spans get ${pct(model.share)} of the ranked questions: ` +
+    `theirs ${accepted("model")}, the rules' ${accepted("rules")}.`;
 }
 
 /** One or two sentences: who ranks the questions, and how the last trained model scored. */
