@@ -32,9 +32,20 @@ class InputError(Exception):
         self.problems = list(problems)
         super().__init__("\n".join(str(problem) for problem in self.problems))
 
+    def __reduce__(self):  # rebuilt from its problems, not its message: it crosses from worker processes
+        return _rebuilt, (type(self), self.problems, self.__dict__)
+
     @classmethod
     def single(cls, path: str | Path, line: int | None, message: str) -> "InputError":
         return cls([Problem(str(path), line, message)])
+
+
+def _rebuilt(cls: type[InputError], problems: list[Problem], state: dict) -> InputError:
+    """An unpickled :class:`InputError` (or subclass, whatever its own arguments), as it was."""
+    error = cls.__new__(cls)
+    InputError.__init__(error, problems)
+    error.__dict__.update(state)
+    return error
 
 
 class Notice(UserWarning):

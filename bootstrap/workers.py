@@ -1,4 +1,5 @@
-"""Worker processes that end with the session's: the handoff's trainings, the LabelModel's fits.
+"""Worker processes that end with the session's: the handoff's trainings, the LabelModel's fits,
+``bootstrap simulate --jobs``'s seeds.
 
 They are spawned, not forked: the server's threads, locks and sockets must not be copied into
 them. Being spawned, each imports the main module of the program, as every ``multiprocessing``
@@ -17,9 +18,9 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable
 
 
-def worker_pool() -> ProcessPoolExecutor:
-    """One spawned worker process that ends with this one."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+def worker_pool(workers: int = 1) -> ProcessPoolExecutor:
+    """Spawned worker processes (one by default) that end with this one."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=exit_with_parent, initargs=(os.getpid(),))
 
 

@@ -341,6 +341,30 @@ def test_cli_runs_several_seeds_and_summarizes_them(slice_files, tmp_path):
     assert (out / "summary.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cli_runs_seeds_in_parallel_processes_as_it_does_one_after_the_other(slice_files, tmp_path):
+    """``--jobs 2``: the same curves and summary as the seeds run in turn, from worker processes;
+    a bad input there is the same one-line error, no traceback."""
+    pool, test = slice_files
+    common = ["simulate", str(PATTERNS), str(pool), "--gold", str(pool), "--test", str(test), "--strategies",
+              "active,random", "--budget", "20", "--checkpoint", "10", "--seed", "0", "--seed", "3", "--training", "none"]
+    for jobs in ("1", "2"):
+        result = CliRunner().invoke(app, [*common, "--jobs", jobs, "--output", str(tmp_path / jobs)])
+        assert result.exit_code == 0, result.output
+    for seed in (0, 3):
+        one, two = (json.loads((tmp_path / jobs / f"seed-{seed}" / "curves.json").read_text()) for jobs in ("1", "2"))
+        for order in ("active", "random"):
+            assert [p["f"] for p in one["strategies"][order]["points"]] == [p["f"] for p in two["strategies"][order]["points"]]
+    summaries = [json.loads((tmp_path / jobs / "summary.json").read_text()) for jobs in ("1", "2")]
+    assert summaries[0]["orders"] == summaries[1]["orders"] and summaries[1]["seeds"] == [0, 3]
+
+    partial = tmp_path / "partial-gold.jsonl"
+    partial.write_text("\n".join(pool.read_text(encoding="utf8").splitlines()[:10]) + "\n", encoding="utf8")
+    common[4] = str(partial)  # (--gold)
+    result = CliRunner().invoke(app, [*common, "--jobs", "2", "--output", str(tmp_path / "bad")])
+    assert result.exit_code == 1, result.output
+    assert "30 text(s) are not in" in result.output and "Traceback" not in result.output
+
+
 def test_cli_refuses_an_unknown_training(slice_files, tmp_path):
     pool, test = slice_files
     result = CliRunner().invoke(app, ["simulate", str(PATTERNS), str(pool), "--gold", str(pool), "--training", "some"])

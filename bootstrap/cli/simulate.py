@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -53,9 +53,10 @@ def simulate_cli(
     lang: Annotated[str, typer.Option(help="Language of spacy.blank().")] = LANG,
     label: Annotated[Optional[list[str]], typer.Option("--label", help="A gold label to score and train the ceiling on (repeat for several). \\[default: the labels the rules and functions vote for]")] = None,
     training: Annotated[str, typer.Option(help="What is trained: 'checkpoints' (the product's loop: a model at the start and at every checkpoint, scored as the training hands it over), 'first' (only active order's first model, at the start, kept in the loop; the checkpoints score the rules corrected by the decisions: one training a seed) or 'none' (no model: the corrected rules, a minute a seed). The last two measure the order of questions over many seeds.")] = "checkpoints",
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Seeds run at once, each in a process of its own: up to one a core (a seed's training keeps one busy).")] = 1,
 ) -> None:
     """Answer the loop's questions from gold and compare learning curves: active, random order, rules, ceiling."""
-    from ..simulate import simulate, write_curves
+    from ..simulate import write_curves
 
     patterns, texts = split_patterns_and_texts(files)
     if texts is None:
@@ -72,25 +73,55 @@ def simulate_cli(
     if training not in TRAINING:
         raise typer.BadParameter(f"{training!r} (choose from {', '.join(TRAINING)})", param_hint="'--training'")
     seeds = list(dict.fromkeys(seeds or [SEED]))
-    results = []
-    for seed in seeds:
-        with progress_bar() as progress:
-            if len(seeds) > 1:
-                console.print(f"seed {seed} ({len(results) + 1} of {len(seeds)})", highlight=False)
-            try:
-                result = simulate(patterns, texts, gold, test=test, budget=budget, checkpoint=checkpoint, seed=seed,
-                                  strategies=chosen, noise=noise, lfs=lfs, lang=lang, max_epochs=max_epochs,
-                                  reporter=ProgressReporter(progress), labels=label, train=training == "checkpoints",
-                                  first_model=training == "first")
-            except ValueError as error:
-                fail(str(error))
-        results.append(result)
+    options = dict(test=test, budget=budget, checkpoint=checkpoint, strategies=chosen, noise=noise, lfs=lfs, lang=lang,
+                   max_epochs=max_epochs, labels=label, train=training == "checkpoints", first_model=training == "first")
+    results: dict[int, dict[str, Any]] = {}
+    for seed, result in run_seeds(patterns, texts, gold, seeds, jobs, options):
+        results[seed] = result
         json_path, png_path = write_curves(result, output / f"seed-{seed}" if len(seeds) > 1 else output)
         Console().print(reach_table(result))  # the result, on stdout; progress and messages go to stderr
     if len(seeds) > 1:
-        json_path, png_path = write_summary(results, output, name=texts.stem)
+        json_path, png_path = write_summary([results[seed] for seed in seeds], output, name=texts.stem)
     console.print(f"Scored on gold {', '.join(result['labels'])} only (--label); "
                   f"{'summary' if len(seeds) > 1 else 'curves'} in {json_path} and {png_path}", highlight=False)
+
+
+def run_seeds(patterns: list[Path], texts: Path, gold: Path, seeds: list[int], jobs: int,
+              options: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each seed's simulation, as it ends: one after the other with a progress bar per strategy,
+    or ``jobs`` at a time in worker processes (:mod:`bootstrap.workers`) with one bar of seeds.
+    A bad input or setting ends the command with its message (the other seeds are dropped)."""
+    from ..simulate import simulate
+
+    if jobs == 1 or len(seeds) == 1:
+        for done, seed in enumerate(seeds):
+            with progress_bar() as progress:
+                if len(seeds) > 1:
+                    console.print(f"seed {seed} ({done + 1} of {len(seeds)})", highlight=False)
+                try:
+                    result = simulate(patterns, texts, gold, seed=seed, reporter=ProgressReporter(progress), **options)
+                except ValueError as error:
+                    fail(str(error))
+            yield seed, result
+        return
+    from concurrent.futures import as_completed
+
+    from ..workers import worker_pool
+
+    pool = worker_pool(min(jobs, len(seeds)))
+    try:
+        with progress_bar() as progress:
+            bar = progress.add_task(f"{len(seeds)} seeds, {min(jobs, len(seeds))} at a time", total=len(seeds), rate="")
+            running = {pool.submit(simulate, patterns, texts, gold, seed=seed, **options): seed for seed in seeds}
+            for future in as_completed(running):
+                try:
+                    result = future.result()
+                except ValueError as error:
+                    fail(str(error))
+                progress.advance(bar)
+                yield running[future], result
+    finally:  # (a failed seed ends the command: the seeds not started are dropped, the others end with it)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def write_summary(results: list[dict[str, Any]], output: Path, name: str) -> tuple[Path, Path]:
