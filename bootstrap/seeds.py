@@ -45,6 +45,13 @@ def needed(mean_curve: list[dict[str, Any]], level: float) -> int | None:
     return next((point["decisions"] for point in mean_curve if point["f"]["mean"] >= level), None)
 
 
+def curve_commits(run: dict[str, Any]) -> list[str]:
+    """The commits a run's curves were measured at: a strategy re-run on its own (the benchmark's
+    ``--only``) at its own, the others at the run's."""
+    rerun, commit = run["settings"].get("rerun") or {}, run["settings"].get("commit") or "?"
+    return [rerun.get(strategy, commit).split(",")[0] for strategy in run["strategies"]]
+
+
 def summarize(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     """The runs of one data set (one a seed, as ``simulate`` returns them) in one summary."""
     if not runs:
@@ -52,7 +59,7 @@ def summarize(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     runs = sorted(runs, key=lambda run: run["settings"]["seed"])
     checkpoints = list(runs[0]["settings"]["checkpoints"])
     summary: dict[str, Any] = {"data": name, "seeds": [run["settings"]["seed"] for run in runs],
-                               "commits": list(dict.fromkeys(run["settings"].get("commit", "?") for run in runs)),
+                               "commits": list(dict.fromkeys(commit for run in runs for commit in curve_commits(run))),
                                "checkpoints": checkpoints, "settings": runs[0]["settings"], "orders": {}}
     summary["flat"] = flat = {line: spread([run["strategies"][line]["f"] for run in runs if line in run["strategies"]])
                               for line in FLAT if any(line in run["strategies"] for run in runs)}

@@ -369,3 +369,15 @@ def test_cli_refuses_an_unknown_training(slice_files, tmp_path):
     pool, test = slice_files
     result = CliRunner().invoke(app, ["simulate", str(PATTERNS), str(pool), "--gold", str(pool), "--training", "some"])
     assert result.exit_code == 2 and "'some'" in result.output
+
+
+def test_a_summary_names_the_commit_of_every_curve_it_holds():
+    """A strategy re-run on its own (the benchmark's ``--only``) was measured at another commit
+    than the rest of its file: the summary names both."""
+    from bootstrap.seeds import summarize
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/results/first_model/annotation_efficiency/ncbi-seed{}.json"
+    runs = [json.loads(Path(str(path).format(seed)).read_text()) for seed in (0, 1)]
+    runs[0]["settings"].update(commit="aaaaaaa", rerun={"active": "bbbbbbb, handoff now"})
+    runs[1]["settings"].update(commit="ccccccc", rerun={})
+    assert summarize(runs, "NCBI-disease")["commits"] == ["bbbbbbb", "aaaaaaa", "ccccccc"]
