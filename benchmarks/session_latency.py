@@ -16,7 +16,7 @@ counted.
 The step includes the page's estimates (``bootstrap.estimates``: the labels' precision and recall
 and the stopping hint), recomputed on every answer for the first 20 and every 25 after.
 
-    python benchmarks/session_latency.py [--texts 100000] [--decisions 300] [--http]
+    python benchmarks/session_latency.py [--texts 100000] [--decisions 600] [--http]
 
 Results go to ``benchmarks/results/session_latency[_http].json``; the README quotes them.
 """
@@ -57,7 +57,7 @@ def sample_corpus(path: Path, texts: int, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=100_000)
-    parser.add_argument("--decisions", type=int, default=300)
+    parser.add_argument("--decisions", type=int, default=600)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--http", action="store_true", help="answer through the JSON API (FastAPI's TestClient)")
     args = parser.parse_args()
