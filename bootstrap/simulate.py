@@ -180,6 +180,27 @@ def prepare_data(texts: Path, gold_path: Path, test: Path | None, workdir: Path)
     return SimulationData(pool, Path(test), pool_hashes, test_hashes, gold, gold_path)
 
 
+VERSIONED = ("spacy", "thinc", "numpy", "blis", "torch", "snorkel")
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions a run's figures depend on. The same seed and code train the same
+    model only with the same libraries: a fresh install may bring a newer spaCy, thinc or numpy
+    (the benchmark's first-model runs, the same code and seeds, moved by up to 0.04 F per seed
+    from one freshly installed machine to another, and reproduced exactly on one; the runs
+    without a model reproduced on both)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
 def checkpoints_of(budget: int, every: int) -> list[int]:
     """Decision counts at which a model is trained and scored: 0, every ``every``, and the budget."""
     if budget < 1 or every < 1:
@@ -271,7 +292,7 @@ def simulate(
                     "training": ("whole pool, weak labels corrected by the decisions" if train
                                  else "the first model only, at the start: the rules corrected by the decisions"
                                  if first_model else "none: the rules corrected by the decisions"),
-                    "weak_labels": vars(weak_labels)}
+                    "weak_labels": vars(weak_labels), "versions": library_versions()}
         for name in strategies:
             if name in DECISION_STRATEGIES:
                 answerer = answer_with or GoldAnnotator(data.gold, noise, seed)

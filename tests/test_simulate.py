@@ -327,6 +327,9 @@ def test_cli_runs_several_seeds_and_summarizes_them(slice_files, tmp_path):
     assert result.exit_code == 0, result.output
     runs = [json.loads((out / f"seed-{seed}" / "curves.json").read_text()) for seed in (0, 3)]
     assert [run["settings"]["seed"] for run in runs] == [0, 3] and not any(run["settings"]["train"] for run in runs)
+    import spacy
+
+    assert runs[0]["settings"]["versions"]["spacy"] == spacy.__version__  # what a model's figures depend on
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seeds"] == [0, 3] and summary["checkpoints"] == [0, 10, 20]
     for order in ("active", "random"):

@@ -166,7 +166,7 @@ def trained(decisions, tmp_path_factory):
     best = train_ner(
         docs_from_decisions(nlp, train_tasks, proposed, MIXED), docs_from_decisions(nlp, dev_tasks, proposed, MIXED),
         output,
-        lang="en", labels=["DISEASE"], seed=0, max_epochs=3,
+        lang="en", labels=["DISEASE"], seed=0, max_epochs=6,
     )
     return output, best, train_tasks, dev_tasks
 
