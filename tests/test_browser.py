@@ -130,7 +130,9 @@ def page(server):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page()
-        page.set_default_timeout(10_000)
+        # Playwright's own default: on a loaded CI machine a wait of 10 s once ran out before the page
+        # had re-read the server after a refused answer (the test passes in well under a second here)
+        page.set_default_timeout(30_000)
         page.dialogs = []  # any alert() would mean a text ran as code
         page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
         page.errors = []
