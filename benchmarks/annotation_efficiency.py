@@ -92,6 +92,8 @@ def run(data: str, seed: int, max_epochs: int, results: Path, only: list[str] | 
         how = result["settings"]["commit"] + ("" if handoff == "auto" else f", handoff {handoff}") + (
             "" if model_share is None else f", model share {model_share}")
         earlier["settings"].setdefault("rerun", {}).update(dict.fromkeys(only, how))
+        # the library versions the re-run strategies trained with (a model's figures depend on them)
+        earlier["settings"].setdefault("rerun_versions", {}).update(dict.fromkeys(only, result["settings"]["versions"]))
         result = earlier
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")
