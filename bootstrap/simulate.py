@@ -184,11 +184,12 @@ VERSIONED = ("spacy", "thinc", "numpy", "blis", "torch", "snorkel")
 
 
 def library_versions() -> dict[str, str]:
-    """The installed versions a run's figures depend on. The same seed and code train the same
-    model only with the same libraries: a fresh install may bring a newer spaCy, thinc or numpy
-    (the benchmark's first-model runs, the same code and seeds, moved by up to 0.04 F per seed
-    from one freshly installed machine to another, and reproduced exactly on one; the runs
-    without a model reproduced on both)."""
+    """The installed versions a run's figures depend on, and the processor. The same seed and
+    code train the same model only with the same libraries (``constraints.txt``) and, it seems,
+    the same processor: the benchmark's first-model runs, the same code and seeds, moved by up to
+    0.04 F per seed from one freshly installed machine to another, also between two with the same
+    spaCy, thinc, numpy and blis, and reproduced exactly on each; the runs without a model
+    reproduced on all."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
@@ -198,7 +199,24 @@ def library_versions() -> dict[str, str]:
             found[name] = version(name)
         except PackageNotFoundError:
             pass
+    found["processor"] = processor()
     return found
+
+
+def processor() -> str:
+    """The processor's model and the widest vector instructions it has (numeric kernels such as
+    blis's are chosen by them), from ``/proc/cpuinfo``; the machine type where there is none."""
+    import platform
+
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf8", errors="replace")
+    except OSError:
+        return platform.machine()
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    widest = next((flag for flag in ("avx512f", "avx2", "avx", "sse4_2") if flag in flags), "")
+    return " ".join(filter(None, (fields.get("model name") or platform.machine(), widest)))
 
 
 def checkpoints_of(budget: int, every: int) -> list[int]:

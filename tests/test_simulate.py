@@ -13,7 +13,7 @@ from bootstrap.cli import app
 from bootstrap.gold import load_gold
 from bootstrap.hashing import input_hash
 from bootstrap.session import Session, SessionConfig
-from bootstrap.simulate import GoldAnnotator, checkpoints_of, prepare_data, reach, simulate, write_curves
+from bootstrap.simulate import GoldAnnotator, checkpoints_of, prepare_data, processor, reach, simulate, write_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 PATTERNS = ROOT / "examples" / "diseases" / "patterns.jsonl"
@@ -329,7 +329,8 @@ def test_cli_runs_several_seeds_and_summarizes_them(slice_files, tmp_path):
     assert [run["settings"]["seed"] for run in runs] == [0, 3] and not any(run["settings"]["train"] for run in runs)
     import spacy
 
-    assert runs[0]["settings"]["versions"]["spacy"] == spacy.__version__  # what a model's figures depend on
+    versions = runs[0]["settings"]["versions"]  # what a model's figures depend on
+    assert versions["spacy"] == spacy.__version__ and versions["processor"] == processor() != ""
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seeds"] == [0, 3] and summary["checkpoints"] == [0, 10, 20]
     for order in ("active", "random"):
