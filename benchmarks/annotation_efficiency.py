@@ -21,7 +21,8 @@ them, then the model alone, beat the choice so far on the held-out texts with co
 
 One process per seed (the machine has two cores: run two at once), then ``summarize``
 (``--only active`` re-runs one strategy of a seed and keeps the others from its file, when a
-change cannot have touched them: the file records the commit of each)::
+change cannot have touched them: the file records the commit of each, and the library versions
+and processor a re-run trained with)::
 
     python benchmarks/annotation_efficiency.py run --data ncbi --seed 0
     python benchmarks/annotation_efficiency.py run --data ncbi --seed 1

@@ -39,7 +39,13 @@ Score of an open question (row, label)::
 
 * ``uncertainty = 1 − |2p − 1|`` where ``p`` is the probability that the answer is yes: 1 at 0.5
   (on a trained model's own proposals, ``p`` is the mean of the aggregate's and the model's; on
-  the rules' candidates the model neither votes nor believes, ``aggregate.counted_votes``);
+  the rules' candidates the model neither votes nor believes, ``aggregate.counted_votes``).
+  Weighting reach by the chance that the answer *flips* the span's label instead (``1 − p``
+  where the rules label it an entity, ``p`` elsewhere: a likely wrong match of a rule is worth
+  more than a likely right one) measured the same: on NCBI-disease at 200 decisions,
+  −0.003 ± 0.007 without a model (12 seeds, paired) and +0.004 ± 0.006 with the first model in
+  the loop (8 seeds), where the model's own spans ranked so were accepted no more often (one in
+  seven): its probabilities beyond the rules do not tell its right spans from its wrong ones;
 * ``entropy`` of the row's whole class distribution, over its maximum: high where several labels
   (and "not an entity") compete;
 * ``conflict``: the share of the row's votes that disagree with its most common vote (rules with
