@@ -1,7 +1,7 @@
 # Two commands on a fresh machine: `make demo` (install, then run the bundled example) and
 # `make test`. torch is pinned and installed first: an unpinned torch (pulled in by snorkel)
 # brings gigabytes of CUDA wheels. Every other package is held to constraints.txt, so a fresh
-# install trains the models the committed benchmark figures were measured with.
+# install has the libraries the committed benchmark figures were measured with.
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
