@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import platform
 import random
 import shutil
 import tempfile
@@ -190,7 +191,6 @@ def library_versions() -> dict[str, str]:
     0.04 F per seed from one freshly installed machine to another, also between two with the same
     spaCy, thinc, numpy and blis, and reproduced exactly on each; the runs without a model
     reproduced on all."""
-    import platform
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
@@ -206,14 +206,11 @@ def library_versions() -> dict[str, str]:
 def processor() -> str:
     """The processor's model and the widest vector instructions it has (numeric kernels such as
     blis's are chosen by them), from ``/proc/cpuinfo``; the machine type where there is none."""
-    import platform
-
     try:
         info = Path("/proc/cpuinfo").read_text(encoding="utf8", errors="replace")
     except OSError:
         return platform.machine()
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    fields = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in info.splitlines())}
     flags = set(fields.get("flags", "").split())
     widest = next((flag for flag in ("avx512f", "avx2", "avx", "sse4_2") if flag in flags), "")
     return " ".join(filter(None, (fields.get("model name") or platform.machine(), widest)))
