@@ -63,7 +63,7 @@ class CorrectedRules:
         self.carried: dict[tuple[str, str, bool], str] = {}
         self.specificity: dict[str, int] = {}  # rule id -> its matches in the corpus
         self._matcher: RuleMatcher | None = None
-        self._accepted = None  # a PhraseMatcher of the strings accepted where they stood alone
+        self._accepted = None  # a PhraseMatcher of the accepted strings
 
     def set_rules(self, pattern_files: Sequence[str | Path], carried: Carried, specificity: Mapping[str, int]) -> None:
         """The rules of ``pattern_files``, the strings the decisions settled (``carried``) and

@@ -14,8 +14,15 @@ builds that training set, the same one for the session's handoff, ``bootstrap tr
 2. ``carried``: the answers on the same string and label elsewhere, when they all agree, in the
    same setting — standing alone, or overlapping another candidate (a reject of "cancer" inside
    "breast cancer" is about the boundary, not about "cancer"): an accepted string is an entity
-   at every such occurrence (also where no rule proposed it: strings accepted on their own are
-   matched again over every text), a rejected one nowhere;
+   at every such occurrence, a rejected one nowhere. Accepted strings are also matched again
+   over every text, so they count where no rule proposed them: where the occurrence overlaps no
+   candidate, by the answers given standing alone; where it overlaps some (the rules proposed
+   only "dystrophy" inside it), by the answers given overlapping — so "Myotonic dystrophy",
+   accepted over its nested "dystrophy", is an entity at its other occurrences too, where no
+   rule proposes the whole string (the long form came from a function, or a model). Matched
+   only where no candidate stood alone, that accept reached none of them: on NCBI-disease
+   without a model (12 seeds) the corrected rules at 200 decisions scored 0.014 higher in active
+   order, 0.007 in random order;
 3. ``weak``: the rules' probability from the fit a replay of the store chooses (a fresh
    :class:`~bootstrap.aggregate.Aggregate` with the training decisions: the plain vote, or the
    LabelModel once the decisions show it better), before the decisions moved each rule's
@@ -375,35 +382,38 @@ def corrected_entities(
 
 
 def accepted_string_matcher(nlp: Language, carried: Mapping[tuple[str, str, bool], str]) -> PhraseMatcher | None:
-    """A PhraseMatcher (case-blind; :func:`_string_matches` checks the case where it matters)
-    for every string accepted where it stood alone, by label."""
-    accepted: dict[str, list[str]] = defaultdict(list)
-    for (surface, label, overlapping), answer in carried.items():
-        if answer == "accept" and not overlapping:
-            accepted[label].append(surface)
+    """A PhraseMatcher (case-blind; :func:`_string_matches` checks the case and the setting)
+    for every accepted string, by label."""
+    accepted: dict[str, set[str]] = defaultdict(set)
+    for (surface, label, _), answer in carried.items():
+        if answer == "accept":
+            accepted[label].add(surface)
     if not accepted:
         return None
     matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
     for label, strings in accepted.items():
-        matcher.add(label, list(nlp.tokenizer.pipe(strings)))
+        matcher.add(label, list(nlp.tokenizer.pipe(sorted(strings))))
     return matcher
 
 
 def _string_matches(
     doc: Doc, matcher: PhraseMatcher, known: Sequence[_Candidate], carried: dict[tuple[str, str, bool], str],
 ) -> list[_Candidate]:
-    """Occurrences of accepted strings where no candidate of the text is: carried entities
-    (where a candidate overlaps, the setting differs and the candidates' own evidence decides).
-    An occurrence counts only under the accepted string's own key ("WAS" is not "was")."""
+    """Occurrences of accepted strings that no candidate of the text has exactly: carried
+    entities, in the setting the candidates give them (overlapping some or none), each counted
+    only where the answers in that setting accept it (module docstring, ``carried``). An
+    occurrence counts only under the accepted string's own key ("WAS" is not "was"); it then
+    competes with the spans it overlaps as any entity does, longest first."""
     covered = [(c.start, c.end) for c in known]
     found = []
     for match_id, start, end in matcher(doc):
         span = doc[start:end]
         label = doc.vocab.strings[match_id]
-        if carried.get((surface_key(span.text), label, False)) != "accept":
+        if (span.start_char, span.end_char) in covered:
             continue
-        if not any(s < span.end_char and span.start_char < e for s, e in covered):
-            found.append(_Candidate(span.start_char, span.end_char, label, 1.0, "carried"))
+        setting = any(s < span.end_char and span.start_char < e for s, e in covered)
+        if carried.get((surface_key(span.text), label, setting)) == "accept":
+            found.append(_Candidate(span.start_char, span.end_char, label, 1.0, "carried", setting))
     return found
 
 

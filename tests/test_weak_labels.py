@@ -153,6 +153,33 @@ def test_a_reject_inside_a_longer_candidate_is_about_the_boundary(nlp, tmp_path)
     assert ("cancer", "DISEASE") in incorrect(by_text[texts[2]])  # the nested one, carried
 
 
+def test_a_string_accepted_over_its_nested_candidate_is_an_entity_where_only_the_nested_one_was_proposed(nlp, tmp_path):
+    """"Myotonic dystrophy" accepted over the "dystrophy" inside it: at its other occurrences the
+    rules propose only "dystrophy" (no rule has the whole string there), and the accepted string
+    takes its place, in the training set and in the corrected rules a pipeline hands over. Where
+    "dystrophy" stands alone the reject inside the longer span says nothing about it."""
+    from bootstrap.config import PipelineRules
+    from bootstrap.pipeline import corrected_rules
+
+    patterns = write_jsonl(tmp_path / "p.jsonl", [
+        {"label": "DISEASE", "id": "dystrophy", "pattern": [{"LOWER": "dystrophy"}]},
+        {"label": "DISEASE", "id": "defined", "regex": "(?i)myotonic dystrophy(?= \\(DM\\))"},
+    ])
+    texts = ["Myotonic dystrophy (DM) is inherited.", "Families with myotonic dystrophy were seen.",
+             "A dystrophy of the muscle."]
+    table = build_table([patterns], records(texts))
+    long_end = texts[0].index(" (")
+    start = texts[0].index("dystrophy")
+    tasks = [task(texts[0], 0, long_end, "DISEASE", "accept"), task(texts[0], start, start + 9, "DISEASE", "reject")]
+    training = everything(nlp, table, tasks, texts)
+    by_text = {doc.text: doc for doc in training.train + training.dev}
+    assert ents(by_text[texts[1]]) == {("myotonic dystrophy", "DISEASE")}
+    assert ents(by_text[texts[2]]) == {("dystrophy", "DISEASE")}
+    pipeline = corrected_rules("en", PipelineRules((str(patterns),)), training.carried_all, training.specificity)
+    assert ents(pipeline("Two patients with myotonic dystrophy.")) == {("myotonic dystrophy", "DISEASE")}
+    assert ents(pipeline("Another dystrophy.")) == {("dystrophy", "DISEASE")}
+
+
 def test_held_out_texts_never_enter_training(nlp, shared_data, tmp_path):
     gold_path = shared_data / "ncbi-disease" / "dev.jsonl"
     texts = [json.loads(line)["text"] for line in gold_path.read_text(encoding="utf8").splitlines()[:60]]
