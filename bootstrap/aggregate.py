@@ -561,6 +561,10 @@ class Aggregate:
         """Per question, the index of its (``surface_key`` of the string, class, overlapping) group; and how many groups."""
         return self._surface_group, len(self._surface_keys)
 
+    def group_keys(self) -> list[tuple[str, int, bool]]:
+        """Each string group's (``surface_key`` of the string, class, overlapping), by group index."""
+        return self._surface_keys
+
     def cell_answers(self) -> np.ndarray:
         """Per (row, class) cell, flattened: 1 accepted, 0 rejected, ``UNANSWERED`` (ignored too)."""
         return self._answer_at_cell

@@ -19,6 +19,13 @@ Score of an open question (row, label)::
   about ``ner.teach``), but they stay reachable, last — unless a model in the loop sees that
   occurrence otherwise (``disputed``): that one is worth asking again, for that occurrence
   alone (reach 1), and it is one of the model's questions (``model_share`` below).
+  An accept reaches further still: an accepted string is an entity wherever it occurs, also
+  where no rule proposed it, so a new string's reach adds, times the probability of a yes, its
+  occurrences in the training sample that are no question of its own (``occurrences``,
+  :mod:`bootstrap.occurrences`): "Myotonic dystrophy", proposed whole only beside its
+  abbreviation, occurs 57 times in NCBI-disease's pool. Asked sooner so, the strings that reach
+  far raised the corrected rules by 0.019 ± 0.005 at 100 decisions (12 seeds, no model; 0.005
+  ± 0.006 at 200).
   Which occurrence of a new string is asked is drawn at random: they all score the string's
   mean, so the answer carried is a fair sample of them, not the most atypical one.
   A string whose answers disagree ("cancer" accepted in one text, rejected in another) is
@@ -144,7 +151,8 @@ class Ranker:
     """Picks the next question from an :class:`Aggregate`; ``close`` marks one as answered."""
 
     def __init__(self, aggregate: Aggregate, *, exploration: float = 0.1, model_share: float = 0.1,
-                 label_floor: float = 0.5, seed: int | np.random.Generator = 0):
+                 label_floor: float = 0.5, seed: int | np.random.Generator = 0,
+                 occurrences: np.ndarray | None = None):
         for name, share in (("exploration", exploration), ("model_share", model_share)):
             if not 0 <= share <= 1:
                 raise ValueError(f"{name} must be a share between 0 and 1, got {share}")
@@ -164,7 +172,13 @@ class Ranker:
         self._question_cell = self.table.question_cells()
         self._question_at = self.table.question_at_cell()
         self._group, self._n_groups = aggregate.question_groups()
+        self.set_occurrences(np.zeros(self._n_groups) if occurrences is None else occurrences)
         self.beyond_rules = beyond_rules(self.table)
+
+    def set_occurrences(self, occurrences: np.ndarray) -> None:
+        """Per string group, its string's occurrences that are no candidate of its own, counted
+        after the ranker was made (``Session`` counts them in the background)."""
+        self._beyond_candidates = np.asarray(occurrences, dtype=np.float64)
 
     def index_of(self, row: int, label: str) -> int:
         """The question about ``row`` with ``label`` (``KeyError`` if there is none)."""
@@ -230,6 +244,10 @@ class Ranker:
         other question of an answered string (answers that disagree, or a model that does)
         settles itself alone: reach 1.
 
+        The first answer on a string also reaches the string's occurrences that are no question
+        of its group (``occurrences``: an accepted string is matched again over every text), if
+        it is yes: ``belief`` × their number is added.
+
         A question whose span has open rivals (:mod:`bootstrap.boundaries`) settles them too
         if the answer is yes: ``belief`` × their number is added. A question ruled out by an
         accepted rival is settled.
@@ -242,10 +260,12 @@ class Ranker:
         settled |= self.aggregate.boundary_settled()[rows]
         whole_group = np.bincount(self._group, weights=self.open, minlength=self._n_groups)[self._group]
         reach = np.where(settled, SETTLED, np.where(answered, 1.0, np.maximum(whole_group, 1.0)))
+        belief = self.belief() if belief is None else belief
+        reach += np.where(answered | settled, 0.0, belief * self._beyond_candidates[self._group])
         if len(self.aggregate.rivals):
             open_per_row = np.bincount(rows, weights=self.open & ~settled, minlength=self.table.n_rows)
             rivals_open = self.aggregate.rivals.sum_over(open_per_row)[rows]
-            reach += np.where(settled, 0.0, (self.belief() if belief is None else belief) * rivals_open)
+            reach += np.where(settled, 0.0, belief * rivals_open)
         return reach
 
     def expected_changes(self, ahead: int) -> float:

@@ -45,6 +45,7 @@ from .estimates import CachedEstimates, estimates
 from .handoff import Handoff, adopted_spans
 from .hashing import TaskIndex
 from .labelmatrix import CandidateTable
+from .occurrences import StringCounts
 from .ranking import Ranker
 from .refit import BackgroundRefit
 from .store import Store
@@ -91,6 +92,9 @@ class Session:
         self.pattern_files: list[Path] = []  # set by from_files; suggestions need the rules' files
         self.phrase_attr = PHRASE_ATTR
         self.reading: CorpusReading | None = None  # the rest of the corpus, read in the background
+        self._string_counts: StringCounts | None = None  # the training sample's strings, counted on demand
+        self._counting = threading.Lock()
+        self._counter: threading.Thread | None = None
         # The first fit is the plain vote alone when the LabelModel can wait: on a corpus's first
         # texts (``partial``: it is fit on the larger tables read in the background), or fit in
         # the background right after (with background refits; in the foreground, at once).
@@ -131,29 +135,69 @@ class Session:
         the next model trains on every text. The fit runs outside the lock (a model's table is
         fit by its adoption)."""
         fit = lambda: Aggregate(table, seed=self.config.seed, **self.config.aggregate)  # noqa: E731
+        with self._counting:
+            self._string_counts = None  # the sample grows with the corpus
         aggregate = fit() if self.scorer == "rules" else None
+        occurrences = self._occurrences(table, aggregate) if aggregate is not None else None
         with self._lock:
             self.rules_table = self.handoff.rules_table = table
             self.handoff.texts = texts
             spans = adopted_spans(self.handoff.runs) if self.scorer == "model" else None
             if spans is None:
-                self._install(table, aggregate or fit())  # (fit here only when the adopted model's spans are gone)
+                # (fit here only when the adopted model's spans are gone)
+                self._install(table, aggregate or fit(), occurrences)
                 self.refit.maybe()
         if spans is not None:
             self._adopt_model(spans)
         if texts is None and self.config.handoff.mode != "never":
             self.train_now()
 
-    def _install(self, table: CandidateTable, aggregate: Aggregate) -> None:
-        """Make ``table`` the one questions come from, with the live answers replayed into it."""
+    def _install(self, table: CandidateTable, aggregate: Aggregate, occurrences: np.ndarray | None = None) -> None:
+        """Make ``table`` the one questions come from, with the live answers replayed into it
+        (``occurrences``: :meth:`_occurrences` of it, when the caller counted them already)."""
         self.table = table
         self.aggregate = aggregate
         self._estimates.clear()
         self.ranker = Ranker(aggregate, exploration=self.config.exploration, model_share=self.config.model_share,
-                             label_floor=self.config.label_floor, seed=self._draws)
+                             label_floor=self.config.label_floor, seed=self._draws, occurrences=occurrences)
+        if occurrences is None:
+            self._count_occurrences(self.ranker)
         self._index_of = TaskIndex(table.task_hashes())
         for task, answer, exploration in self.answers.standing():
             self._observe(task, answer, exploration)
+
+    def _count_occurrences(self, ranker: Ranker) -> None:
+        """Give ``ranker`` its strings' occurrences beyond their candidates: at once with foreground
+        refits (simulations and tests: a run must not depend on thread timing), else in a thread,
+        the questions ranked by their candidates alone until it is done — reading and tokenizing
+        the training sample takes a second or two on a large corpus, which the first question
+        does not wait for."""
+        if not self.config.background_refit:
+            ranker.set_occurrences(self._occurrences(ranker.table, ranker.aggregate))
+            return
+
+        def count() -> None:
+            occurrences = self._occurrences(ranker.table, ranker.aggregate)
+            with self._lock:
+                ranker.set_occurrences(occurrences)  # (a ranker replaced meanwhile has counted its own)
+
+        self._counter = threading.Thread(target=count, name="bootstrap-occurrences", daemon=True)
+        self._counter.start()
+
+    def _occurrences(self, table: CandidateTable, aggregate: Aggregate) -> np.ndarray:
+        """Per string group of ``aggregate``, its string's occurrences in the training sample that
+        are no question of its own: what a first accept reaches besides (:mod:`bootstrap.occurrences`).
+        The sample is read and tokenized once (again after the corpus grows)."""
+        import spacy
+
+        from .weak_labels import sample_texts
+
+        with self._counting:
+            if self._string_counts is None:
+                texts = sample_texts(self.store.texts(self.dataset), self.config.weak_labels)
+                self._string_counts = StringCounts(spacy.blank(self.config.lang), texts)
+            group, _ = aggregate.question_groups()
+            return self._string_counts.beyond_candidates(table, group, aggregate.group_keys())
 
     def _resume(self) -> None:
         """Replay stored answers (closed questions stay closed, the aggregate learns them again)
@@ -329,8 +373,12 @@ class Session:
         )
 
     def wait_for_refit(self) -> None:
-        """Block until a background refit (if any) is applied: for tests and clean shutdown."""
+        """Block until a background refit (if any) and the count of occurrences are applied: for
+        tests and clean shutdown."""
         self.refit.wait()
+        counter = self._counter
+        if counter is not None:
+            counter.join()
 
     # -- handoff -------------------------------------------------------------------------------
 

@@ -500,6 +500,12 @@ def _bucket(input_hash: int, salt: int = 0) -> float:
     return random.Random(input_hash * 2 + salt).random()
 
 
+def sample_texts(texts: Iterable[tuple[int, str]], config: WeakLabelConfig) -> list[tuple[int, str]]:
+    """The texts a training set reads besides the decided ones: the whole of a small corpus, a
+    fixed sample of a large one (``max_texts``, ``max_words``)."""
+    return _sample(texts, set(), set(), config.max_texts, config.max_words)
+
+
 def _sample(
     texts: Iterable[tuple[int, str]], skip: set[int], always: set[int], max_texts: int, max_words: int,
 ) -> list[tuple[int, str]]:
