@@ -24,8 +24,8 @@ Score of an open question (row, label)::
   occurrences in the training sample that are no question of its own (``occurrences``,
   :mod:`bootstrap.occurrences`): "Myotonic dystrophy", proposed whole only beside its
   abbreviation, occurs 57 times in NCBI-disease's pool. Asked sooner so, the strings that reach
-  far raised the corrected rules by 0.019 ± 0.005 at 100 decisions (12 seeds, no model; 0.005
-  ± 0.006 at 200).
+  far raised the corrected rules by 0.016 ± 0.007 at 100 decisions (12 seeds paired, no model;
+  0.002 ± 0.007 at 200, 0.000 at 400: by then the same strings are decided either way).
   Which occurrence of a new string is asked is drawn at random: they all score the string's
   mean, so the answer carried is a fair sample of them, not the most atypical one.
   A string whose answers disagree ("cancer" accepted in one text, rejected in another) is
