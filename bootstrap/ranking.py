@@ -172,13 +172,9 @@ class Ranker:
         self._question_cell = self.table.question_cells()
         self._question_at = self.table.question_at_cell()
         self._group, self._n_groups = aggregate.question_groups()
-        self.set_occurrences(np.zeros(self._n_groups) if occurrences is None else occurrences)
+        # per string group, its string's occurrences that are no candidate of its own (``bootstrap.occurrences``)
+        self._beyond_candidates = np.zeros(self._n_groups) if occurrences is None else np.asarray(occurrences, dtype=np.float64)
         self.beyond_rules = beyond_rules(self.table)
-
-    def set_occurrences(self, occurrences: np.ndarray) -> None:
-        """Per string group, its string's occurrences that are no candidate of its own, counted
-        after the ranker was made (``Session`` counts them in the background)."""
-        self._beyond_candidates = np.asarray(occurrences, dtype=np.float64)
 
     def index_of(self, row: int, label: str) -> int:
         """The question about ``row`` with ``label`` (``KeyError`` if there is none)."""

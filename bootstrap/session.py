@@ -94,7 +94,6 @@ class Session:
         self.reading: CorpusReading | None = None  # the rest of the corpus, read in the background
         self._string_counts: StringCounts | None = None  # the training sample's strings, counted on demand
         self._counting = threading.Lock()
-        self._counter: threading.Thread | None = None
         # The first fit is the plain vote alone when the LabelModel can wait: on a corpus's first
         # texts (``partial``: it is fit on the larger tables read in the background), or fit in
         # the background right after (with background refits; in the foreground, at once).
@@ -158,36 +157,21 @@ class Session:
         self.table = table
         self.aggregate = aggregate
         self._estimates.clear()
+        if occurrences is None:
+            occurrences = self._occurrences(table, aggregate)
         self.ranker = Ranker(aggregate, exploration=self.config.exploration, model_share=self.config.model_share,
                              label_floor=self.config.label_floor, seed=self._draws, occurrences=occurrences)
-        if occurrences is None:
-            self._count_occurrences(self.ranker)
         self._index_of = TaskIndex(table.task_hashes())
         for task, answer, exploration in self.answers.standing():
             self._observe(task, answer, exploration)
 
-    def _count_occurrences(self, ranker: Ranker) -> None:
-        """Give ``ranker`` its strings' occurrences beyond their candidates: at once with foreground
-        refits (simulations and tests: a run must not depend on thread timing), else in a thread,
-        the questions ranked by their candidates alone until it is done — reading and tokenizing
-        the training sample takes a second or two on a large corpus, which the first question
-        does not wait for."""
-        if not self.config.background_refit:
-            ranker.set_occurrences(self._occurrences(ranker.table, ranker.aggregate))
-            return
-
-        def count() -> None:
-            occurrences = self._occurrences(ranker.table, ranker.aggregate)
-            with self._lock:
-                ranker.set_occurrences(occurrences)  # (a ranker replaced meanwhile has counted its own)
-
-        self._counter = threading.Thread(target=count, name="bootstrap-occurrences", daemon=True)
-        self._counter.start()
-
     def _occurrences(self, table: CandidateTable, aggregate: Aggregate) -> np.ndarray:
         """Per string group of ``aggregate``, its string's occurrences in the training sample that
         are no question of its own: what a first accept reaches besides (:mod:`bootstrap.occurrences`).
-        The sample is read and tokenized once (again after the corpus grows)."""
+        The sample is read and tokenized once (again after the corpus grows), here and not in a
+        thread: about a second on a 100k-text corpus, which the session's start (or the growing
+        table's fit, in the reading thread) absorbs; in a thread of its own it would hold the
+        interpreter's lock (spaCy's tokenizer does) against the answers of the first seconds."""
         import spacy
 
         from .weak_labels import sample_texts
@@ -373,12 +357,8 @@ class Session:
         )
 
     def wait_for_refit(self) -> None:
-        """Block until a background refit (if any) and the count of occurrences are applied: for
-        tests and clean shutdown."""
+        """Block until a background refit (if any) is applied: for tests and clean shutdown."""
         self.refit.wait()
-        counter = self._counter
-        if counter is not None:
-            counter.join()
 
     # -- handoff -------------------------------------------------------------------------------
 

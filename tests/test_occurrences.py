@@ -84,13 +84,12 @@ def test_a_new_strings_reach_adds_its_other_occurrences_times_the_chance_of_a_ye
 
 @pytest.mark.parametrize("background", [False, True])
 def test_a_session_counts_the_occurrences_in_its_texts(patterns, tmp_path, background):
-    """In the foreground for a simulation, in a thread for the page (the first question does not wait)."""
+    """With refits in the foreground (a simulation) or the background (the page) alike: before the first question."""
     texts = tmp_path / "texts.jsonl"
     texts.write_text("".join(json.dumps({"text": text}) + "\n" for text in TEXTS))
     session = Session.from_files([patterns], texts, db=tmp_path / "d.db", dataset="d",
                                  config=SessionConfig(background_refit=background))
     try:
-        session.wait_for_refit()
         long_form = session.aggregate.group_keys().index(("myotonic dystrophy", 1, True))
         question = int(np.flatnonzero(session.aggregate.question_groups()[0] == long_form)[0])
         belief = session.ranker.belief()[question]
