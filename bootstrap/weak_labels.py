@@ -19,10 +19,10 @@ builds that training set, the same one for the session's handoff, ``bootstrap tr
    candidate, by the answers given standing alone; where it overlaps some (the rules proposed
    only "dystrophy" inside it), by the answers given overlapping — so "Myotonic dystrophy",
    accepted over its nested "dystrophy", is an entity at its other occurrences too, where no
-   rule proposes the whole string (the long form came from a function, or a model). Matched
-   only where no candidate stood alone, that accept reached none of them: on NCBI-disease
-   without a model (12 seeds) the corrected rules at 200 decisions scored 0.014 higher in active
-   order, 0.007 in random order;
+   rule proposes the whole string (the long form came from a function, or a model). When
+   accepted strings were matched only where they overlapped no candidate, that accept reached
+   none of them; matched in both settings, the corrected rules on NCBI-disease without a model
+   (12 seeds) scored 0.014 higher at 200 decisions in active order, 0.007 in random order;
 3. ``weak``: the rules' probability from the fit a replay of the store chooses (a fresh
    :class:`~bootstrap.aggregate.Aggregate` with the training decisions: the plain vote, or the
    LabelModel once the decisions show it better), before the decisions moved each rule's
